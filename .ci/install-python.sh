@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create the virtual environment ($VENV, default .venv) and install the project into it
+# (used by `make`, CI and the Dockerfile). PyTorch is pinned to the CPU build 2.13.0.
+set -euo pipefail
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+EXTRAS="${EXTRAS:-dev,ns3}"
+EDITABLE="${EDITABLE:--e}"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q "torch==2.13.0"
+# shellcheck disable=SC2086
+"$VENV/bin/python" -m pip install -q $EDITABLE ".[${EXTRAS}]"

@@ -1,0 +1,44 @@
+# iabmeta: `make run` runs the main job (quick study on the fallback simulator),
+# `make test` runs the whole test suite (lint, ns-3 build, pytest).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all install system-deps ns3 lint test test-fast run reproduce bench clean
+
+all: test
+
+$(STAMP): pyproject.toml .ci/install-python.sh
+	VENV=$(VENV) bash .ci/install-python.sh
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system-deps:
+	bash .ci/install-system.sh
+
+ns3: install system-deps
+	$(PY) -m bridge.ns3.build
+
+lint: install
+	$(VENV)/bin/ruff check bridge agents tests benchmarks
+	$(VENV)/bin/hadolint --ignore DL3008 --ignore DL3013 Dockerfile
+
+test: lint ns3
+	$(PY) -m pytest -q -ra
+
+test-fast: lint
+	$(PY) -m pytest -q -ra -m "not ns3 and not slow"
+
+run: install
+	$(VENV)/bin/iabmeta reproduce --quick --out runs/quick
+
+reproduce: install
+	$(VENV)/bin/iabmeta reproduce --out runs/default
+
+bench: install
+	$(VENV)/bin/iabmeta bench fallback --json
+	$(VENV)/bin/iabmeta bench ppo --json
+
+clean:
+	rm -rf ns3_scenarios/build .pytest_cache .ruff_cache
