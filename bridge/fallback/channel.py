@@ -61,13 +61,20 @@ def umi_los_probability(d2d_m: np.ndarray | float) -> np.ndarray:
 def _dirichlet_sq(x: np.ndarray, n: int) -> np.ndarray:
     """|sum_{i<n} exp(2j i x)|^2 = sin^2(n x) / sin^2(x), with its limit n^2 at x -> 0."""
     s = np.sin(x)
-    small = np.abs(s) < 1e-9
+    small = np.abs(s) < 1e-6
     ratio = np.sin(n * x) / np.where(small, 1.0, s)
-    return np.where(small, float(n * n), ratio * ratio)
+    ratio *= ratio
+    return np.where(small, n * n, ratio)
 
 
 def upa_gain_db(direction: np.ndarray, boresight: np.ndarray, rows: int, cols: int
                 ) -> np.ndarray:
+    """:func:`upa_gain_lin` in dBi."""
+    return 10.0 * np.log10(np.maximum(upa_gain_lin(direction, boresight, rows, cols), 1e-30))
+
+
+def upa_gain_lin(direction: np.ndarray, boresight: np.ndarray, rows: int, cols: int
+                 ) -> np.ndarray:
     """Array gain (dBi) of a half-wavelength UPA of isotropic elements whose beam is steered
     toward ``boresight``, seen from ``direction`` (both unit vectors, last axis xyz).
 
@@ -77,19 +84,38 @@ def upa_gain_db(direction: np.ndarray, boresight: np.ndarray, rows: int, cols: i
     ``D_cols(pi p/2) D_rows(pi q/2) / (rows cols)`` where p, q are the direction's components on
     the panel's horizontal and vertical axes; the peak is ``10 log10(rows cols)``.
     """
-    bx, by, bz = boresight[..., 0], boresight[..., 1], boresight[..., 2]
+    p, q = panel_coordinates(
+        (direction[..., 0], direction[..., 1], direction[..., 2]),
+        (boresight[..., 0], boresight[..., 1], boresight[..., 2]))
+    return upa_gain_pq(p, q, rows, cols)
+
+
+def panel_coordinates(direction: tuple[np.ndarray, np.ndarray, np.ndarray],
+                      boresight: tuple[np.ndarray, np.ndarray, np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Components (p, q) of unit vectors ``direction`` (x, y, z arrays) on the horizontal and
+    vertical axes of a panel whose broadside is ``boresight``: y' = z x b / |z x b| and
+    z' = b x y'."""
+    bx, by, bz = boresight
     horiz = np.sqrt(bx * bx + by * by)
     horiz = np.where(horiz < 1e-12, 1.0, horiz)
-    # panel horizontal axis y' = z x b / |.|, vertical axis z' = b x y'
     yx, yy = -by / horiz, bx / horiz
     zx = -bz * yy
     zy = bz * yx
     zz = bx * yy - by * yx
-    dx, dy, dz = direction[..., 0], direction[..., 1], direction[..., 2]
+    dx, dy, dz = direction
     p = dx * yx + dy * yy
     q = dx * zx + dy * zy + dz * zz
-    g = _dirichlet_sq(0.5 * np.pi * p, cols) * _dirichlet_sq(0.5 * np.pi * q, rows)
-    return 10.0 * np.log10(np.maximum(g / (rows * cols), 1e-30))
+    return p, q
+
+
+def upa_gain_pq(p: np.ndarray, q: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Linear UPA gain from panel coordinates: D_cols(pi p/2) D_rows(pi q/2) / (rows cols)."""
+    half_pi = p.dtype.type(0.5 * np.pi) if p.dtype.kind == "f" else 0.5 * np.pi
+    g = _dirichlet_sq(half_pi * p, cols)
+    g *= _dirichlet_sq(half_pi * q, rows)
+    g /= rows * cols
+    return g
 
 
 def spectral_efficiency(sinr_db: np.ndarray, efficiency: float = 0.6, cap: float = 7.4063,

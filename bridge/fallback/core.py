@@ -25,10 +25,12 @@ from bridge.fallback.channel import (
     coherence_frames,
     fading_quantiles,
     noise_dbm,
+    panel_coordinates,
     spectral_efficiency,
     umi_los_probability,
     umi_pathloss_db,
-    upa_gain_db,
+    upa_gain_lin,
+    upa_gain_pq,
 )
 from bridge.instance import ScenarioInstance
 from bridge.layout import (
@@ -65,10 +67,10 @@ class BatchedIABCore:
         "hop_valid",
         "last_hop", "allowed", "ue_home", "heading_home", "seed", "key", "episode",
         "frame", "ue_xyz", "heading", "los_u", "blk_u", "shadow_x", "los", "gain_lin",
-        "sig_lin", "coh", "onoff", "incumbent", "incumbent_seen", "arrived", "cursor",
+        "sig_lin", "coh", "onoff", "incumbent", "incumbent_seen",
         "delivered_or_dropped", "last_sinr", "cqi", "acc_delivered_ue", "acc_dropped",
         "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc", "acc_hd", "acc_invalid",
-        "acc_reward", "geo_index",
+        "acc_reward", "geo_index", "_los_sig", "_fade_static_sig",
     )
 
     def __init__(self, config: ScenarioConfig, instances: Sequence[ScenarioInstance]) -> None:
@@ -100,6 +102,12 @@ class BatchedIABCore:
                                          np.full(self.U, config.topology.ue_height_m)])
         self.link_is_backhaul = np.arange(self.L) < self.I
         self.fade_los, self.fade_nlos = fading_quantiles(r.rician_k_db)
+        self._fade_table = np.concatenate([self.fade_los, self.fade_nlos])
+        self._fade_bits = int(np.log2(len(self.fade_los)))
+        M = rng.KEY_MULT
+        with np.errstate(over="ignore"):
+            self._fade_static_bk = (np.arange(self.B, dtype=np.uint64)[:, None] * M[2]
+                                    + np.arange(self.K, dtype=np.uint64)[None, :] * M[4])
         self.bytes_per_tick_factor = self.channel_hz * d.tick_s * (1 - r.overhead) / 8
         self._load_instances(instances)
         self.instances = list(instances)
@@ -144,9 +152,11 @@ class BatchedIABCore:
         self.planned_los = np.zeros((N, B, L), dtype=bool)
         n_idx, l_idx = np.nonzero(self.link_valid[:, :I])
         self.planned_los[n_idx, self.link_parent[n_idx, l_idx], l_idx] = True
-        self.hop_flat = (np.arange(N)[:, None, None] * (L + 1) + self.hop_link).ravel()
-        self.hop_is_last = np.zeros((N, U, H_MAX), dtype=bool)
-        np.put_along_axis(self.hop_is_last, self.last_hop[..., None], True, axis=2)
+        with np.errstate(over="ignore"):
+            self._fade_static_sig = (self.link_parent.astype(np.uint64)[..., None]
+                                     * rng.KEY_MULT[2]
+                                     + np.arange(self.K, dtype=np.uint64) * rng.KEY_MULT[4])
+        self._index_hops()
         # the base station whose own MT a link's receiver is (backhaul), else -1
         self.rx_own_bs = np.where(self.link_is_backhaul, np.arange(L) + 1, -1)[None].repeat(N, 0)
         # allowed[n, b, l]: link l exists and base station b transmits it
@@ -155,6 +165,19 @@ class BatchedIABCore:
                         & self.bs_valid[:, :, None])
         self.seed = np.zeros(N, dtype=np.int64)
         self.episode = np.zeros(N, dtype=np.int64)
+
+    def _index_hops(self) -> None:
+        """Flat link index and last-hop flag of every (UE, hop) over the hops in use."""
+        N, L = self.N, self.L
+        self.H = max(1, int(self.hop_valid.sum(axis=2).max()))
+        hop_link = self.hop_link[..., : self.H].transpose(2, 0, 1)  # (H, N, U)
+        self.hop_flat = (np.arange(N)[None, :, None] * (L + 1) + hop_link).ravel()
+        self.hop_is_last = (np.arange(self.H)[:, None, None] == self.last_hop[None])
+        self.hop_valid_t = np.ascontiguousarray(self.hop_valid[..., : self.H].transpose(2, 0, 1))
+        self._hop_perm = np.argsort(self.hop_flat, kind="stable")
+        ordered = self.hop_flat[self._hop_perm]
+        self._seg_starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        self._seg_links = ordered[self._seg_starts]
 
     # ------------------------------------------------------------------ reset
     def reset(self, seeds: np.ndarray | Sequence[int], env_mask: np.ndarray | None = None) -> None:
@@ -188,7 +211,8 @@ class BatchedIABCore:
         self.incumbent[m] = (u_inc < self.inc_activity[:, None])[m]
         self.incumbent_seen[m] = self.incumbent[m]
         self.ring[:, m] = 0
-        for name in ("arrived", "cursor", "delivered_or_dropped", "acc_delivered_ue", "acc_dropped",
+        self.qcur[:, m] = 0
+        for name in ("delivered_or_dropped", "acc_delivered_ue", "acc_dropped",
                      "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc", "acc_hd",
                      "acc_invalid", "acc_reward"):
             getattr(self, name)[m] = 0
@@ -207,14 +231,16 @@ class BatchedIABCore:
         self.blk_u = np.zeros((N, B, L))
         self.shadow_x = np.zeros((N, B, L))
         self.los = np.zeros((N, B, L), dtype=bool)
+        self._los_sig = np.zeros((N, L), dtype=bool)
         self.gain_lin = np.zeros((N, L, L))
         self.sig_lin = np.zeros((N, L))
         self.coh = np.ones((N, L), dtype=np.int64)
         self.onoff = np.zeros((N, U), dtype=bool)
         self.incumbent = np.zeros((N, K), dtype=bool)
         self.incumbent_seen = np.zeros((N, K), dtype=bool)
-        self.arrived = np.zeros((N, U), dtype=np.int64)
-        self.cursor = np.zeros((N, U, H_MAX), dtype=np.int64)
+        # hop-major (1 + H, N, U): plane 0 is the arrivals, plane h + 1 the cursor of hop h;
+        # contiguous planes keep the per-tick arithmetic fast
+        self.qcur = np.zeros((1 + H_MAX, N, U), dtype=np.int64)
         self.ring = np.zeros((D, N, U), dtype=np.int64)
         self.delivered_or_dropped = np.zeros((N, U), dtype=np.int64)
         self.global_tick = 0
@@ -225,6 +251,16 @@ class BatchedIABCore:
                      "acc_hd", "acc_invalid"):
             setattr(self, name, np.zeros(N, dtype=np.int64))
         self.acc_reward = np.zeros(N)
+
+    @property
+    def arrived(self) -> np.ndarray:
+        """(N, U) cumulative bytes that entered the donor for each UE (a view)."""
+        return self.qcur[0]
+
+    @property
+    def cursor(self) -> np.ndarray:
+        """(N, U, H) cumulative bytes that left each hop, served or dropped (a view)."""
+        return self.qcur[1:].transpose(1, 2, 0)
 
     def _on_fraction(self) -> float:
         t = self.config.traffic
@@ -270,14 +306,19 @@ class BatchedIABCore:
             self.shadow_x[m] = rho * self.shadow_x[m] + np.sqrt(1 - rho**2) * z
             shadow_db = self.shadow_x[m] * np.where(los, r.shadowing_los_db, r.shadowing_nlos_db)
         self.los[m] = los
+        n_sub = np.arange(los.shape[0])[:, None]
+        self._los_sig[m] = los[n_sub, self.link_parent[m], np.arange(self.L)[None]]
         pl = umi_pathloss_db(d2d, cfg.topology.bs_height_m, self.rx_height[None, None, :],
                              r.carrier_ghz, los)
         parent = self.link_parent[m]  # (n, L)
         n_idx = np.arange(parent.shape[0])[:, None]
-        # transmit beam of link l' (from its parent toward its receiver), seen at receiver r
-        bore_tx = unit[n_idx, parent, np.arange(self.L)[None]]  # (n, L', 3)
-        dir_tx = unit[n_idx, parent]  # (n, L', L, 3): from parent(l') toward every receiver r
-        tx_gain = upa_gain_db(dir_tx, bore_tx[:, :, None, :], *r.bs_array)
+        # transmit beam of link l' (from its parent toward its receiver), seen at receiver r;
+        # float32 for the big (n, L', L) part: beam gains need no more precision
+        comp = [np.ascontiguousarray(unit[..., c], dtype=np.float32) for c in range(3)]
+        own_rx = np.arange(self.L)[None]
+        bore_tx = tuple(c[n_idx, parent, own_rx][:, :, None] for c in comp)  # (n, L', 1)
+        dir_tx = tuple(c[n_idx, parent] for c in comp)  # (n, L', L) parent(l') -> receiver r
+        tx_gain = upa_gain_pq(*panel_coordinates(dir_tx, bore_tx), *r.bs_array)
         # receive beam of r (toward its own parent), seen from every base station b
         bore_rx = -unit[n_idx, parent, np.arange(self.L)[None]]  # (n, L, 3)
         rows = np.where(self.link_is_backhaul, r.bs_array[0], r.ue_array[0])
@@ -285,11 +326,10 @@ class BatchedIABCore:
         rx_gain = np.empty_like(d2d)  # (n, B, L)
         for dims in {(int(a), int(b)) for a, b in zip(rows, cols)}:
             sel = (rows == dims[0]) & (cols == dims[1])
-            rx_gain[:, :, sel] = upa_gain_db(-unit[:, :, sel], bore_rx[:, None, sel], *dims)
-        loss = pl + shadow_db - rx_gain  # (n, B, L): everything but the transmit beam
-        loss_from = loss[n_idx, parent]  # (n, L', L)
-        gain_db = self.p_channel_dbm - loss_from + tx_gain
-        gain = 10 ** (gain_db / 10)
+            rx_gain[:, :, sel] = upa_gain_lin(-unit[:, :, sel], bore_rx[:, None, sel], *dims)
+        # everything but the transmit beam, linear: power x path gain x receive beam gain
+        path = (10 ** ((self.p_channel_dbm - pl - shadow_db) / 10)) * rx_gain  # (n, B, L)
+        gain = path[n_idx, parent] * tx_gain  # (n, L', L)
         # no coupling from an IAB node to its own MT, from/to links that do not exist
         own = parent[:, :, None] == self.rx_own_bs[m][:, None, :]
         valid = self.link_valid[m]
@@ -328,27 +368,45 @@ class BatchedIABCore:
         return step
 
     # ------------------------------------------------------------------ fading
-    def _fading(self, frame: np.ndarray, tx: np.ndarray, rx: np.ndarray, ch: np.ndarray
-                ) -> np.ndarray:
-        """Block-fading power gain (unit mean) of (tx base station, rx link, channel) pairs,
-        held over each receiver's coherence time. Leading axis N; others broadcast."""
-        if self.config.radio.deterministic:
-            return np.ones(np.broadcast_shapes(tx.shape, rx.shape, ch.shape))
-        nd = max(tx.ndim, rx.ndim, ch.ndim)
-        ex = (slice(None),) + (None,) * (nd - 1)
-        coh = np.take_along_axis(self.coh, rx.reshape(rx.shape[0], -1), axis=1).reshape(rx.shape)
-        block = frame[ex] // coh
-        words = rng.hash_keys(self.key[ex], rng.STREAM_FADING, block, tx, rx, ch)
-        los = self.los[np.arange(self.N)[ex], tx, rx]
-        return np.where(los, rng.table_lookup(words, self.fade_los),
-                        rng.table_lookup(words, self.fade_nlos))
+    # Block fading: the power gain of (tx base station b, rx link r, channel k) in a frame is
+    # table[hash(key, STREAM_FADING, frame // coh[r], b, r, k)], from the Rician table when
+    # that pair is LOS, else the Rayleigh one; coh[r] is the receiver's coherence in frames.
+    # The hash is a linear combination of the keys (bridge.fallback.rng.hash_keys), so the
+    # parts that do not change between frames are precomputed.
+    def _fading_base(self, frame: np.ndarray) -> np.ndarray:
+        """(N, L) uint64: the key, stream, block and receiver part of every fading hash."""
+        M = rng.KEY_MULT
+        with np.errstate(over="ignore"):
+            block = (frame[:, None] // self.coh).astype(np.uint64)
+            return (self.key[:, None] + np.uint64(rng.STREAM_FADING) * M[0] + block * M[1]
+                    + np.arange(self.L, dtype=np.uint64)[None] * M[3])
+
+    def _fading_lookup(self, words: np.ndarray, los: np.ndarray) -> np.ndarray:
+        rng.mix64(words)
+        index = (words >> np.uint64(64 - self._fade_bits)).astype(np.intp)
+        index += np.where(los, 0, len(self.fade_los))
+        return self._fade_table[index]
 
     def _signal_fading(self, frame: np.ndarray) -> np.ndarray:
-        """(N, L, K) fading on every link's own path."""
-        tx = self.link_parent[:, :, None]
-        rx = np.broadcast_to(np.arange(self.L)[None, :, None], (self.N, self.L, 1))
-        ch = np.arange(self.K)[None, None, :]
-        return self._fading(frame, tx, rx, ch)
+        """(N, L, K) fading on every link's own path (parent -> receiver)."""
+        if self.config.radio.deterministic:
+            return np.ones((self.N, self.L, self.K))
+        with np.errstate(over="ignore"):
+            words = self._fading_base(frame)[..., None] + self._fade_static_sig
+        return self._fading_lookup(words, self._los_sig[..., None])
+
+    def _interference_fading(self, frame: np.ndarray, victim: np.ndarray) -> np.ndarray:
+        """(N, B, B', K) fading from every base station b' to the receiver scheduled by b on
+        each channel (``victim`` (N, B, K) link indices)."""
+        if self.config.radio.deterministic:
+            return np.ones((self.N, self.B, self.B, self.K))
+        n_idx = np.arange(self.N)[:, None, None]
+        base = self._fading_base(frame)[n_idx, victim]  # (N, B, K)
+        with np.errstate(over="ignore"):
+            words = base[:, :, None, :] + self._fade_static_bk[None, None]
+        los = self.los[n_idx[..., None], np.arange(self.B)[None, None, :, None],
+                       victim[:, :, None, :]]
+        return self._fading_lookup(words, los)
 
     def _cqi(self, sig_fade: np.ndarray) -> np.ndarray:
         snr = self.sig_lin[..., None] * sig_fade / self.noise_mw[None, :, None]
@@ -386,18 +444,25 @@ class BatchedIABCore:
 
     def _link_queues(self) -> tuple[np.ndarray, np.ndarray]:
         """Per link: bytes waiting at its transmitter, and the head-of-line age in ticks."""
-        upstream = np.concatenate([self.arrived[..., None], self.cursor[..., :-1]], axis=2)
-        backlog = np.where(self.hop_valid, upstream - self.cursor, 0)
-        idx = (np.arange(self.N)[:, None, None] * (self.L + 1) + self.hop_link).ravel()
-        per_link = np.bincount(idx, weights=backlog.ravel(), minlength=self.N * (self.L + 1))
-        per_link = per_link.reshape(self.N, self.L + 1)[:, : self.L]
+        q = self.qcur[: self.H + 1]
+        backlog = (q[:-1] - q[1:]) * self.hop_valid_t  # (H, N, U)
         # the oldest byte at hop h is byte number cursor[h]; the ring holds the cumulative
         # arrivals at the end of the last D ticks, so its age is D minus the ticks whose
         # arrivals it had already passed
-        passed = (self.ring.transpose(1, 2, 0)[:, :, None, :] <= self.cursor[..., None]).sum(-1)
+        passed = np.zeros(backlog.shape, dtype=np.int16)
+        for d in range(self.D):
+            passed += self.ring[d][None] <= q[1:]
         age = np.where(backlog > 0, self.D - passed, 0)
-        hol = np.zeros(self.N * (self.L + 1))
-        np.maximum.at(hol, idx, age.ravel())
+        # per-link sum and max over the (UE, hop) pairs a link carries: segments of a static
+        # sort of the flat link index
+        size = self.N * (self.L + 1)
+        per_link = np.zeros(size)
+        hol = np.zeros(size)
+        per_link[self._seg_links] = np.add.reduceat(backlog.ravel()[self._hop_perm],
+                                                    self._seg_starts)
+        hol[self._seg_links] = np.maximum.reduceat(age.ravel()[self._hop_perm],
+                                                   self._seg_starts)
+        per_link = per_link.reshape(self.N, self.L + 1)[:, : self.L]
         return per_link, hol.reshape(self.N, self.L + 1)[:, : self.L]
 
     # ------------------------------------------------------------------ step
@@ -455,9 +520,7 @@ class BatchedIABCore:
         victim = safe[:, :, None, :]  # (N, B, 1, K)
         src = safe[:, None, :, :]  # (N, 1, B', K)
         coupling = self.gain_lin[np.arange(N)[:, None, None, None], src, victim]  # (N,B,B',K)
-        src_bs = np.broadcast_to(np.arange(B)[None, None, :, None], coupling.shape)
-        fade_i = self._fading(frame, src_bs, np.broadcast_to(victim, coupling.shape),
-                              np.arange(K)[None, None, None, :])
+        fade_i = self._interference_fading(frame, safe)
         other = active[:, None, :, :] & ~np.eye(B, dtype=bool)[None, :, :, None]
         interference = (coupling * fade_i * other).sum(axis=2)
         interference = interference + self.incumbent[:, None, :] * self.inc_mw
@@ -553,34 +616,38 @@ class BatchedIABCore:
         cum = (packets[..., None] * j) // T  # (N, U, T+1)
         per_tick = (cum[..., 1:] - cum[..., :-1]) * t.packet_bytes
 
+        H = self.H  # hops in use in this batch (2 without chains)
         hop_idx = self.hop_flat
-        cap_hop = capacity[hop_idx].reshape(N, U, H_MAX)
+        cap_hop = capacity[hop_idx].reshape(H, N, U).astype(np.float64)
         delivered = np.zeros((N, U), dtype=np.int64)
         arrived = per_tick.sum(axis=-1).sum(axis=-1)
         p_last = self.delivered_or_dropped  # (N, U) cursor of each UE's last hop
         start = p_last.sum(axis=1)
         is_last = self.hop_is_last
-        hop_valid = self.hop_valid
+        hop_valid = self.hop_valid_t
+        q = self.qcur[: H + 1]
+        arrived_now, cursor, upstream = q[0], q[1:], q[:-1]
+        minlength = N * (L + 1)
         for j in range(T):
             # the ring is indexed by a batch-wide tick counter: slot s holds the cumulative
             # arrivals at the end of the tick D ticks ago, i.e. the expiry cursor
             slot = (self.global_tick + j) % self.D
-            self.arrived += per_tick[..., j]
+            arrived_now += per_tick[..., j]
             expiry = self.ring[slot]
-            np.maximum(self.cursor, expiry[..., None], out=self.cursor)
+            np.maximum(cursor, expiry[None], out=cursor)
             np.maximum(p_last, expiry, out=p_last)
-            upstream = np.concatenate([self.arrived[..., None], self.cursor[..., :-1]], axis=2)
-            backlog = upstream - self.cursor
+            backlog = upstream - cursor
             backlog *= hop_valid
-            total = np.bincount(hop_idx, weights=backlog.ravel(), minlength=N * (L + 1))
-            total = total[hop_idx].reshape(N, U, H_MAX)
-            serve = np.where(total <= cap_hop, backlog,
-                             (cap_hop * backlog) // np.maximum(total, 1).astype(np.int64))
-            self.cursor += serve
-            served_last = (serve * is_last).sum(axis=2)
+            total = np.bincount(hop_idx, weights=backlog.ravel(), minlength=minlength)
+            # proportional share of a link's capacity; exact 1.0 when it covers the backlog
+            share = cap_hop / np.maximum(total[hop_idx].reshape(H, N, U), 1.0)
+            np.minimum(share, 1.0, out=share)
+            serve = np.floor(backlog * share).astype(np.int64)
+            cursor += serve
+            served_last = (serve * is_last).sum(axis=0)
             delivered += served_last
             p_last += served_last
-            self.ring[slot] = self.arrived
+            self.ring[slot] = arrived_now
         self.global_tick += T
         dropped = p_last.sum(axis=1) - start - delivered.sum(axis=1)
         return delivered, dropped, arrived
@@ -610,6 +677,7 @@ class BatchedIABCore:
             if isinstance(value, np.ndarray) and value.shape[:1] == (self.N,):
                 value[index] = getattr(other, name)[index]
         self.ring[:, index] = other.ring[:, index]
+        self.qcur[:, index] = other.qcur[:, index]
 
     def take(self, index: np.ndarray | Sequence[int]) -> BatchedIABCore:
         """A new core whose environments are copies of ``index`` (state included): the
@@ -624,6 +692,6 @@ class BatchedIABCore:
             if isinstance(value, np.ndarray) and value.shape[:1] == (self.N,):
                 setattr(new, name, value[index].copy())
         new.ring = self.ring[:, index].copy()
-        new.hop_flat = (np.arange(new.N)[:, None, None] * (self.L + 1) + new.hop_link).ravel()
-        new.hop_is_last = self.hop_is_last[index].copy()
+        new.qcur = self.qcur[:, index].copy()
+        new._index_hops()
         return new
