@@ -41,7 +41,10 @@ def test_bytes_are_conserved_at_every_step(small_config, topology):
         assert np.array_equal(core.acc_arrived, delivered + core.acc_dropped + queued)
         # cursors are ordered along each path: nothing leaves a hop before it arrived
         upstream = np.concatenate([core.arrived[..., None], core.cursor[..., :-1]], axis=2)
-        assert np.all((upstream - core.cursor)[core.hop_valid] >= 0)
+        assert np.all(upstream - core.cursor >= 0)
+        # what left the access hop is exactly what was delivered or dropped
+        assert np.array_equal(core.delivered_or_dropped.sum(axis=1),
+                              delivered + core.acc_dropped)
     assert core.acc_delivered_ue.sum() > 0 and core.acc_dropped.sum() > 0
 
 

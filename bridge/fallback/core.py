@@ -68,7 +68,7 @@ class BatchedIABCore:
         "last_hop", "allowed", "ue_home", "heading_home", "seed", "key", "episode",
         "frame", "ue_xyz", "heading", "los_u", "blk_u", "shadow_x", "los", "gain_lin",
         "sig_lin", "coh", "onoff", "incumbent", "incumbent_seen",
-        "delivered_or_dropped", "last_sinr", "cqi", "acc_delivered_ue", "acc_dropped",
+        "last_sinr", "cqi", "acc_delivered_ue", "acc_dropped",
         "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc", "acc_hd", "acc_invalid",
         "acc_reward", "geo_index", "_los_sig", "_fade_static_sig",
     )
@@ -166,14 +166,27 @@ class BatchedIABCore:
         self.seed = np.zeros(N, dtype=np.int64)
         self.episode = np.zeros(N, dtype=np.int64)
 
-    def _index_hops(self) -> None:
-        """Flat link index and last-hop flag of every (UE, hop) over the hops in use."""
-        N, L = self.N, self.L
-        self.H = max(1, int(self.hop_valid.sum(axis=2).max()))
-        hop_link = self.hop_link[..., : self.H].transpose(2, 0, 1)  # (H, N, U)
-        self.hop_flat = (np.arange(N)[None, :, None] * (L + 1) + hop_link).ravel()
-        self.hop_is_last = (np.arange(self.H)[:, None, None] == self.last_hop[None])
-        self.hop_valid_t = np.ascontiguousarray(self.hop_valid[..., : self.H].transpose(2, 0, 1))
+    def _index_hops(self, H: int | None = None) -> None:
+        """Hop planes: every UE's path is aligned at the end over the batch's H planes (the
+        last plane is the access hop, earlier ones backhaul hops or padding). A padding plane
+        is a pass-through whose cursor always equals the arrivals."""
+        N, L, U = self.N, self.L, self.U
+        self.H = H if H is not None else max(1, int(self.hop_valid.sum(axis=2).max()))
+        H = self.H
+        length = self.hop_valid.sum(axis=2)  # (N, U) hops of each UE's path
+        plane_link = np.full((H, N, U), L, dtype=np.int64)
+        for h in range(H):
+            src = h - (H - length)  # index into the front-aligned path
+            real = src >= 0
+            plane_link[h][real] = np.take_along_axis(
+                self.hop_link, np.clip(src, 0, H_MAX - 1)[..., None], axis=2)[..., 0][real]
+        self.plane_link = plane_link
+        self.plane_pad = plane_link == L  # (H, N, U) pass-through planes (and padding UEs)
+        self.plane_pad[H - 1] = False
+        self.hop_flat = (np.arange(N)[None, :, None] * (L + 1) + plane_link).ravel()
+        self.access_flat = (np.arange(N)[:, None] * (L + 1) + plane_link[H - 1]).ravel()
+        self.backhaul_flat = (np.arange(N)[None, :, None] * (L + 1)
+                              + plane_link[: H - 1]).ravel()
         self._hop_perm = np.argsort(self.hop_flat, kind="stable")
         ordered = self.hop_flat[self._hop_perm]
         self._seg_starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
@@ -212,7 +225,7 @@ class BatchedIABCore:
         self.incumbent_seen[m] = self.incumbent[m]
         self.ring[:, m] = 0
         self.qcur[:, m] = 0
-        for name in ("delivered_or_dropped", "acc_delivered_ue", "acc_dropped",
+        for name in ("acc_delivered_ue", "acc_dropped",
                      "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc", "acc_hd",
                      "acc_invalid", "acc_reward"):
             getattr(self, name)[m] = 0
@@ -242,7 +255,6 @@ class BatchedIABCore:
         # contiguous planes keep the per-tick arithmetic fast
         self.qcur = np.zeros((1 + H_MAX, N, U), dtype=np.int64)
         self.ring = np.zeros((D, N, U), dtype=np.int64)
-        self.delivered_or_dropped = np.zeros((N, U), dtype=np.int64)
         self.global_tick = 0
         self.last_sinr = np.full((N, L, K), LAST_SINR_SENTINEL, dtype=np.float32)
         self.cqi = np.zeros((N, L, K), dtype=np.float32)
@@ -259,8 +271,15 @@ class BatchedIABCore:
 
     @property
     def cursor(self) -> np.ndarray:
-        """(N, U, H) cumulative bytes that left each hop, served or dropped (a view)."""
-        return self.qcur[1:].transpose(1, 2, 0)
+        """(N, U, H) cumulative bytes that left each hop plane, served or dropped (a view).
+        Paths are aligned at the end: plane H-1 is the access hop; a plane before a UE's
+        first hop is a pass-through that equals the arrivals."""
+        return self.qcur[1: self.H + 1].transpose(1, 2, 0)
+
+    @property
+    def delivered_or_dropped(self) -> np.ndarray:
+        """(N, U) bytes that left each UE's path: the access hop's cursor (a view)."""
+        return self.qcur[self.H]
 
     def _on_fraction(self) -> float:
         t = self.config.traffic
@@ -445,7 +464,7 @@ class BatchedIABCore:
     def _link_queues(self) -> tuple[np.ndarray, np.ndarray]:
         """Per link: bytes waiting at its transmitter, and the head-of-line age in ticks."""
         q = self.qcur[: self.H + 1]
-        backlog = (q[:-1] - q[1:]) * self.hop_valid_t  # (H, N, U)
+        backlog = q[:-1] - q[1:]  # (H, N, U); 0 on pass-through planes
         # the oldest byte at hop h is byte number cursor[h]; the ring holds the cumulative
         # arrivals at the end of the last D ticks, so its age is D minus the ticks whose
         # arrivals it had already passed
@@ -616,40 +635,44 @@ class BatchedIABCore:
         cum = (packets[..., None] * j) // T  # (N, U, T+1)
         per_tick = (cum[..., 1:] - cum[..., :-1]) * t.packet_bytes
 
-        H = self.H  # hops in use in this batch (2 without chains)
-        hop_idx = self.hop_flat
-        cap_hop = capacity[hop_idx].reshape(H, N, U).astype(np.float64)
-        delivered = np.zeros((N, U), dtype=np.int64)
-        arrived = per_tick.sum(axis=-1).sum(axis=-1)
-        p_last = self.delivered_or_dropped  # (N, U) cursor of each UE's last hop
-        start = p_last.sum(axis=1)
-        is_last = self.hop_is_last
-        hop_valid = self.hop_valid_t
+        H = self.H  # hop planes in use in this batch (2 without chains)
+        per_tick = np.ascontiguousarray(per_tick.transpose(2, 0, 1))  # (T, N, U)
+        arrived = per_tick.sum(axis=0).sum(axis=1)
+        cap_access = capacity[self.access_flat].reshape(N, U)
+        cap_backhaul = capacity[self.backhaul_flat].reshape(H - 1, N, U).astype(np.float64)
         q = self.qcur[: H + 1]
-        arrived_now, cursor, upstream = q[0], q[1:], q[:-1]
+        arrived_now, cursor = q[0], q[1:]
+        access, access_up = q[H], q[H - 1]
+        backhaul, backhaul_up = q[1:H], q[: H - 1]
+        pad = self.plane_pad[: H - 1]
+        start = access.sum(axis=1)
+        delivered = np.zeros((N, U), dtype=np.int64)
         minlength = N * (L + 1)
         for j in range(T):
             # the ring is indexed by a batch-wide tick counter: slot s holds the cumulative
             # arrivals at the end of the tick D ticks ago, i.e. the expiry cursor
             slot = (self.global_tick + j) % self.D
-            arrived_now += per_tick[..., j]
-            expiry = self.ring[slot]
-            np.maximum(cursor, expiry[None], out=cursor)
-            np.maximum(p_last, expiry, out=p_last)
-            backlog = upstream - cursor
-            backlog *= hop_valid
-            total = np.bincount(hop_idx, weights=backlog.ravel(), minlength=minlength)
-            # proportional share of a link's capacity; exact 1.0 when it covers the backlog
-            share = cap_hop / np.maximum(total[hop_idx].reshape(H, N, U), 1.0)
-            np.minimum(share, 1.0, out=share)
-            serve = np.floor(backlog * share).astype(np.int64)
-            cursor += serve
-            served_last = (serve * is_last).sum(axis=0)
-            delivered += served_last
-            p_last += served_last
+            arrived_now += per_tick[j]
+            if H > 1:
+                np.copyto(backhaul, arrived_now, where=pad)  # pass-through planes
+            # bytes older than the budget leave every hop (dropped)
+            np.maximum(cursor, self.ring[slot], out=cursor)
+            # access hop: one UE per link, served up to the link's capacity
+            serve_access = np.minimum(access_up - access, cap_access)
+            if H > 1:
+                # backhaul hops: a link's capacity is split in proportion to the backlogs of
+                # the UEs it carries (exactly 1 when it covers them all)
+                backlog = backhaul_up - backhaul
+                total = np.bincount(self.backhaul_flat, weights=backlog.ravel(),
+                                    minlength=minlength)[self.backhaul_flat]
+                share = cap_backhaul / np.maximum(total.reshape(H - 1, N, U), 1.0)
+                np.minimum(share, 1.0, out=share)
+                backhaul += (backlog * share).astype(np.int64)
+            access += serve_access
+            delivered += serve_access
             self.ring[slot] = arrived_now
         self.global_tick += T
-        dropped = p_last.sum(axis=1) - start - delivered.sum(axis=1)
+        dropped = access.sum(axis=1) - start - delivered.sum(axis=1)
         return delivered, dropped, arrived
 
     # ------------------------------------------------------------------ bookkeeping
@@ -693,5 +716,5 @@ class BatchedIABCore:
                 setattr(new, name, value[index].copy())
         new.ring = self.ring[:, index].copy()
         new.qcur = self.qcur[:, index].copy()
-        new._index_hops()
+        new._index_hops(self.H)
         return new
