@@ -420,12 +420,13 @@ class BatchedIABCore:
         if self.config.radio.deterministic:
             return np.ones((self.N, self.B, self.B, self.K))
         n_idx = np.arange(self.N)[:, None, None]
-        base = self._fading_base(frame)[n_idx, victim]  # (N, B, K)
+        base = np.take(self._fading_base(frame), n_idx * self.L + victim)  # (N, B, K)
         with np.errstate(over="ignore"):
             words = base[:, :, None, :] + self._fade_static_bk[None, None]
-        los = self.los[n_idx[..., None], np.arange(self.B)[None, None, :, None],
-                       victim[:, :, None, :]]
-        return self._fading_lookup(words, los)
+        # los[n, b', victim] through one flat take
+        flat = ((n_idx[..., None] * self.B + np.arange(self.B)[None, None, :, None]) * self.L
+                + victim[:, :, None, :])
+        return self._fading_lookup(words, np.take(self.los, flat))
 
     def _cqi(self, sig_fade: np.ndarray) -> np.ndarray:
         snr = self.sig_lin[..., None] * sig_fade / self.noise_mw[None, :, None]
@@ -534,11 +535,14 @@ class BatchedIABCore:
         # SINR of every scheduled (b, k): signal over noise + co-channel interference
         sig_fade = self._signal_fading(frame)  # (N, L, K)
         k_idx = np.arange(K)[None, None, :]
-        signal = self.sig_lin[n_idx, safe] * sig_fade[n_idx, safe, k_idx]  # (N, B, K)
+        signal = (np.take(self.sig_lin, n_idx * L + safe)
+                  * np.take(sig_fade, (n_idx * L + safe) * K + k_idx))  # (N, B, K)
         # interference at the receiver of (b, k) from every other active (b', k)
         victim = safe[:, :, None, :]  # (N, B, 1, K)
         src = safe[:, None, :, :]  # (N, 1, B', K)
-        coupling = self.gain_lin[np.arange(N)[:, None, None, None], src, victim]  # (N,B,B',K)
+        # gain_lin[n, src, victim] through one flat take: (N, B, B', K)
+        coupling = np.take(self.gain_lin, (np.arange(N)[:, None, None, None] * L + src) * L
+                           + victim)
         fade_i = self._interference_fading(frame, safe)
         other = active[:, None, :, :] & ~np.eye(B, dtype=bool)[None, :, :, None]
         interference = (coupling * fade_i * other).sum(axis=2)
