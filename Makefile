@@ -22,7 +22,7 @@ ns3: install system-deps
 
 lint: install
 	$(VENV)/bin/ruff check bridge agents tests benchmarks
-	$(VENV)/bin/hadolint --ignore DL3008 --ignore DL3013 Dockerfile
+	$(VENV)/bin/hadolint Dockerfile
 
 test: lint ns3
 	$(PY) -m pytest -q -ra

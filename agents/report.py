@@ -1,0 +1,334 @@
+"""Turns the phase results of a study into results.json, CSV curves, PNG plots and report.md."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.stats import episodes_to_fraction, mean_ci
+from bridge.metrics import HEADLINE_METRICS
+
+LABELS = {
+    "throughput_mbps": ("Throughput", "Mb/s"),
+    "sinr_violation_rate": ("SINR violations", "fraction of scheduled link-channels"),
+    "latency_violation_rate": ("Latency violations", "fraction of bytes"),
+    "jain_fairness": ("Jain fairness", "index (0-1)"),
+    "episode_return": ("Episode return", "reward"),
+}
+AGENT_LABELS = {"ppo": "PPO (from scratch)", "maml": "MAML", "rl2": "RNN (RL²)",
+                "attention": "RNN + attention", "random": "Random (masked)",
+                "round_robin": "Round-robin", "greedy_max_sinr": "Greedy max-SINR",
+                "proportional_fair": "Proportional fair", "upper_bound": "Upper bound"}
+
+
+def _method_rows(exp: Any, store: Any, study: Any) -> dict[str, dict[str, Any]]:
+    """Per method: final values per (seed, task), mean curves, training info."""
+    K = exp.budget.adapt_episodes
+    rows: dict[str, dict[str, Any]] = {}
+    baselines = list(exp.heuristics) + (["upper_bound"] if study.upper_bound else [])
+    for h in baselines:
+        name = f"baseline:{study.name}:{h}"
+        if not store.done(name):
+            continue
+        recs = store.load(name)
+        # a fixed policy does not adapt: its value on a task is the mean over all episodes
+        per_task: dict[int, list[dict[str, float]]] = {}
+        for r in recs:
+            per_task.setdefault(r["task"], []).append(r)
+        finals = [{k: float(np.mean([r[k] for r in rs])) for k in (*HEADLINE_METRICS,
+                                                                   "episode_return")}
+                  for rs in per_task.values()]
+        curve = [{k: float(np.mean([r[k] for r in recs if r["episode"] == e]))
+                  for k in (*HEADLINE_METRICS, "episode_return")} for e in range(K + 1)]
+        rows[h] = {"kind": "baseline", "finals": finals, "curve": curve}
+    for agent in exp.agents:
+        finals, curves, trains = [], [], []
+        for seed in exp.seeds:
+            a_name = f"adapt:{study.name}:{agent}:{seed}"
+            t_name = f"train:{study.name}:{agent}:{seed}"
+            if not (store.done(a_name) and store.done(t_name)):
+                continue
+            recs = store.load(a_name)
+            trains.append(store.load(t_name))
+            for t in sorted({r["task"] for r in recs}):
+                last = [r for r in recs if r["task"] == t and r["episode"] == K]
+                if last:
+                    finals.append({k: last[0].get(k, float("nan"))
+                                   for k in (*HEADLINE_METRICS, "episode_return")})
+            curves.append([{k: float(np.mean([r.get(k, np.nan) for r in recs
+                                              if r["episode"] == e]))
+                            for k in (*HEADLINE_METRICS, "episode_return")}
+                           for e in range(K + 1)])
+        if not finals:
+            continue
+        curve = [{k: float(np.mean([c[e][k] for c in curves])) for k in curves[0][e]}
+                 for e in range(K + 1)]
+        rows[agent] = {"kind": "agent", "finals": finals, "curve": curve, "curves": curves,
+                       "train": trains}
+    return rows
+
+
+def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for method, row in rows.items():
+        s: dict[str, Any] = {"kind": row["kind"], "n": len(row["finals"])}
+        for k in (*HEADLINE_METRICS, "episode_return"):
+            m, ci = mean_ci([f[k] for f in row["finals"]])
+            s[k] = m
+            s[k + "_ci95"] = ci
+        tp_curve = [p["throughput_mbps"] for p in row["curve"]]
+        s["adaptation_curve"] = row["curve"]
+        s["episodes_to_90pct"] = (episodes_to_fraction(tp_curve, 0.9)
+                                  if row["kind"] == "agent" else 0)
+        if row["kind"] == "agent":
+            s["meta_train_env_steps"] = float(np.mean([t["env_steps"] for t in row["train"]]))
+            s["meta_train_wall_s"] = float(np.mean([t["wall_s"] for t in row["train"]]))
+        out[method] = s
+    heur = [m for m, s in out.items() if s["kind"] == "baseline" and m != "upper_bound"]
+    best = max(heur, key=lambda m: out[m]["throughput_mbps"]) if heur else None
+    for s in out.values():
+        if best is not None and out[best]["throughput_mbps"] > 0:
+            s["fraction_of_best_heuristic"] = s["throughput_mbps"] / out[best][
+                "throughput_mbps"]
+        if "upper_bound" in out and out["upper_bound"]["throughput_mbps"] > 0:
+            s["fraction_of_upper_bound"] = s["throughput_mbps"] / out["upper_bound"][
+                "throughput_mbps"]
+            ub_ret = out["upper_bound"]["episode_return"]
+            if ub_ret and ub_ret > 0:
+                s["return_fraction_of_upper_bound"] = s["episode_return"] / ub_ret
+        if "ppo" in out:
+            p = out["ppo"]
+            s["throughput_vs_ppo"] = (s["throughput_mbps"] / p["throughput_mbps"]
+                                      if p["throughput_mbps"] > 0 else float("nan"))
+            for k, key in (("sinr_violation_rate", "sinr_violation_reduction_vs_ppo"),
+                           ("latency_violation_rate", "latency_violation_reduction_vs_ppo")):
+                s[key] = 1 - s[k] / p[k] if p[k] > 0 else float("nan")
+    if best is not None:
+        for s in out.values():
+            s["best_heuristic"] = best
+    return out
+
+
+def write_report(exp: Any, store: Any, versions: dict[str, str], run_wall_s: float
+                 ) -> list[Path]:
+    out = store.out
+    results: dict[str, Any] = {
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "backend": exp.backend, "seed": exp.seed, "profile": exp.budget.name,
+        "budget": exp.budget.to_dict(), "agents": list(exp.agents),
+        "versions": versions, "run_wall_s": run_wall_s, "studies": {},
+    }
+    all_rows = {}
+    for study in exp.studies:
+        rows = _method_rows(exp, store, study)
+        all_rows[study.name] = rows
+        summary = _summarise(rows)
+        per_seed = {}
+        for agent in exp.agents:
+            for seed in exp.seeds:
+                name = f"adapt:{study.name}:{agent}:{seed}"
+                if store.done(name):
+                    per_seed[f"{agent}:{seed}"] = store.load(name)
+        results["studies"][study.name] = {
+            "config": study.config.to_dict(), "tasks": study.tasks.ranges,
+            "test_tasks": [t.to_dict() | {"instance_seed": s}
+                           for t, s in _test_tasks(exp, study)],
+            "methods": summary, "adaptation_records": per_seed,
+        }
+    from agents.experiment import write_json_atomic
+
+    paths = [out / "results.json"]
+    write_json_atomic(paths[0], results)
+    paths += _write_csv(out, exp, store, all_rows)
+    paths += _plots(out, results, all_rows)
+    paths.append(_write_markdown(out, results))
+    return paths
+
+
+def _test_tasks(exp: Any, study: Any) -> list:
+    from agents.experiment import test_tasks
+
+    return test_tasks(study, exp)
+
+
+def _write_csv(out: Path, exp: Any, store: Any, all_rows: dict[str, Any]) -> list[Path]:
+    curves = out / "adaptation_curves.csv"
+    with open(curves, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["study", "method", "seed", "task", "episode", *HEADLINE_METRICS,
+                    "episode_return"])
+        for study in exp.studies:
+            for h in [*exp.heuristics, "upper_bound"]:
+                name = f"baseline:{study.name}:{h}"
+                if store.done(name):
+                    for r in store.load(name):
+                        w.writerow([study.name, h, "", r["task"], r["episode"],
+                                    *[r.get(k, "") for k in HEADLINE_METRICS],
+                                    r.get("episode_return", "")])
+            for agent in exp.agents:
+                for seed in exp.seeds:
+                    name = f"adapt:{study.name}:{agent}:{seed}"
+                    if store.done(name):
+                        for r in store.load(name):
+                            w.writerow([study.name, agent, seed, r["task"], r["episode"],
+                                        *[r.get(k, "") for k in HEADLINE_METRICS],
+                                        r.get("episode_return", "")])
+    training = out / "training_curves.csv"
+    with open(training, "w", newline="") as fh:
+        w = csv.writer(fh)
+        keys: list[str] = []
+        for rows in all_rows.values():
+            for row in rows.values():
+                for t in row.get("train", []):
+                    for point in t["curve"]:
+                        keys += [k for k in point if k not in keys]
+        w.writerow(["study", "agent", "seed", *keys])
+        for study_name, rows in all_rows.items():
+            for agent, row in rows.items():
+                for t in row.get("train", []):
+                    for point in t["curve"]:
+                        w.writerow([study_name, agent, t["seed"],
+                                    *[point.get(k, "") for k in keys]])
+    return [curves, training]
+
+
+def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    study = "main" if "main" in results["studies"] else next(iter(results["studies"]))
+    methods = results["studies"][study]["methods"]
+    order = [m for m in ("ppo", "maml", "rl2", "attention", "random", "round_robin",
+                         "greedy_max_sinr", "proportional_fair", "upper_bound") if m in methods]
+    colors = {m: plt.cm.tab10(i) for i, m in enumerate(order)}
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    for ax, key in zip(axes.ravel(), HEADLINE_METRICS):
+        vals = [methods[m][key] for m in order]
+        errs = [methods[m][key + "_ci95"] for m in order]
+        ax.bar(range(len(order)), vals, yerr=errs, capsize=3,
+               color=[colors[m] for m in order])
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels([AGENT_LABELS.get(m, m) for m in order], rotation=30, ha="right",
+                           fontsize=8)
+        title, unit = LABELS[key]
+        ax.set_title(f"{title} on held-out tasks")
+        ax.set_ylabel(f"{title} ({unit})")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"Held-out deployments, study '{study}' ({results['backend']} backend, "
+                 f"mean ± 95% CI over seeds x tasks)")
+    fig.tight_layout()
+    paths.append(out / "metrics.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    for ax, key in zip(axes.ravel(), HEADLINE_METRICS):
+        for m in order:
+            curve = [p[key] for p in methods[m]["adaptation_curve"]]
+            style = "-o" if methods[m]["kind"] == "agent" else "--"
+            ax.plot(range(len(curve)), curve, style, color=colors[m],
+                    label=AGENT_LABELS.get(m, m), markersize=4)
+        title, unit = LABELS[key]
+        ax.set_title(f"Adaptation: {title.lower()}")
+        ax.set_xlabel("adaptation episodes on the held-out task")
+        ax.set_ylabel(f"{title} ({unit})")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    paths.append(out / "adaptation.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    rows = all_rows.get(study, {})
+    fig, ax = plt.subplots(figsize=(8, 5))
+    plotted = False
+    for agent, row in rows.items():
+        for i, t in enumerate(row.get("train", [])):
+            pts = [p for p in t["curve"] if "env_steps" in p and "throughput_mbps" in p]
+            if not pts:
+                continue
+            ax.plot([p["env_steps"] for p in pts], [p["throughput_mbps"] for p in pts],
+                    color=colors.get(agent, "k"), alpha=0.8,
+                    label=AGENT_LABELS.get(agent, agent) if i == 0 else None)
+            plotted = True
+    ax.set_xlabel("environment steps in (meta-)training (frames)")
+    ax.set_ylabel("training throughput (Mb/s)")
+    ax.set_title("Meta-training curves (training tasks)")
+    ax.grid(alpha=0.3)
+    if plotted:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "training.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _write_markdown(out: Path, results: dict[str, Any]) -> Path:
+    lines = ["# iabmeta study report", "",
+             f"Backend **{results['backend']}**, profile **{results['profile']}**, base seed "
+             f"{results['seed']}, wall time {results['run_wall_s']:.0f} s.  Versions: "
+             + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if k != "platform"),
+             ""]
+    b = results["budget"]
+    lines += [f"Budget: {b['meta_train_env_steps']} meta-training env-steps per agent and "
+              f"seed, {b['adapt_episodes']} adaptation episodes of {b['episode_frames']} "
+              f"frames on {b['n_test_tasks']} held-out tasks, seeds {b['seeds']}.", ""]
+    for study, data in results["studies"].items():
+        methods = data["methods"]
+        lines += [f"## Study `{study}`", ""]
+        cfg = data["config"]
+        lines += [f"{cfg['topology']['n_iab'] + 1} base stations, "
+                  f"{cfg['radio']['n_channels']} channels, up to "
+                  f"{cfg['topology']['max_ues']} UEs. Values: agents after the last "
+                  "adaptation episode, baselines averaged over the same episodes; "
+                  "mean ± 95% CI over seeds x held-out tasks.", ""]
+        head = ("| method | throughput (Mb/s) | SINR viol. | latency viol. | Jain | "
+                "vs best heuristic | vs upper bound | episodes to 90% | vs PPO (tput) | "
+                "meta-train env-steps |")
+        lines += [head, "|" + "---|" * 10]
+        for m, s in methods.items():
+            lines.append(
+                f"| {AGENT_LABELS.get(m, m)} | {_fmt(s['throughput_mbps'], 1)} ± "
+                f"{_fmt(s['throughput_mbps_ci95'], 1)} | {_fmt(s['sinr_violation_rate'])} | "
+                f"{_fmt(s['latency_violation_rate'])} | {_fmt(s['jain_fairness'])} | "
+                f"{_fmt(s.get('fraction_of_best_heuristic'), 2)} | "
+                f"{_fmt(s.get('fraction_of_upper_bound'), 2)} | "
+                f"{_fmt(s.get('episodes_to_90pct'))} | {_fmt(s.get('throughput_vs_ppo'), 2)} | "
+                f"{_fmt(s.get('meta_train_env_steps'), 0)} |")
+        lines.append("")
+        if "ppo" in methods:
+            lines += ["Against PPO trained from scratch with the same adaptation budget:", ""]
+            for m, s in methods.items():
+                if m == "ppo":
+                    continue
+                lines.append(
+                    f"* {AGENT_LABELS.get(m, m)}: {_fmt(s.get('throughput_vs_ppo'), 2)}x "
+                    f"throughput, SINR violations "
+                    f"{_fmt(100 * s.get('sinr_violation_reduction_vs_ppo', float('nan')), 0)}% "
+                    f"lower, latency violations "
+                    f"{_fmt(100 * s.get('latency_violation_reduction_vs_ppo', float('nan')), 0)}"
+                    "% lower")
+            lines.append("")
+    lines += ["## Figures", "", "![metrics](metrics.png)", "", "![adaptation](adaptation.png)",
+              "", "![training](training.png)", "",
+              "Raw numbers: `results.json`, `adaptation_curves.csv`, `training_curves.csv`."]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

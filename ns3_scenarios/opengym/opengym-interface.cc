@@ -1,0 +1,426 @@
+// OpenGymInterface: the scenario's end of the ns3-gym compatible ZeroMQ link to Python.
+#include "opengym-interface.h"
+
+#include "ns3/abort.h"
+#include "ns3/double.h"
+#include "ns3/log.h"
+#include "ns3/rng-seed-manager.h"
+#include "ns3/simulator.h"
+#include "ns3/string.h"
+#include "ns3/uinteger.h"
+#include "ns3/boolean.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <zmq.hpp>
+
+namespace ns3
+{
+
+NS_LOG_COMPONENT_DEFINE("OpenGymInterface");
+
+NS_OBJECT_ENSURE_REGISTERED(OpenGymInterface);
+
+namespace
+{
+/// Receive in slices of this length so a dead parent is noticed quickly.
+constexpr int kRecvSliceMs = 500;
+} // namespace
+
+TypeId
+OpenGymInterface::GetTypeId()
+{
+    static TypeId tid =
+        TypeId("ns3::OpenGymInterface")
+            .SetParent<Object>()
+            .SetGroupName("OpenGym")
+            .AddConstructor<OpenGymInterface>()
+            .AddAttribute("Endpoint",
+                          "ZeroMQ endpoint of the Python REP socket (tcp://localhost:<port> or "
+                          "ipc://<path>)",
+                          StringValue("tcp://localhost:5555"),
+                          MakeStringAccessor(&OpenGymInterface::m_endpoint),
+                          MakeStringChecker())
+            .AddAttribute("RecvTimeout",
+                          "Wall-clock time to wait for any reply from Python before exiting "
+                          "with code 4",
+                          TimeValue(Seconds(600)),
+                          MakeTimeAccessor(&OpenGymInterface::m_recvTimeout),
+                          MakeTimeChecker(MilliSeconds(1)))
+            .AddAttribute("WatchParent",
+                          "Exit (code 4) when the parent process disappears while waiting",
+                          BooleanValue(true),
+                          MakeBooleanAccessor(&OpenGymInterface::m_watchParent),
+                          MakeBooleanChecker());
+    return tid;
+}
+
+OpenGymInterface::OpenGymInterface()
+    : m_parentPid(getppid()),
+      m_stateMsg(std::make_unique<ns3opengym::EnvStateMsg>()),
+      m_actMsg(std::make_unique<ns3opengym::EnvActMsg>())
+{
+    NS_LOG_FUNCTION(this);
+}
+
+OpenGymInterface::~OpenGymInterface()
+{
+    NS_LOG_FUNCTION(this);
+    if (m_socket)
+    {
+        m_socket->close();
+    }
+}
+
+void
+OpenGymInterface::DoDispose()
+{
+    NS_LOG_FUNCTION(this);
+    if (m_socket)
+    {
+        m_socket->close();
+        m_socket.reset();
+    }
+    m_context.reset();
+    m_actionSpaceCb.Nullify();
+    m_observationSpaceCb.Nullify();
+    m_gameOverCb.Nullify();
+    m_observationCb.Nullify();
+    m_rewardCb.Nullify();
+    m_extraInfoCb.Nullify();
+    m_executeActionsCb.Nullify();
+    Object::DoDispose();
+}
+
+void
+OpenGymInterface::SetPort(uint32_t port)
+{
+    m_endpoint = "tcp://localhost:" + std::to_string(port);
+}
+
+void
+OpenGymInterface::SetEndpoint(const std::string& endpoint)
+{
+    m_endpoint = endpoint;
+}
+
+std::string
+OpenGymInterface::GetEndpoint() const
+{
+    return m_endpoint;
+}
+
+void
+OpenGymInterface::SetGetActionSpaceCb(Callback<Ptr<OpenGymSpace>> cb)
+{
+    m_actionSpaceCb = cb;
+}
+
+void
+OpenGymInterface::SetGetObservationSpaceCb(Callback<Ptr<OpenGymSpace>> cb)
+{
+    m_observationSpaceCb = cb;
+}
+
+void
+OpenGymInterface::SetGetGameOverCb(Callback<bool> cb)
+{
+    m_gameOverCb = cb;
+}
+
+void
+OpenGymInterface::SetGetObservationCb(Callback<Ptr<OpenGymDataContainer>> cb)
+{
+    m_observationCb = cb;
+}
+
+void
+OpenGymInterface::SetGetRewardCb(Callback<float> cb)
+{
+    m_rewardCb = cb;
+}
+
+void
+OpenGymInterface::SetGetExtraInfoCb(Callback<std::string> cb)
+{
+    m_extraInfoCb = cb;
+}
+
+void
+OpenGymInterface::SetExecuteActionsCb(Callback<bool, Ptr<OpenGymDataContainer>> cb)
+{
+    m_executeActionsCb = cb;
+}
+
+bool
+OpenGymInterface::IsInitialized() const
+{
+    return m_initialized;
+}
+
+bool
+OpenGymInterface::IsStopRequested() const
+{
+    return m_stopRequested;
+}
+
+uint64_t
+OpenGymInterface::GetStateCount() const
+{
+    return m_stateCount;
+}
+
+void
+OpenGymInterface::Fail(OpenGymExitCode code, const std::string& message) const
+{
+    // std::cerr is unbuffered: the Python side reads this from our stderr tail
+    std::cerr << "OpenGymInterface (" << m_endpoint << "): " << message << std::endl;
+    std::exit(code);
+}
+
+void
+OpenGymInterface::SendMessage(const google::protobuf::MessageLite& msg, const char* what)
+{
+    const size_t size = msg.ByteSizeLong();
+    zmq::message_t frame(size);
+    if (!msg.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(frame.data())))
+    {
+        Fail(OPENGYM_EXIT_PROTOCOL_ERROR, std::string("could not serialize ") + what);
+    }
+    try
+    {
+        if (!m_socket->send(frame, zmq::send_flags::none))
+        {
+            Fail(OPENGYM_EXIT_PEER_GONE,
+                 std::string("timed out sending ") + what + " (is the Python side gone?)");
+        }
+    }
+    catch (const zmq::error_t& err)
+    {
+        Fail(OPENGYM_EXIT_PEER_GONE, std::string("send ") + what + " failed: " + err.what());
+    }
+}
+
+void
+OpenGymInterface::ReceiveMessage(google::protobuf::MessageLite* msg, const char* what)
+{
+    using Clock = std::chrono::steady_clock;
+    const auto timeout = std::chrono::milliseconds(m_recvTimeout.GetMilliSeconds());
+    const auto deadline = Clock::now() + timeout;
+    zmq::message_t frame;
+    while (true)
+    {
+        try
+        {
+            if (m_socket->recv(frame, zmq::recv_flags::none))
+            {
+                break;
+            }
+        }
+        catch (const zmq::error_t& err)
+        {
+            if (err.num() != EINTR)
+            {
+                Fail(OPENGYM_EXIT_PEER_GONE,
+                     std::string("receive ") + what + " failed: " + err.what());
+            }
+        }
+        if (m_watchParent && getppid() != m_parentPid)
+        {
+            Fail(OPENGYM_EXIT_PEER_GONE,
+                 std::string("parent process ") + std::to_string(m_parentPid) +
+                     " is gone while waiting for " + what + "; exiting");
+        }
+        if (Clock::now() >= deadline)
+        {
+            Fail(OPENGYM_EXIT_PEER_GONE,
+                 std::string("no ") + what + " from Python within " +
+                     std::to_string(m_recvTimeout.GetSeconds()) +
+                     " s (RecvTimeout / --openGymTimeout); exiting");
+        }
+    }
+    if (!msg->ParseFromArray(frame.data(), static_cast<int>(frame.size())))
+    {
+        Fail(OPENGYM_EXIT_PROTOCOL_ERROR,
+             std::string("received ") + std::to_string(frame.size()) +
+                 " bytes that do not parse as " + what);
+    }
+}
+
+void
+OpenGymInterface::Init()
+{
+    NS_LOG_FUNCTION(this);
+    if (m_initialized)
+    {
+        return;
+    }
+    NS_ABORT_MSG_IF(m_observationSpaceCb.IsNull() || m_actionSpaceCb.IsNull(),
+                    "OpenGymInterface::Init: set the observation and action space callbacks");
+    m_context = std::make_unique<zmq::context_t>(1);
+    m_socket = std::make_unique<zmq::socket_t>(*m_context, zmq::socket_type::req);
+    m_socket->set(zmq::sockopt::linger, 0);
+    const int sliceMs =
+        static_cast<int>(std::min<int64_t>(kRecvSliceMs, m_recvTimeout.GetMilliSeconds()));
+    m_socket->set(zmq::sockopt::rcvtimeo, sliceMs);
+    m_socket->set(zmq::sockopt::sndtimeo,
+                  static_cast<int>(std::min<int64_t>(m_recvTimeout.GetMilliSeconds(), 1 << 30)));
+    NS_LOG_INFO("connecting to " << m_endpoint);
+    try
+    {
+        m_socket->connect(m_endpoint);
+    }
+    catch (const zmq::error_t& err)
+    {
+        Fail(OPENGYM_EXIT_PEER_GONE, "cannot connect to " + m_endpoint + ": " + err.what());
+    }
+
+    ns3opengym::SimInitMsg init;
+    init.set_simprocessid(static_cast<uint64_t>(getpid()));
+    init.set_wafshellprocessid(static_cast<uint64_t>(getppid()));
+    Ptr<OpenGymSpace> obsSpace = m_observationSpaceCb();
+    Ptr<OpenGymSpace> actSpace = m_actionSpaceCb();
+    NS_ABORT_MSG_IF(!obsSpace || !actSpace, "OpenGymInterface::Init: a space callback gave null");
+    obsSpace->FillSpaceDescription(init.mutable_obsspace());
+    actSpace->FillSpaceDescription(init.mutable_actspace());
+    NS_LOG_INFO("observation space " << obsSpace << ", action space " << actSpace);
+    SendMessage(init, "SimInitMsg");
+
+    ns3opengym::SimInitAck ack;
+    ReceiveMessage(&ack, "SimInitAck");
+    m_initialized = true;
+    if (ack.stopsimreq())
+    {
+        NS_LOG_INFO("Python asked to stop at the handshake");
+        m_stopRequested = true;
+        Simulator::Stop();
+    }
+}
+
+void
+OpenGymInterface::SendState(bool finalState)
+{
+    NS_ABORT_MSG_IF(m_observationCb.IsNull(), "OpenGymInterface: no GetObservation callback");
+    auto& state = *m_stateMsg;
+    state.Clear();
+    Ptr<OpenGymDataContainer> obs = m_observationCb();
+    NS_ABORT_MSG_IF(!obs, "OpenGymInterface: the GetObservation callback gave null");
+    obs->FillDataContainer(state.mutable_obsdata());
+    state.set_reward(m_rewardCb.IsNull() ? 0.0F : m_rewardCb());
+    const bool gameOver = finalState || (!m_gameOverCb.IsNull() && m_gameOverCb());
+    state.set_isgameover(gameOver);
+    state.set_reason(finalState ? ns3opengym::EnvStateMsg::SimulationEnd
+                                : (gameOver ? ns3opengym::EnvStateMsg::GameOver
+                                            : ns3opengym::EnvStateMsg::SimulationEnd));
+    if (!m_extraInfoCb.IsNull())
+    {
+        state.set_info(m_extraInfoCb());
+    }
+    SendMessage(state, "EnvStateMsg");
+    ++m_stateCount;
+}
+
+void
+OpenGymInterface::NotifyCurrentState()
+{
+    NS_LOG_FUNCTION(this);
+    if (!m_initialized)
+    {
+        Init();
+    }
+    if (m_stopRequested || m_simEndSent)
+    {
+        return;
+    }
+    SendState(false);
+    auto& act = *m_actMsg;
+    act.Clear();
+    ReceiveMessage(&act, "EnvActMsg");
+    if (act.stopsimreq())
+    {
+        NS_LOG_INFO("Python requested stop after " << m_stateCount << " states");
+        m_stopRequested = true;
+        Simulator::Stop();
+        return;
+    }
+    if (!act.has_actdata())
+    {
+        Fail(OPENGYM_EXIT_PROTOCOL_ERROR, "EnvActMsg has no actData and no stopSimReq");
+    }
+    std::string error;
+    Ptr<OpenGymDataContainer> action =
+        OpenGymDataContainer::CreateFromDataContainer(act.actdata(), &error);
+    if (!action)
+    {
+        Fail(OPENGYM_EXIT_PROTOCOL_ERROR, error);
+    }
+    if (!m_executeActionsCb.IsNull() && !m_executeActionsCb(action))
+    {
+        NS_LOG_WARN("ExecuteActions rejected action " << action);
+    }
+}
+
+void
+OpenGymInterface::NotifySimulationEnd()
+{
+    NS_LOG_FUNCTION(this);
+    if (!m_initialized || m_stopRequested || m_simEndSent)
+    {
+        return;
+    }
+    SendState(true);
+    m_simEndSent = true;
+    auto& act = *m_actMsg;
+    act.Clear();
+    ReceiveMessage(&act, "EnvActMsg");
+    m_stopRequested = act.stopsimreq();
+}
+
+// ---- command line ---------------------------------------------------------------------------
+
+void
+OpenGymArguments::AddToCommandLine(CommandLine& cmd)
+{
+    cmd.AddValue("openGymPort", "TCP port of the Python REP socket on localhost", openGymPort);
+    cmd.AddValue("openGymEndpoint",
+                 "ZeroMQ endpoint of the Python REP socket (overrides openGymPort), e.g. "
+                 "ipc:///tmp/sock",
+                 openGymEndpoint);
+    cmd.AddValue("simSeed", "ns-3 run number (RngSeedManager::SetRun)", simSeed);
+    cmd.AddValue("openGymTimeout",
+                 "seconds to wait for Python before giving up (exit code 4)",
+                 openGymTimeoutS);
+}
+
+std::string
+OpenGymArguments::GetEndpoint() const
+{
+    if (!openGymEndpoint.empty())
+    {
+        return openGymEndpoint;
+    }
+    return "tcp://localhost:" + std::to_string(openGymPort);
+}
+
+void
+OpenGymArguments::ApplySeed() const
+{
+    RngSeedManager::SetRun(simSeed);
+}
+
+Ptr<OpenGymInterface>
+OpenGymArguments::CreateInterface() const
+{
+    NS_ABORT_MSG_IF(!(openGymTimeoutS > 0),
+                    "--openGymTimeout=" << openGymTimeoutS << ", expected a positive number");
+    auto openGymInterface = CreateObject<OpenGymInterface>();
+    openGymInterface->SetAttribute("Endpoint", StringValue(GetEndpoint()));
+    openGymInterface->SetAttribute("RecvTimeout", TimeValue(Seconds(openGymTimeoutS)));
+    return openGymInterface;
+}
+
+} // namespace ns3
