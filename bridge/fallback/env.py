@@ -252,6 +252,13 @@ class IABEnv(gym.Env):
     def instance(self) -> ScenarioInstance:
         return self._vec.instances[0]
 
+    def action_masks(self) -> np.ndarray:
+        """The current action mask flattened to (B*K*(1+L),): the form sb3-contrib's
+        MaskablePPO asks for with a MultiDiscrete action space."""
+        if self._vec.core is None:
+            raise RuntimeError("call reset() before action_masks()")
+        return self._vec.core.action_mask()[0].reshape(-1)
+
     def set_task(self, task: Task | None, instance_seed: int) -> None:
         self._vec.set_tasks([task], [instance_seed])
 
