@@ -13,6 +13,8 @@ global block. Each link row (``link_features`` floats)::
     backlog_mb       bytes queued at the transmitter for this link, in MB
     hol_delay        head-of-line delay of those bytes / delay budget (0 when empty)
 
+Every value is clipped to [-OBS_BOUND, OBS_BOUND] = [-30, 30].
+
 Global block: ``incumbent[K]`` (1 where an incumbent occupied the channel last frame) and
 ``time_frac`` (frame index / episode length).
 
@@ -35,6 +37,7 @@ from bridge.config import ScenarioConfig
 
 LAYOUT_VERSION = 1
 LAST_SINR_SENTINEL = -5.0
+OBS_BOUND = 30.0  # every field is clipped to [-30, 30] (e.g. SNR -300..300 dB, 30 MB backlog)
 SNR_SCALE_DB = 10.0
 BACKLOG_SCALE_BYTES = 1e6
 

@@ -36,6 +36,7 @@ from bridge.instance import ScenarioInstance
 from bridge.layout import (
     BACKLOG_SCALE_BYTES,
     LAST_SINR_SENTINEL,
+    OBS_BOUND,
     SNR_SCALE_DB,
     ObservationLayout,
     validate_action,
@@ -460,7 +461,8 @@ class BatchedIABCore:
         glob = np.concatenate([self.incumbent_seen.astype(np.float32),
                                (self.frame / self.config.dynamics.episode_frames)[:, None]
                                .astype(np.float32)], axis=1)
-        return np.concatenate([links.reshape(N, -1), glob], axis=1)
+        obs = np.concatenate([links.reshape(N, -1), glob], axis=1)
+        return np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
 
     def _link_queues(self) -> tuple[np.ndarray, np.ndarray]:
         """Per link: bytes waiting at its transmitter, and the head-of-line age in ticks."""

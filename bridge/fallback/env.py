@@ -30,7 +30,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from bridge.config import ScenarioConfig, load_config
 from bridge.fallback.core import BatchedIABCore
 from bridge.instance import ScenarioInstance, generate_instance
-from bridge.layout import ObservationLayout, validate_action
+from bridge.layout import OBS_BOUND, ObservationLayout, validate_action
 from bridge.tasks import Task, TaskDistribution
 
 _SEED_MASK = (1 << 62) - 1
@@ -49,7 +49,7 @@ def as_config(config: ScenarioConfig | dict | str | None) -> ScenarioConfig:
 
 def observation_space(config: ScenarioConfig) -> spaces.Box:
     layout = ObservationLayout.from_config(config)
-    return spaces.Box(-np.inf, np.inf, shape=(layout.size,), dtype=np.float32)
+    return spaces.Box(-OBS_BOUND, OBS_BOUND, shape=(layout.size,), dtype=np.float32)
 
 
 def action_space(config: ScenarioConfig) -> spaces.MultiDiscrete:
@@ -113,7 +113,7 @@ class IABVectorEnv(VectorEnv):
         self.layout = ObservationLayout.from_config(self.config)
         self.single_observation_space = observation_space(self.config)
         self.single_action_space = action_space(self.config)
-        self.observation_space = spaces.Box(-np.inf, np.inf,
+        self.observation_space = spaces.Box(-OBS_BOUND, OBS_BOUND,
                                             shape=(self.num_envs, self.layout.size),
                                             dtype=np.float32)
         self.action_space = spaces.MultiDiscrete(

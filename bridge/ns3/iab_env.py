@@ -1,0 +1,466 @@
+"""The IAB environment on the ns-3 backend (iab-scenario processes) and the backend factory.
+
+:class:`Ns3IABEnv` and :class:`Ns3IABVectorEnv` have the same spaces, observation layout,
+``info["action_mask"]``, reward, per-step info keys and ``info["episode_metrics"]`` as
+:class:`bridge.fallback.env.IABEnv` / :class:`~bridge.fallback.env.IABVectorEnv`, and choose the
+deployment and the episode seeds in exactly the same way, so the same seeds give the same
+network, traffic, incumbents and mobility on both backends. Select the backend with
+:func:`make_env` / :func:`make_vector_env`.
+
+Each environment owns one ``iab-scenario`` process per deployment (launched directly, no
+shell, through :class:`bridge.ns3.connection.OpenGymConnection`); the deployment travels as a
+temporary JSON file (``--instance``), the episode seed as ``--simSeed``. When an episode ends
+and the next one keeps the deployment, the process is not restarted: the reply to its
+game-over state asks for a new episode (``[-1, seed chunks...]``, see
+``ns3_scenarios/iab/model/iab-gym-env.h``), which keeps the generated 3GPP channels (several
+seconds of set-up per deployment). The wire observation is a Dict ``{"obs", "action_mask"}``;
+the info string is JSON (frame statistics; episode accumulators at the end).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from bridge.config import ScenarioConfig
+from bridge.fallback.env import (
+    IABEnv,
+    IABVectorEnv,
+    _Deployments,
+    action_space,
+    as_config,
+    observation_space,
+)
+from bridge.instance import ScenarioInstance
+from bridge.layout import ObservationLayout, validate_action
+from bridge.metrics import episode_metrics
+from bridge.ns3.connection import EnvState, OpenGymConnection, wait_all
+from bridge.tasks import Task, TaskDistribution
+
+__all__ = [
+    "BACKENDS",
+    "Ns3IABEnv",
+    "Ns3IABVectorEnv",
+    "make_env",
+    "make_vector_env",
+]
+
+BACKENDS = ("fallback", "ns3")
+SCENARIO_NAME = "iab-scenario"
+_CHUNK_BITS = 21
+_CHUNK_MASK = (1 << _CHUNK_BITS) - 1
+_STEP_COUNTERS = ("delivered_bytes", "dropped_bytes", "sinr_violations", "half_duplex_conflicts",
+                  "invalid_actions", "incumbent_collisions")
+
+
+def _default_binary() -> Path:
+    from bridge.ns3.build import scenario_binary
+
+    return scenario_binary(SCENARIO_NAME)
+
+
+class _Session:
+    """One iab-scenario process simulating one deployment, episode after episode."""
+
+    def __init__(self, binary: Path, instance: ScenarioInstance, episode_seed: int,
+                 launch_options: dict[str, Any], scenario_args: Sequence[str]) -> None:
+        self.instance = instance
+        self.instance_dict = instance.to_dict()
+        fd, path = tempfile.mkstemp(prefix="iab-instance-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.instance_dict, f)
+        self.instance_path = Path(path)
+        self.episode_seed = int(episode_seed)
+        self.at_episode_end = False
+        self.startup: dict[str, Any] = {}
+        self.last_info: dict[str, Any] = {}
+        try:
+            self.conn = OpenGymConnection.launch(
+                binary,
+                [f"--instance={path}", f"--simSeed={self.episode_seed}", *scenario_args],
+                **launch_options,
+            )
+        except BaseException:
+            self.instance_path.unlink(missing_ok=True)
+            raise
+
+    def send_action(self, action: np.ndarray) -> None:
+        self.conn.send_action(action.astype(np.int32, copy=False), validate=False)
+
+    def send_continue(self, episode_seed: int, action_size: int) -> None:
+        """Answer the game-over state: start episode ``episode_seed`` in this process."""
+        command = np.zeros(action_size, dtype=np.int32)
+        command[0] = -1
+        for i in range(3):
+            command[1 + i] = (int(episode_seed) >> (_CHUNK_BITS * i)) & _CHUNK_MASK
+        self.episode_seed = int(episode_seed)
+        self.conn.send_action(command, validate=False)
+        self.at_episode_end = False
+
+    def close(self) -> None:
+        try:
+            if self.conn._owe_reply:  # noqa: SLF001 - a pending state: tell it to stop
+                self.conn.send_stop()
+        except Exception:
+            pass
+        finally:
+            self.conn.close()
+            self.instance_path.unlink(missing_ok=True)
+
+
+class Ns3IABVectorEnv(VectorEnv):
+    """N IAB networks, each simulated by its own ns-3 process, stepped concurrently.
+
+    Same constructor arguments, deployment rules (``task_split``, :meth:`set_tasks`,
+    ``new_deployment_each_episode``), seeding, next-step autoreset and info keys as
+    :class:`bridge.fallback.env.IABVectorEnv`. Extra keyword arguments: ``binary`` (default:
+    the built ``iab-scenario``), ``endpoint`` (``"tcp"`` or ``"ipc"``), ``connect_timeout_s``,
+    ``step_timeout_s`` and ``scenario_args`` (e.g. ns-3 attribute flags such as
+    ``--ns3::IabLinkGainModel::SubbandsPerChannel=2``).
+
+    ``infos`` also carries ``startup`` (per env, after a process start: beam convention and
+    array-gain self-test) only on the steps where a process was started.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int = 1, config: ScenarioConfig | dict | str | None = None,
+                 task_split: str | None = None, tasks: TaskDistribution | None = None,
+                 new_deployment_each_episode: bool = False, *,
+                 binary: str | os.PathLike[str] | None = None, endpoint: str = "tcp",
+                 connect_timeout_s: float = 60.0, step_timeout_s: float = 300.0,
+                 scenario_args: Sequence[str] = ()) -> None:
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs={num_envs!r}: expected an integer >= 1")
+        self.config = as_config(config)
+        self.num_envs = int(num_envs)
+        self.layout = ObservationLayout.from_config(self.config)
+        self.single_observation_space = observation_space(self.config)
+        self.single_action_space = action_space(self.config)
+        self.observation_space = spaces.Box(-np.inf, np.inf,
+                                            shape=(self.num_envs, self.layout.size),
+                                            dtype=np.float32)
+        self.action_space = spaces.MultiDiscrete(
+            np.full((self.num_envs, self.layout.action_size), self.layout.n_choices,
+                    dtype=np.int64))
+        self.binary = Path(binary) if binary is not None else _default_binary()
+        self._launch_options: dict[str, Any] = {
+            "endpoint": endpoint,
+            "connect_timeout_s": connect_timeout_s,
+            "step_timeout_s": step_timeout_s,
+            "spin_s": 0.0002 if self.num_envs == 1 else 0.0,
+        }
+        self.scenario_args = list(scenario_args)
+        self._deploy = _Deployments(self.config, self.num_envs, task_split, tasks,
+                                    new_deployment_each_episode)
+        self._sessions: list[_Session | None] = [None] * self.num_envs
+        self._instances: list[ScenarioInstance] = []
+        self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+        self._started = False
+        self._obs = np.zeros((self.num_envs, self.layout.size), dtype=np.float32)
+        self._mask = np.zeros((self.num_envs, self.layout.action_size, self.layout.n_choices),
+                              dtype=bool)
+        self.closed = False
+
+    # -------------------------------------------------------------- deployments
+    def set_tasks(self, tasks: Sequence[Task | None], instance_seeds: Sequence[int]) -> None:
+        """Pin environment i to deployment ``generate_instance(config, instance_seeds[i],
+        tasks[i])`` until changed; takes effect at the next reset."""
+        if len(tasks) != self.num_envs or len(instance_seeds) != self.num_envs:
+            raise ValueError(f"set_tasks needs {self.num_envs} tasks and seeds, got "
+                             f"{len(tasks)} and {len(instance_seeds)}")
+        self._deploy.pinned = [(t if t is not None else Task.from_config(self.config), int(s))
+                               for t, s in zip(tasks, instance_seeds)]
+
+    @property
+    def instances(self) -> list[ScenarioInstance]:
+        """The deployment each environment currently simulates."""
+        return list(self._instances)
+
+    @property
+    def pids(self) -> list[int | None]:
+        """Process ids of the scenario processes (None where none runs)."""
+        out: list[int | None] = []
+        for s in self._sessions:
+            proc = s.conn.process if s is not None else None
+            out.append(proc.pid if proc is not None else None)
+        return out
+
+    # -------------------------------------------------------------- processes
+    def _begin_episode(self, i: int, instance: ScenarioInstance) -> None:
+        """Make env i start an episode of ``instance`` (continue its process when possible);
+        the initial state is then awaited by :meth:`_collect`."""
+        seed = self._deploy.episode_seed(i)
+        session = self._sessions[i]
+        alive = session is not None and session.conn.process is not None \
+            and session.conn.process.is_alive()
+        if (session is not None and alive and session.at_episode_end
+                and session.instance_dict == instance.to_dict()):
+            session.send_continue(seed, self.layout.action_size)
+            return
+        if session is not None:
+            session.close()
+        self._sessions[i] = _Session(self.binary, instance, seed, self._launch_options,
+                                     self.scenario_args)
+
+    def _collect(self, indices: Sequence[int]) -> dict[int, EnvState]:
+        sessions = {i: self._sessions[i] for i in indices}
+        conns = {s.conn: i for i, s in sessions.items() if s is not None}
+        try:
+            states = wait_all(list(conns))
+        except BaseException:
+            self._close_sessions()
+            raise
+        return {conns[c]: st for c, st in states.items()}
+
+    def _close_sessions(self) -> None:
+        for i, s in enumerate(self._sessions):
+            if s is not None:
+                s.close()
+            self._sessions[i] = None
+
+    def _absorb(self, i: int, state: EnvState) -> dict[str, Any]:
+        """Store env i's observation and mask; return its decoded info JSON."""
+        self._obs[i] = state.obs["obs"]
+        self._mask[i] = state.obs["action_mask"] != 0
+        info = json.loads(state.info) if state.info else {}
+        session = self._sessions[i]
+        assert session is not None
+        session.at_episode_end = bool(state.game_over)
+        session.last_info = info
+        if "startup" in info:
+            session.startup = info["startup"]
+        return info
+
+    # -------------------------------------------------------------- gym API
+    def reset(self, *, seed: int | Sequence[int] | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if self.closed:
+            raise RuntimeError("reset() on a closed Ns3IABVectorEnv")
+        if seed is not None:
+            seeds = ([int(seed) + i for i in range(self.num_envs)] if isinstance(seed, int)
+                     else [int(s) for s in seed])
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"reset(seed=...) got {len(seeds)} seeds for "
+                                 f"{self.num_envs} environments")
+            self._deploy.base_seed = seeds
+            self._deploy.episode = [0] * self.num_envs
+        elif self._started:
+            self._deploy.episode = [e + 1 for e in self._deploy.episode]
+        options = options or {}
+        if "tasks" in options:
+            self.set_tasks(options["tasks"], options.get("instance_seeds",
+                                                         self._deploy.base_seed))
+        if (not self._instances or seed is not None or "tasks" in options
+                or self._deploy.new_each_episode):
+            self._instances = [self._deploy.instance(i) for i in range(self.num_envs)]
+        for i in range(self.num_envs):
+            session = self._sessions[i]
+            if session is not None and not session.at_episode_end:
+                session.close()  # mid-episode: only a new process can start over
+                self._sessions[i] = None
+            self._begin_episode(i, self._instances[i])
+        states = self._collect(range(self.num_envs))
+        startup = [self._absorb(i, states[i]).get("startup") for i in range(self.num_envs)]
+        self._started = True
+        self._needs_reset[:] = False
+        infos: dict[str, Any] = {"action_mask": self._mask.copy()}
+        if any(s is not None for s in startup):
+            infos["startup"] = np.array(startup, dtype=object)
+        return self._obs.copy(), infos
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                  np.ndarray, dict[str, Any]]:
+        if not self._started or self.closed:
+            raise RuntimeError("call reset() before step()")
+        N, B, K = self.num_envs, self.layout.n_bs, self.layout.n_channels
+        resetting = self._needs_reset.copy()
+        actions = np.asarray(actions)
+        if resetting.any() and actions.ndim == 2:
+            actions = np.where(resetting[:, None], 0, actions)
+        batch = validate_action(actions, self.layout, batch=N)
+        for i in np.flatnonzero(resetting):
+            self._deploy.episode[i] += 1
+            if self._deploy.new_each_episode:
+                self._instances[i] = self._deploy.instance(int(i))
+            self._begin_episode(int(i), self._instances[i])
+        for i in np.flatnonzero(~resetting):
+            session = self._sessions[i]
+            assert session is not None
+            session.send_action(batch[i])
+        states = self._collect(range(N))
+
+        reward = np.zeros(N, dtype=np.float64)
+        terminated = np.zeros(N, dtype=bool)
+        truncated = np.zeros(N, dtype=bool)
+        infos: dict[str, Any] = {
+            "sinr_db": np.full((N, B, K), -np.inf),
+            "allocation": np.full((N, B, K), -1, dtype=np.int64),
+        }
+        for key in _STEP_COUNTERS:
+            infos[key] = np.zeros(N, dtype=np.int64)
+        acc_rows: list[dict[str, Any] | None] = [None] * N
+        startup: list[Any] = [None] * N
+        for i in range(N):
+            info = self._absorb(i, states[i])
+            startup[i] = info.get("startup")
+            if resetting[i]:
+                continue
+            reward[i] = float(info.get("reward", states[i].reward))
+            truncated[i] = states[i].game_over
+            sinr = np.array([-np.inf if v is None else v for v in info["sinr_db"]])
+            infos["sinr_db"][i] = sinr.reshape(B, K)
+            infos["allocation"][i] = np.asarray(info["allocation"]).reshape(B, K)
+            for key in _STEP_COUNTERS:
+                infos[key][i] = info[key]
+            if states[i].game_over:
+                acc_rows[i] = info["episode"]
+        if truncated.any():
+            infos["episode_metrics"] = self._episode_metrics(acc_rows)
+            infos["_episode_metrics"] = truncated.copy()
+        if any(s is not None for s in startup):
+            infos["startup"] = np.array(startup, dtype=object)
+        self._needs_reset = truncated | terminated
+        infos["action_mask"] = self._mask.copy()
+        return self._obs.copy(), reward, terminated, truncated, infos
+
+    def _episode_metrics(self, rows: list[dict[str, Any] | None]) -> dict[str, np.ndarray]:
+        """bridge.metrics.episode_metrics over the scenarios' accumulators (zeros elsewhere)."""
+        N, U = self.num_envs, self.config.topology.max_ues
+        acc = {k: np.zeros(N, dtype=np.int64) for k in (
+            "dropped", "arrived", "scheduled", "sinr_violations", "incumbent_collisions",
+            "half_duplex", "invalid")}
+        acc["delivered_ue"] = np.zeros((N, U), dtype=np.int64)
+        frames = np.zeros(N, dtype=np.int64)
+        ue_valid = np.zeros((N, U), dtype=bool)
+        returns = np.zeros(N)
+        for i, row in enumerate(rows):
+            n_ue = self._instances[i].n_ue
+            ue_valid[i, :n_ue] = True
+            if row is None:
+                continue
+            a = row["accumulators"]
+            acc["delivered_ue"][i, :n_ue] = a["delivered_ue"]
+            for key in ("dropped", "arrived", "scheduled", "sinr_violations",
+                        "incumbent_collisions", "half_duplex", "invalid"):
+                acc[key][i] = a[key]
+            frames[i] = a["frames"]
+            returns[i] = row["episode_return"]
+        out = episode_metrics(acc, frames, self.config.dynamics.frame_s, ue_valid)
+        out["episode_return"] = returns
+        return out
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self._close_sessions()
+        self._started = False
+
+    def __del__(self) -> None:
+        try:
+            self._close_sessions()
+        except Exception:
+            pass
+
+
+class Ns3IABEnv(gym.Env):
+    """One IAB network on the ns-3 backend (``gymnasium.Env``): the vector env with N = 1.
+
+    Same API as :class:`bridge.fallback.env.IABEnv`; extra keyword arguments as
+    :class:`Ns3IABVectorEnv`.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, config: ScenarioConfig | dict | str | None = None,
+                 task_split: str | None = None, tasks: TaskDistribution | None = None,
+                 new_deployment_each_episode: bool = False, **ns3_options: Any) -> None:
+        self.config = as_config(config)
+        self._vec = Ns3IABVectorEnv(1, self.config, task_split, tasks,
+                                    new_deployment_each_episode, **ns3_options)
+        self.layout = self._vec.layout
+        self.observation_space = self._vec.single_observation_space
+        self.action_space = self._vec.single_action_space
+        self._done = False
+        self._started = False
+
+    @property
+    def instance(self) -> ScenarioInstance:
+        return self._vec.instances[0]
+
+    @property
+    def startup(self) -> dict[str, Any]:
+        """Start-up report of the current process (beam convention, self-test gains)."""
+        session = self._vec._sessions[0]  # noqa: SLF001
+        return dict(session.startup) if session is not None else {}
+
+    def set_task(self, task: Task | None, instance_seed: int) -> None:
+        self._vec.set_tasks([task], [instance_seed])
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        obs, info = self._vec.reset(seed=seed, options=options)
+        self._done = False
+        self._started = True
+        return obs[0], {"action_mask": info["action_mask"][0]}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        if self._done:
+            raise RuntimeError("the episode has ended: call reset() before step()")
+        batch = validate_action(action, self.layout)
+        obs, reward, term, trunc, infos = self._vec.step(batch)
+        info: dict[str, Any] = {k: v[0] for k, v in infos.items()
+                                if isinstance(v, np.ndarray) and v.dtype != object
+                                and not k.startswith("_")}
+        if "episode_metrics" in infos:
+            info["episode_metrics"] = {k: float(v[0])
+                                       for k, v in infos["episode_metrics"].items()}
+        self._done = bool(term[0] or trunc[0])
+        return obs[0], float(reward[0]), bool(term[0]), bool(trunc[0]), info
+
+    def close(self) -> None:
+        self._vec.close()
+        super().close()
+
+
+def make_env(backend: str = "fallback", config: ScenarioConfig | dict | str | None = None,
+             task_split: str | None = None, tasks: TaskDistribution | None = None,
+             new_deployment_each_episode: bool = False, **ns3_options: Any
+             ) -> IABEnv | Ns3IABEnv:
+    """One IAB environment on ``backend`` ("fallback" or "ns3"); ``ns3_options`` go to
+    :class:`Ns3IABEnv` (binary, endpoint, timeouts, scenario_args)."""
+    if backend == "fallback":
+        if ns3_options:
+            raise ValueError(f"options {sorted(ns3_options)} only apply to backend='ns3'")
+        return IABEnv(config, task_split, tasks, new_deployment_each_episode)
+    if backend == "ns3":
+        return Ns3IABEnv(config, task_split, tasks, new_deployment_each_episode, **ns3_options)
+    raise ValueError(f"backend={backend!r}: expected one of {list(BACKENDS)}")
+
+
+def make_vector_env(backend: str = "fallback", num_envs: int = 1,
+                    config: ScenarioConfig | dict | str | None = None,
+                    task_split: str | None = None, tasks: TaskDistribution | None = None,
+                    new_deployment_each_episode: bool = False, **ns3_options: Any
+                    ) -> IABVectorEnv | Ns3IABVectorEnv:
+    """``num_envs`` IAB environments on ``backend``: the batched numpy core ("fallback") or
+    one ns-3 process per environment, stepped concurrently ("ns3")."""
+    if backend == "fallback":
+        if ns3_options:
+            raise ValueError(f"options {sorted(ns3_options)} only apply to backend='ns3'")
+        return IABVectorEnv(num_envs, config, task_split, tasks, new_deployment_each_episode)
+    if backend == "ns3":
+        return Ns3IABVectorEnv(num_envs, config, task_split, tasks, new_deployment_each_episode,
+                               **ns3_options)
+    raise ValueError(f"backend={backend!r}: expected one of {list(BACKENDS)}")
