@@ -61,7 +61,7 @@ def _episode_seed(base: int, episode: int) -> int:
     return int((base * 1_000_003 + episode * 7_919 + 17) & _SEED_MASK)
 
 
-class _Deployments:
+class Deployments:
     """Chooses the task and the deployment of each environment from its seeds."""
 
     def __init__(self, config: ScenarioConfig, n: int, task_split: str | None,
@@ -119,7 +119,7 @@ class IABVectorEnv(VectorEnv):
         self.action_space = spaces.MultiDiscrete(
             np.full((self.num_envs, self.layout.action_size), self.layout.n_choices,
                     dtype=np.int64))
-        self._deploy = _Deployments(self.config, self.num_envs, task_split, tasks,
+        self._deploy = Deployments(self.config, self.num_envs, task_split, tasks,
                                     new_deployment_each_episode)
         self.core: BatchedIABCore | None = None
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)

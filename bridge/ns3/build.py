@@ -109,7 +109,8 @@ def build_scenarios(
     build_type: str = "Release",
     verbose: bool = False,
 ) -> Path:
-    """Configure (first time, or when the wheel moved) and build all scenarios; return build_dir.
+    """Configure (first time, when the wheel moved or a CMakeLists.txt is newer than the cache)
+    and build all scenarios; return build_dir.
 
     Incremental: CMake re-runs itself when a CMakeLists.txt or the .proto changes and make
     recompiles only what changed.
@@ -122,7 +123,12 @@ def build_scenarios(
         fcntl.flock(lock, fcntl.LOCK_EX)
         cache = build / "CMakeCache.txt"
         configured = cache.is_file() and f"NS3_ROOT:PATH={wheel}\n" in cache.read_text()
-        if not configured:
+        # a scenario directory added since the last configure (the top CMakeLists includes
+        # subdirectories only if they exist) is only seen by a new configure
+        lists = SCENARIO_SOURCE_DIR.rglob("CMakeLists.txt")
+        stale = configured and any(p.stat().st_mtime > cache.stat().st_mtime for p in lists
+                                   if build not in p.parents)
+        if not configured or stale:
             _run(
                 [
                     "cmake",

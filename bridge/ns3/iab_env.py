@@ -33,9 +33,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from bridge.config import ScenarioConfig
 from bridge.fallback.env import (
+    Deployments,
     IABEnv,
     IABVectorEnv,
-    _Deployments,
     action_space,
     as_config,
     observation_space,
@@ -160,7 +160,7 @@ class Ns3IABVectorEnv(VectorEnv):
             "spin_s": 0.0002 if self.num_envs == 1 else 0.0,
         }
         self.scenario_args = list(scenario_args)
-        self._deploy = _Deployments(self.config, self.num_envs, task_split, tasks,
+        self._deploy = Deployments(self.config, self.num_envs, task_split, tasks,
                                     new_deployment_each_episode)
         self._sessions: list[_Session | None] = [None] * self.num_envs
         self._instances: list[ScenarioInstance] = []

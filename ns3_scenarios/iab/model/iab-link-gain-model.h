@@ -1,0 +1,188 @@
+// Per-link, per-channel received power of the IAB network from ns-3's 3GPP models, cached.
+#ifndef IAB_LINK_GAIN_MODEL_H
+#define IAB_LINK_GAIN_MODEL_H
+
+#include "iab-scenario-instance.h"
+
+#include "ns3/channel-condition-model.h"
+#include "ns3/mobility-model.h"
+#include "ns3/node-container.h"
+#include "ns3/object.h"
+#include "ns3/ptr.h"
+#include "ns3/spectrum-value.h"
+#include "ns3/three-gpp-channel-model.h"
+#include "ns3/three-gpp-propagation-loss-model.h"
+#include "ns3/three-gpp-spectrum-propagation-loss-model.h"
+#include "ns3/uniform-planar-array.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ns3
+{
+
+/**
+ * LOS/NLOS state of every node pair, set from outside (the IAB network draws it with the
+ * fallback's counter-based hash, so both backends see the same LOS states). Pairs never set
+ * are LOS. The condition objects are kept so that an unchanged state compares equal.
+ */
+class IabChannelConditionModel : public ChannelConditionModel
+{
+  public:
+    static TypeId GetTypeId();
+    IabChannelConditionModel();
+    ~IabChannelConditionModel() override;
+
+    /// Set the state of the (unordered) pair of nodes @p a, @p b.
+    void SetLos(uint32_t nodeA, uint32_t nodeB, bool los);
+    Ptr<ChannelCondition> GetChannelCondition(Ptr<const MobilityModel> a,
+                                              Ptr<const MobilityModel> b) const override;
+    int64_t AssignStreams(int64_t stream) override;
+
+  private:
+    static uint64_t Key(uint32_t a, uint32_t b);
+    std::map<uint64_t, bool> m_los;
+    Ptr<ChannelCondition> m_losCondition;
+    Ptr<ChannelCondition> m_nlosCondition;
+};
+
+/**
+ * Owns the ns-3 side of the radio: one node per base station (donor, IAB nodes) and per UE,
+ * with mobility (ConstantPosition for base stations, ConstantVelocity for UEs), a
+ * UniformPlanarArray per DU, per IAB-MT and per UE, and the propagation models
+ * (ThreeGppUmiStreetCanyonPropagationLossModel at the carrier frequency; in statistical mode
+ * also ThreeGppChannelModel + ThreeGppSpectrumPropagationLossModel, UMi-StreetCanyon).
+ *
+ * It keeps the link-gain matrix G[l'][l][k]: the power (mW) that the receiver of link l picks
+ * up on channel k when the transmitter of link l' sends to its own receiver (beam toward the
+ * receiver of l'; the receiver of l keeps its beam toward its own parent). The matrix is
+ * recomputed at geometry updates only (UpdateGeometry); in statistical mode
+ * RefreshSignals() re-evaluates the diagonal every frame so that the serving links see the
+ * time-varying small-scale fading (Doppler) of the 3GPP model.
+ *
+ * Deterministic mode (radio.deterministic): no shadowing, LOS always
+ * (AlwaysLosChannelConditionModel), no small-scale fading; the array gains are |w^H a(d)|^2
+ * from the PhasedArrayModel's steering and beamforming vectors, with the panel turned toward
+ * the beam target as the fallback does (bridge/fallback/channel.py upa_gain_db).
+ */
+class IabLinkGainModel : public Object
+{
+  public:
+    static TypeId GetTypeId();
+    IabLinkGainModel();
+    ~IabLinkGainModel() override;
+
+    /// Build nodes, mobility, arrays and models for @p instance (UEs at their home positions).
+    void Install(const IabScenarioInstance& instance);
+
+    /**
+     * Move the UEs and recompute the gain matrix.
+     * @param ueXyz positions of the valid UEs
+     * @param ueVelocity their velocities (for the Doppler of the 3GPP model)
+     * @param los row-major (B x L) LOS state of (base station, link receiver) pairs; ignored in
+     *        deterministic mode
+     */
+    void UpdateGeometry(const std::vector<Vector>& ueXyz,
+                        const std::vector<Vector>& ueVelocity,
+                        const std::vector<uint8_t>& los);
+    /// Statistical mode: re-evaluate every serving link's own gain at the current time.
+    void RefreshSignals();
+    /// Forget the cached entries of static receivers (a new episode: new LOS states).
+    void InvalidateCache();
+
+    /// Received power (mW) at the receiver of @p rxLink from the transmission of @p txLink.
+    double GetGain(uint32_t txLink, uint32_t rxLink, uint32_t channel) const
+    {
+        return m_gain[(static_cast<size_t>(txLink) * m_nLinks + rxLink) * m_nChannels + channel];
+    }
+
+    /// "plain" or "conjugate": how beamforming weights are fed to the spectrum model.
+    std::string GetBeamConvention() const;
+    /// Array gain (dB) of the start-up LOS self-test with the chosen and the other convention.
+    std::pair<double, double> GetSelfTestGainsDb() const;
+    /// Number of 3GPP channel-model refreshes (all channels of one UE) so far.
+    uint64_t GetChannelRefreshCount() const;
+    /// Wall-clock seconds spent in geometry updates and in per-frame signal refreshes.
+    std::pair<double, double> GetComputeSeconds() const;
+
+  protected:
+    void DoDispose() override;
+
+  private:
+    struct UeChannel
+    {
+        Ptr<ThreeGppChannelModel> channel;
+        Ptr<ThreeGppSpectrumPropagationLossModel> spectrum;
+        Vector generatedAt;
+    };
+
+    Ptr<UniformPlanarArray> MakeArray(uint32_t rows, uint32_t cols) const;
+    Ptr<MobilityModel> ReceiverMobility(uint32_t link) const;
+    Ptr<UniformPlanarArray> ReceiverArray(uint32_t link) const;
+    Ptr<MobilityModel> BsMobility(uint32_t bs) const;
+    /// Path loss (+ shadowing in statistical mode), dB, the 2D distance clamped to [10 m, 5 km].
+    double LossDb(uint32_t bs, uint32_t rxLink);
+    /// |w^H a|^2 (linear) of an array turned toward @p target, seen from @p direction.
+    double PanelGain(Ptr<UniformPlanarArray> array, const Vector& target,
+                     const Vector& direction) const;
+    void SetBeam(Ptr<UniformPlanarArray> array, const Vector& from, const Vector& to) const;
+    /// Mean (over the channel's sub-bands) small-scale and beamforming gain, per channel.
+    void SpectrumGain(uint32_t bs, uint32_t rxLink, double* out);
+    Ptr<ThreeGppSpectrumPropagationLossModel> SpectrumModelFor(uint32_t rxLink);
+    void RefreshUeChannel(uint32_t ue);
+    void SelfTestBeamConvention();
+    void ClearOutOfDateFlags();
+    void ComputeDeterministic();
+    void ComputeStatistical();
+
+    // attributes
+    uint32_t m_subbandsPerChannel;
+    double m_channelRefreshDistanceM;
+    double m_beamUpdateDistanceM;
+    std::string m_beamConventionAttr;
+
+    IabScenarioInstance m_inst;
+    bool m_deterministic{false};
+    bool m_conjugate{true};
+    double m_selfTestChosenDb{0.0};
+    double m_selfTestOtherDb{0.0};
+    uint64_t m_refreshCount{0};
+    double m_geometrySeconds{0.0};
+    double m_refreshSeconds{0.0};
+    uint32_t m_nBs{0};
+    uint32_t m_nLinks{0};
+    uint32_t m_nChannels{0};
+    uint32_t m_maxIab{0};
+    double m_pChannelMw{0.0};
+
+    NodeContainer m_bsNodes;
+    NodeContainer m_ueNodes;
+    std::vector<Ptr<MobilityModel>> m_bsMobility;
+    std::vector<Ptr<MobilityModel>> m_ueMobility;
+    std::vector<Ptr<UniformPlanarArray>> m_duArray; ///< per base station
+    std::vector<Ptr<UniformPlanarArray>> m_mtArray; ///< per IAB node
+    std::vector<Ptr<UniformPlanarArray>> m_ueArray; ///< per UE
+    std::vector<int32_t> m_linkParent;              ///< -1 for links that do not exist
+
+    Ptr<ThreeGppPropagationLossModel> m_pathLoss;
+    Ptr<ChannelConditionModel> m_condition;
+    Ptr<IabChannelConditionModel> m_iabCondition;
+    Ptr<ThreeGppChannelModel> m_backhaulChannel;
+    Ptr<ThreeGppSpectrumPropagationLossModel> m_backhaulSpectrum;
+    std::vector<UeChannel> m_ueChannels;
+    Ptr<SpectrumSignalParameters> m_txParams;
+    Ptr<MobilityModel> m_clampMobility; ///< stand-in receiver when closer than 10 m (2D)
+
+    std::vector<double> m_lossDb;  ///< (B x L)
+    std::vector<double> m_gain;    ///< (L x L x K)
+    std::vector<double> m_scratch; ///< K
+    std::vector<Vector> m_entryTarget; ///< (L x L) beam target when the entry was computed
+    std::vector<uint8_t> m_entryValid; ///< (L x L) entry of a static receiver still valid
+};
+
+} // namespace ns3
+
+#endif

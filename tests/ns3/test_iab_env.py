@@ -1,0 +1,192 @@
+"""The IAB scenario on ns-3 against the fallback: episodes over sockets, deterministic and
+statistical agreement."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bridge.config import ScenarioConfig
+from bridge.fallback.env import IABEnv, IABVectorEnv
+from bridge.layout import ObservationLayout
+from bridge.ns3.build import scenario_binary
+from bridge.ns3.iab_env import Ns3IABEnv, Ns3IABVectorEnv, make_env, make_vector_env
+
+
+def wait_gone(pid: int, timeout_s: float = 5.0) -> bool:
+    """Wait until no process (not even a zombie) has this pid."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False
+
+pytestmark = pytest.mark.ns3
+
+SMALL = {"topology__n_iab": 2, "topology__n_ue": 8, "dynamics__episode_frames": 30}
+
+
+@pytest.fixture(scope="module")
+def iab_binary(scenario_build_dir: Path) -> Path:
+    return scenario_binary("iab-scenario", scenario_build_dir)
+
+
+def random_masked_actions(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One allowed value per action entry, uniformly among the allowed ones."""
+    counts = mask.sum(axis=-1)
+    pick = rng.integers(0, counts)
+    return (mask.cumsum(axis=-1) > pick[..., None]).argmax(axis=-1)
+
+
+def largest_backlog(obs: np.ndarray, mask: np.ndarray, layout: ObservationLayout) -> np.ndarray:
+    """Each base station serves its child with the largest backlog on every free channel."""
+    n = obs.shape[0]
+    backlog = layout.split(obs)["backlog_mb"][..., 0]
+    m = mask.reshape(n, layout.n_bs, layout.n_channels, layout.n_choices)
+    score = np.where(m[..., 1:], backlog[:, None, None, :] + 1e-9, -1.0)
+    best = score.argmax(axis=-1)
+    busy = np.take_along_axis(score, best[..., None], axis=-1)[..., 0] > 0
+    return np.where(busy, best + 1, 0).reshape(n, -1)
+
+
+def test_full_episode_over_sockets(iab_binary: Path) -> None:
+    config = ScenarioConfig().replace(**SMALL)
+    env = Ns3IABEnv(config, binary=iab_binary)
+    reference = IABEnv(config)
+    assert env.observation_space == reference.observation_space
+    assert env.action_space == reference.action_space
+    try:
+        obs, info = env.reset(seed=11)
+        startup = env.startup
+        assert startup["beam_convention"] in ("plain", "conjugate")
+        # the chosen convention must give about N_bs * N_ue = 30.1 dB on the self-test LOS link
+        assert abs(startup["self_test_gain_db"] - 30.1) < 4.0
+        pid = env._vec.pids[0]
+        rng = np.random.default_rng(0)
+        frames = 0
+        while True:
+            assert env.observation_space.contains(obs)
+            mask = info["action_mask"]
+            assert mask.dtype == bool and mask.shape == (env.layout.action_size,
+                                                         env.layout.n_choices)
+            assert mask[:, 0].all()
+            obs, reward, terminated, truncated, info = env.step(
+                random_masked_actions(mask, rng))
+            frames += 1
+            assert isinstance(reward, float) and np.isfinite(reward)
+            assert not terminated
+            if truncated:
+                break
+        assert frames == config.dynamics.episode_frames
+        metrics = info["episode_metrics"]
+        reference.reset(seed=11)
+        _, _, _, _, ref_info = reference.step(np.zeros(reference.layout.action_size, int))
+        assert set(info) >= {"action_mask", "sinr_db", "allocation", "delivered_bytes"}
+        assert 0.0 <= metrics["sinr_violation_rate"] <= 1.0
+        assert metrics["invalid_actions"] == 0.0
+        acc = env._vec._sessions[0].last_info["episode"]["accumulators"]
+        # bytes are conserved: arrived = delivered + dropped + still queued
+        assert acc["arrived"] == sum(acc["delivered_ue"]) + acc["dropped"] + \
+            acc["bytes_in_queues"]
+        # a new episode of the same deployment continues in the same process
+        env.reset()
+        assert env._vec.pids[0] == pid
+        # a new seed is a new deployment: a new process, the old one is reaped
+        env.reset(seed=12)
+        assert env._vec.pids[0] != pid
+        assert wait_gone(pid)
+    finally:
+        env.close()
+    assert all(p is None for p in env._vec.pids)
+
+
+def test_deterministic_mode_matches_fallback(iab_binary: Path) -> None:
+    config = ScenarioConfig().replace(radio__deterministic=True, dynamics__episode_frames=40)
+    envs = {"fallback": make_env("fallback", config),
+            "ns3": make_env("ns3", config, binary=iab_binary)}
+    runs: dict[str, dict[str, list]] = {}
+    try:
+        for name, env in envs.items():
+            obs, info = env.reset(seed=5)
+            rng = np.random.default_rng(1)
+            run: dict[str, list] = {"obs": [obs], "mask": [info["action_mask"]], "sinr": [],
+                                    "bytes": [], "reward": []}
+            done = False
+            while not done:
+                obs, reward, term, trunc, info = env.step(
+                    random_masked_actions(info["action_mask"], rng))
+                done = term or trunc
+                run["obs"].append(obs)
+                run["mask"].append(info["action_mask"])
+                run["sinr"].append(info["sinr_db"])
+                run["bytes"].append(info["delivered_bytes"])
+                run["reward"].append(reward)
+            run["metrics"] = [info["episode_metrics"]]
+            runs[name] = run
+    finally:
+        envs["ns3"].close()
+    f, n = runs["fallback"], runs["ns3"]
+    np.testing.assert_array_equal(np.array(f["mask"]), np.array(n["mask"]))
+    sinr_f, sinr_n = np.array(f["sinr"]), np.array(n["sinr"])
+    active = np.isfinite(sinr_f)
+    np.testing.assert_array_equal(active, np.isfinite(sinr_n))
+    assert active.sum() > 100
+    assert np.max(np.abs(sinr_f[active] - sinr_n[active])) < 0.5
+    bytes_f, bytes_n = np.sum(f["bytes"]), np.sum(n["bytes"])
+    assert bytes_f > 0 and abs(bytes_n - bytes_f) <= 0.02 * bytes_f
+    np.testing.assert_allclose(np.array(n["obs"]), np.array(f["obs"]), atol=1e-3)
+    np.testing.assert_allclose(n["reward"], f["reward"], rtol=1e-4, atol=1e-4)
+    for key, value in f["metrics"][0].items():
+        assert n["metrics"][0][key] == pytest.approx(value, rel=0.02, abs=1e-3), key
+
+
+def test_statistical_mode_agrees_with_fallback(iab_binary: Path) -> None:
+    """Mean throughput and violation rates of the largest-backlog heuristic, 4 deployments.
+
+    Traffic is identical (same counter-based draws), so offered load must match exactly. The
+    radio differs by design: ns-3 uses the 3GPP TR 38.901 cluster channel, where a beam steered
+    at the geometric direction of an NLOS peer collects only part of the array gain, while the
+    fallback's analytic model keeps the full array gain with Rayleigh fading; measured here the
+    ns-3 throughput is about 25 % lower and the SINR violation rate about 0.1 higher. The
+    tolerances (throughput ratio 0.5-1.2, violation rates within 0.25) are about twice those
+    gaps, so a broken beam convention (about -50 dB) or broken queues still fail.
+    """
+    config = ScenarioConfig().replace(**{**SMALL, "dynamics__episode_frames": 50})
+    results = {}
+    for backend in ("fallback", "ns3"):
+        kwargs = {"binary": iab_binary} if backend == "ns3" else {}
+        env = make_vector_env(backend, 4, config, **kwargs)
+        try:
+            obs, info = env.reset(seed=100)
+            done = np.zeros(4, dtype=bool)
+            while not done.all():
+                obs, _, _, trunc, info = env.step(
+                    largest_backlog(obs, info["action_mask"], env.layout))
+                done |= trunc
+            results[backend] = info["episode_metrics"]
+        finally:
+            env.close()
+    f, n = results["fallback"], results["ns3"]
+    np.testing.assert_array_equal(f["offered_mbps"], n["offered_mbps"])
+    ratio = n["throughput_mbps"].mean() / f["throughput_mbps"].mean()
+    assert 0.5 < ratio < 1.2, (f["throughput_mbps"], n["throughput_mbps"])
+    for key in ("sinr_violation_rate", "latency_violation_rate"):
+        assert abs(n[key].mean() - f[key].mean()) < 0.25, (key, f[key], n[key])
+
+
+def test_backend_factory() -> None:
+    config = ScenarioConfig().replace(**SMALL)
+    assert isinstance(make_env("fallback", config), IABEnv)
+    assert isinstance(make_vector_env("fallback", 2, config), IABVectorEnv)
+    with pytest.raises(ValueError, match="backend"):
+        make_env("ns4", config)
+    with pytest.raises(ValueError, match="only apply"):
+        make_env("fallback", config, endpoint="ipc")
+    assert issubclass(Ns3IABVectorEnv, object)
