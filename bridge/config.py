@@ -194,6 +194,10 @@ class RadioConfig(_Section):
                                    help="Doppler of the environment seen by static links")
     blockage_prob: float = _f(0.0, lo=0.0, hi=1.0, help="chance a LOS path is blocked")
     backhaul_los: bool = _f(True, help="IAB nodes are planned in LOS of their parent")
+    nlos_beam_loss_db: float = _f(15.0, lo=0.0, hi=40.0,
+                                  help="fallback only: array gain an NLOS path loses to "
+                                       "angular spread (ns-3 models it with clusters); "
+                                       "calibrated against ns-3's TR 38.901 channel")
     sinr_threshold_db: float = _f(0.0, lo=-20.0, hi=40.0)
     overhead: float = _f(0.18, lo=0.0, hi=0.9, help="FR2 downlink overhead")
     se_efficiency: float = _f(0.6, lo=0.01, hi=1.0)

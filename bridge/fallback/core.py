@@ -348,7 +348,10 @@ class BatchedIABCore:
             sel = (rows == dims[0]) & (cols == dims[1])
             rx_gain[:, :, sel] = upa_gain_lin(-unit[:, :, sel], bore_rx[:, None, sel], *dims)
         # everything but the transmit beam, linear: power x path gain x receive beam gain
-        path = (10 ** ((self.p_channel_dbm - pl - shadow_db) / 10)) * rx_gain  # (n, B, L)
+        # an NLOS path arrives spread over clusters, so a beam aimed at the peer collects
+        # only part of the array gain (radio.nlos_beam_loss_db)
+        loss_db = pl + shadow_db + np.where(los, 0.0, r.nlos_beam_loss_db)
+        path = (10 ** ((self.p_channel_dbm - loss_db) / 10)) * rx_gain  # (n, B, L)
         gain = path[n_idx, parent] * tx_gain  # (n, L', L)
         # no coupling from an IAB node to its own MT, from/to links that do not exist
         own = parent[:, :, None] == self.rx_own_bs[m][:, None, :]

@@ -151,12 +151,14 @@ def test_statistical_mode_agrees_with_fallback(iab_binary: Path) -> None:
     """Mean throughput and violation rates of the largest-backlog heuristic, 4 deployments.
 
     Traffic is identical (same counter-based draws), so offered load must match exactly. The
-    radio differs by design: ns-3 uses the 3GPP TR 38.901 cluster channel, where a beam steered
-    at the geometric direction of an NLOS peer collects only part of the array gain, while the
-    fallback's analytic model keeps the full array gain with Rayleigh fading; measured here the
-    ns-3 throughput is about 25 % lower and the SINR violation rate about 0.1 higher. The
-    tolerances (throughput ratio 0.5-1.2, violation rates within 0.25) are about twice those
-    gaps, so a broken beam convention (about -50 dB) or broken queues still fail.
+    radio differs by design: ns-3 uses the 3GPP TR 38.901 cluster channel, the fallback an
+    analytic beam model whose NLOS paths lose ``radio.nlos_beam_loss_db`` (15 dB) of array
+    gain, calibrated so that the two agree: measured on this config, throughput 183 vs 181
+    Mb/s, SINR violations 0.278 vs 0.274, latency violations 0.725 vs 0.727. The tolerances
+    (throughput within 20%, violation rates within 0.08) leave room for the channel models'
+    different per-deployment draws over 4 x 50 frames; without the calibration (0 dB) the
+    SINR violation rate is off by 0.135 and the test fails, and a broken beam convention
+    (about -50 dB) or broken queues fail it by far.
     """
     config = ScenarioConfig().replace(**{**SMALL, "dynamics__episode_frames": 50})
     results = {}
@@ -176,9 +178,9 @@ def test_statistical_mode_agrees_with_fallback(iab_binary: Path) -> None:
     f, n = results["fallback"], results["ns3"]
     np.testing.assert_array_equal(f["offered_mbps"], n["offered_mbps"])
     ratio = n["throughput_mbps"].mean() / f["throughput_mbps"].mean()
-    assert 0.5 < ratio < 1.2, (f["throughput_mbps"], n["throughput_mbps"])
+    assert 0.8 < ratio < 1.25, (f["throughput_mbps"], n["throughput_mbps"])
     for key in ("sinr_violation_rate", "latency_violation_rate"):
-        assert abs(n[key].mean() - f[key].mean()) < 0.25, (key, f[key], n[key])
+        assert abs(n[key].mean() - f[key].mean()) < 0.08, (key, f[key], n[key])
 
 
 def test_backend_factory() -> None:
