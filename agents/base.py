@@ -1,0 +1,125 @@
+"""The interface every learning agent offers the meta-train / meta-test protocol, and the
+budget that sizes a run."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.rollout import EnvCursor
+from bridge.fallback.env import IABVectorEnv
+from bridge.metrics import HEADLINE_METRICS
+from bridge.tasks import Task, TaskDistribution
+
+# num_envs -> a vector environment of the experiment's scenario config
+EnvFactory = Callable[[int], IABVectorEnv]
+# called after every training iteration with its statistics; returning False stops training
+Callback = Callable[[dict[str, float]], bool | None]
+
+# Metrics recorded on every adaptation-curve point (headline metrics plus the return).
+CURVE_METRICS: tuple[str, ...] = (*HEADLINE_METRICS, "episode_return")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much compute one protocol run gets (per agent and seed).
+
+    ``meta_train_env_steps`` counts environment steps (frames summed over environments) spent
+    in meta-training. Adaptation on each held-out task runs ``adapt_episodes + 1`` episodes
+    on ``adapt_envs`` environments (curve points 0..K)."""
+
+    name: str = "default"
+    episode_frames: int = 100
+    meta_train_env_steps: int = 300_000
+    num_envs: int = 64
+    meta_batch_tasks: int = 8
+    adapt_episodes: int = 4
+    adapt_envs: int = 8
+    n_test_tasks: int = 4
+    seeds: tuple[int, ...] = (0, 1, 2)
+    # wall-clock cap per meta-training run (None: only the step budget); the env steps
+    # actually spent are reported either way
+    max_meta_train_s: float | None = 75.0
+
+    def replace(self, **changes: Any) -> Budget:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["seeds"] = list(self.seeds)
+        return out
+
+
+def quick_budget() -> Budget:
+    """The whole protocol for all four agents in about three minutes on two cores."""
+    return Budget(name="quick", episode_frames=40, meta_train_env_steps=40_000, num_envs=32,
+                  meta_batch_tasks=4, adapt_episodes=3, adapt_envs=4, n_test_tasks=2,
+                  seeds=(0, 1), max_meta_train_s=15.0)
+
+
+def default_budget() -> Budget:
+    """All four agents in about twenty minutes on two cores."""
+    return Budget()
+
+
+class Agent(ABC):
+    """A spectrum-allocation learner: meta-train on training tasks, adapt on a held-out task.
+
+    ``act`` is batched: obs (N, D) float, mask (N, B*K, 1+L) bool -> action (N, B*K) int64,
+    plus the memory state to pass back next step (None for memoryless agents)."""
+
+    name: str = "agent"
+
+    @abstractmethod
+    def meta_train(self, env_factory: EnvFactory, tasks: TaskDistribution, budget: Budget,
+                   callback: Callback | None = None) -> dict[str, Any]:
+        """Train on ``tasks``' training split; returns at least ``env_steps`` and ``wall_s``."""
+
+    @abstractmethod
+    def adapt(self, env: IABVectorEnv, task: Task, episodes: int, instance_seed: int = 0
+              ) -> list[dict[str, float]]:
+        """Pin every environment of ``env`` to ``task`` and run ``episodes + 1`` episodes,
+        adapting between them; point k holds the mean metrics of episode k."""
+
+    @abstractmethod
+    def act(self, obs: np.ndarray, mask: np.ndarray, state: Any = None,
+            deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        """One batched decision."""
+
+    @abstractmethod
+    def save(self, path: str | Path) -> None:
+        """Write a checkpoint (tensors and plain data only)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: str | Path) -> Agent:
+        """Rebuild an agent from :meth:`save`'s checkpoint."""
+
+
+def pin_task(env: IABVectorEnv, task: Task, instance_seed: int) -> EnvCursor:
+    """Point every environment of ``env`` at one deployment and start an episode."""
+    return pin_tasks(env, [task], [instance_seed])
+
+
+def pin_tasks(env: IABVectorEnv, tasks: list[Task], instance_seeds: list[int]) -> EnvCursor:
+    """Environment i simulates (tasks[i // per_task], instance_seeds[i // per_task]) from a
+    fresh episode; later ``EnvCursor.start(env)`` calls keep these deployments."""
+    per_task = env.num_envs // len(tasks)
+    if per_task * len(tasks) != env.num_envs:
+        raise ValueError(f"{env.num_envs} environments cannot be split evenly over "
+                         f"{len(tasks)} tasks")
+    return EnvCursor.start(env, options={
+        "tasks": [t for t in tasks for _ in range(per_task)],
+        "instance_seeds": [int(s) for s in instance_seeds for _ in range(per_task)]})
+
+
+def torch_threads(n: int = 2) -> None:
+    """The target machine has two cores; more threads only add contention."""
+    torch.set_num_threads(n)

@@ -1,0 +1,237 @@
+"""PPO baseline (CleanRL-style): multi-task training on the training split, then fine-tuning
+on a held-out task with the same per-episode budget the meta-learners get."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from agents.base import (
+    CURVE_METRICS,
+    Agent,
+    Budget,
+    Callback,
+    EnvFactory,
+    pin_task,
+    pin_tasks,
+)
+from agents.core import (
+    MaskedMultiCategorical,
+    PPOLossConfig,
+    explained_variance,
+    linear_schedule,
+    load_checkpoint,
+    ppo_update,
+    save_checkpoint,
+    seed_everything,
+)
+from agents.networks import ActorCritic, History
+from agents.rollout import ActFn, EnvCursor, Rollout, collect, records_by_episode
+from bridge.fallback.env import IABVectorEnv
+from bridge.layout import ObservationLayout
+from bridge.tasks import Task, TaskDistribution
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyperparameters (CleanRL's names and defaults where they fit this problem)."""
+
+    num_steps: int = 32  # per environment per iteration
+    learning_rate: float = 3e-4
+    anneal_lr: bool = True
+    adam_eps: float = 1e-5
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    num_minibatches: int = 4
+    update_epochs: int = 4
+    norm_adv: bool = True
+    clip_coef: float = 0.2
+    clip_vloss: bool = True
+    ent_coef: float = 0.003
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+    hidden: int = 64
+    link_hidden: int = 32
+    rank: int = 16
+    resample_tasks_every: int = 4  # iterations between new training deployments
+    # held-out adaptation: fine-tune the multi-task weights ("init") or a fresh network
+    adapt_from: Literal["init", "scratch"] = "init"
+    adapt_learning_rate: float = 3e-4
+
+    @property
+    def loss(self) -> PPOLossConfig:
+        return PPOLossConfig(self.clip_coef, self.clip_vloss, self.ent_coef, self.vf_coef,
+                             self.norm_adv)
+
+
+def sampling_policy(model: ActorCritic, deterministic: bool = False) -> ActFn:
+    """A rollout's act function for a memoryless actor-critic."""
+
+    def act(obs: torch.Tensor, mask: torch.Tensor, history: History | None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, value, _ = model(obs)
+        dist = MaskedMultiCategorical(logits, mask)
+        action = dist.mode() if deterministic else dist.sample()
+        return action, dist.log_prob(action), value
+
+    return act
+
+
+def ppo_step(model: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Rollout,
+             cfg: PPOConfig) -> dict[str, float]:
+    """One PPO update of a memoryless actor-critic on a rollout (transitions shuffled)."""
+    advantages, returns = rollout.episode_advantages(cfg.gamma, cfg.gae_lambda)
+    n = rollout.steps * rollout.num_envs
+    obs = rollout.obs.reshape(n, -1)
+    mask = rollout.mask.reshape(n, *rollout.mask.shape[2:])
+    action = rollout.action.reshape(n, -1)
+    data = {"logprob": rollout.logprob.reshape(n), "advantages": advantages.reshape(n),
+            "value": rollout.value.reshape(n), "returns": returns.reshape(n),
+            "valid": rollout.valid.reshape(n)}
+
+    def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, value, _ = model(obs[idx])
+        dist = MaskedMultiCategorical(logits, mask[idx])
+        return dist.log_prob(action[idx]), dist.entropy(), value
+
+    stats = ppo_update(evaluate, data, n, optimizer, list(model.parameters()), cfg.loss,
+                       cfg.update_epochs, cfg.num_minibatches, cfg.max_grad_norm,
+                       cfg.target_kl)
+    stats["explained_variance"] = explained_variance(rollout.value.flatten(), returns.flatten())
+    return stats
+
+
+def episode_return_stats(rollout: Rollout) -> dict[str, float]:
+    recs = rollout.episode_records
+    if not recs:
+        return {}
+    out = {f"episode_{k}": float(np.mean([r[k] for r in recs])) for k in CURVE_METRICS}
+    out["episodes"] = float(len(recs))
+    return out
+
+
+class PPOAgent(Agent):
+    """Memoryless link-set actor-critic trained with PPO."""
+
+    name = "ppo"
+
+    def __init__(self, layout: ObservationLayout, config: PPOConfig | None = None,
+                 seed: int = 0) -> None:
+        self.layout = layout
+        self.config = config or PPOConfig()
+        self.seed = seed
+        seed_everything(seed)
+        self.model = self._new_model()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate,
+                                          eps=self.config.adam_eps)
+        self.env_steps = 0
+
+    def _new_model(self) -> ActorCritic:
+        return ActorCritic(self.layout, self.config.hidden, self.config.link_hidden,
+                           self.config.rank, memory="none")
+
+    # ------------------------------------------------------------------ training
+    def learn(self, env: IABVectorEnv, total_env_steps: int, callback: Callback | None = None,
+              cursor: EnvCursor | None = None, max_seconds: float | None = None,
+              task_sampler: Any = None) -> dict[str, Any]:
+        """CleanRL's loop: rollouts of ``num_steps`` across episode boundaries (autoreset),
+        one PPO update each, learning rate annealed to 0 over ``total_env_steps``.
+        ``task_sampler(iteration) -> EnvCursor | None`` may re-pin deployments."""
+        cfg = self.config
+        per_iter = cfg.num_steps * env.num_envs
+        iterations = max(1, total_env_steps // per_iter)
+        cursor = cursor or EnvCursor.start(env, seed=self.seed)
+        start, stats = time.perf_counter(), {}
+        history = []
+        for it in range(iterations):
+            if task_sampler is not None:
+                cursor = task_sampler(it) or cursor
+            if cfg.anneal_lr:
+                self.optimizer.param_groups[0]["lr"] = linear_schedule(cfg.learning_rate,
+                                                                      it / iterations)
+            rollout = collect(env, cursor, cfg.num_steps, sampling_policy(self.model),
+                              self.layout)
+            self.env_steps += per_iter
+            stats = ppo_step(self.model, self.optimizer, rollout, cfg)
+            stats.update(episode_return_stats(rollout), iteration=float(it),
+                         env_steps=float(self.env_steps),
+                         wall_s=time.perf_counter() - start)
+            history.append(stats)
+            if callback is not None and callback(stats) is False:
+                break
+            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                break
+        return {"env_steps": self.env_steps, "wall_s": time.perf_counter() - start,
+                "iterations": len(history), "last": stats}
+
+    def meta_train(self, env_factory: EnvFactory, tasks: TaskDistribution, budget: Budget,
+                   callback: Callback | None = None) -> dict[str, Any]:
+        """Multi-task PPO: every ``resample_tasks_every`` iterations each environment gets a
+        new training task and deployment."""
+        env = env_factory(budget.num_envs)
+        rng = np.random.default_rng(self.seed + 7_771)
+
+        def task_sampler(it: int) -> EnvCursor | None:
+            if it % self.config.resample_tasks_every:
+                return None
+            draw = int(rng.integers(2**31))
+            return pin_tasks(env, tasks.sample("train", draw, env.num_envs),
+                             [int(s) for s in rng.integers(2**31, size=env.num_envs)])
+
+        try:
+            return self.learn(env, budget.meta_train_env_steps, callback,
+                              max_seconds=budget.max_meta_train_s, task_sampler=task_sampler)
+        finally:
+            env.close()
+
+    # ------------------------------------------------------------------ meta-test
+    def adapt(self, env: IABVectorEnv, task: Task, episodes: int, instance_seed: int = 0
+              ) -> list[dict[str, float]]:
+        """Fine-tune with PPO on the held-out task: one update per adaptation episode."""
+        cfg = self.config
+        model = copy.deepcopy(self.model) if cfg.adapt_from == "init" else self._new_model()
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.adapt_learning_rate,
+                                     eps=cfg.adam_eps)
+        frames = env.config.dynamics.episode_frames
+        curve: list[dict[str, float]] = []
+        cursor = pin_task(env, task, instance_seed)
+        for episode in range(episodes + 1):
+            if episode:
+                cursor = EnvCursor.start(env)  # same deployment, next episode
+            rollout = collect(env, cursor, frames, sampling_policy(model), self.layout)
+            curve.extend(records_by_episode(
+                [dict(r, episode=0) for r in rollout.episode_records], CURVE_METRICS))
+            if episode < episodes:
+                ppo_step(model, optimizer, rollout, cfg)
+        return curve
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, mask: np.ndarray, state: Any = None,
+            deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        act = sampling_policy(self.model, deterministic)
+        action, _, _ = act(torch.as_tensor(obs, dtype=torch.float32),
+                           torch.as_tensor(mask, dtype=torch.bool), None)
+        return action.numpy(), None
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, path: str | Path) -> None:
+        save_checkpoint(path, {"model": self.model},
+                        {"agent": self.name, "config": asdict(self.config), "seed": self.seed,
+                         "layout": asdict(self.layout), "env_steps": self.env_steps})
+
+    @classmethod
+    def load(cls, path: str | Path) -> PPOAgent:
+        payload = load_checkpoint(path)
+        meta = payload["meta"]
+        agent = cls(ObservationLayout(**meta["layout"]), PPOConfig(**meta["config"]),
+                    seed=meta["seed"])
+        agent.model.load_state_dict(payload["modules"]["model"])
+        agent.env_steps = meta["env_steps"]
+        return agent

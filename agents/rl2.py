@@ -1,0 +1,264 @@
+"""RL^2 meta-learners: a recurrent policy fed (observation, previous action, previous reward,
+done flag) that adapts inside its memory over a trial of several episodes of one task.
+
+``memory="gru"`` is plain RL^2; ``memory="attention"`` puts causal multi-head self-attention
+over the trial's recent steps in front of the GRU. The memory resets only at trial starts;
+GAE runs across the whole trial; PPO updates run full-sequence passes over whole trials
+(minibatches are sets of trials), so no Python loop over time is in the update.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from agents.base import (
+    CURVE_METRICS,
+    Agent,
+    Budget,
+    Callback,
+    EnvFactory,
+    pin_task,
+    pin_tasks,
+)
+from agents.core import (
+    MaskedMultiCategorical,
+    PPOLossConfig,
+    explained_variance,
+    linear_schedule,
+    load_checkpoint,
+    ppo_update,
+    save_checkpoint,
+    seed_everything,
+)
+from agents.networks import ActorCritic, History, action_to_schedule
+from agents.ppo import episode_return_stats
+from agents.rollout import EnvCursor, Rollout, collect, records_by_episode
+from bridge.fallback.env import IABVectorEnv
+from bridge.layout import ObservationLayout
+from bridge.tasks import Task, TaskDistribution
+
+
+@dataclass
+class RL2Config:
+    """Hyperparameters of the recurrent meta-learners."""
+
+    memory: Literal["gru", "attention"] = "gru"
+    trial_episodes: int | None = None  # None: the budget's adapt_episodes + 1
+    learning_rate: float = 3e-4
+    anneal_lr: bool = True
+    adam_eps: float = 1e-5
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    num_minibatches: int = 4
+    update_epochs: int = 4
+    norm_adv: bool = True
+    clip_coef: float = 0.2
+    clip_vloss: bool = True
+    ent_coef: float = 0.003
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    hidden: int = 64
+    link_hidden: int = 32
+    rank: int = 16
+    attention_heads: int = 4
+    attention_window: int = 64
+
+    @property
+    def loss(self) -> PPOLossConfig:
+        return PPOLossConfig(self.clip_coef, self.clip_vloss, self.ent_coef, self.vf_coef,
+                             self.norm_adv)
+
+
+@dataclass
+class RL2State:
+    """What a recurrent agent carries between decisions: its memory and the previous step
+    (the caller reports reward and done with :meth:`RL2Agent.observe`)."""
+
+    memory: Any
+    prev_action: torch.Tensor
+    prev_reward: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    prev_done: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+
+
+class TrialPolicy:
+    """The rollout face of a recurrent actor-critic: one step at a time, memory carried in
+    ``self.state`` and reset only by :meth:`start_trial`."""
+
+    def __init__(self, model: ActorCritic, deterministic: bool = False) -> None:
+        self.model = model
+        self.deterministic = deterministic
+        self.state: Any = None
+
+    def start_trial(self, num_envs: int) -> None:
+        self.state = self.model.initial_state(num_envs)
+
+    def __call__(self, obs: torch.Tensor, mask: torch.Tensor, history: History | None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        assert history is not None, "a recurrent policy needs the previous action/reward/done"
+        step_history = History(history.prev_schedule[None], history.prev_reward[None],
+                               history.prev_done[None])
+        logits, value, self.state = self.model(obs[None], step_history, self.state)
+        dist = MaskedMultiCategorical(logits[0], mask)
+        action = dist.mode() if self.deterministic else dist.sample()
+        return action, dist.log_prob(action), value[0]
+
+
+def trial_steps(episodes: int, frames: int) -> int:
+    """Env steps of a trial: ``episodes`` episodes and the reset steps between them."""
+    return episodes * frames + (episodes - 1)
+
+
+class RL2Agent(Agent):
+    """RL^2 (GRU) or, with ``memory="attention"``, the attention + GRU meta-learner."""
+
+    name = "rl2"
+
+    def __init__(self, layout: ObservationLayout, config: RL2Config | None = None,
+                 seed: int = 0) -> None:
+        self.layout = layout
+        self.config = config or RL2Config()
+        self.seed = seed
+        self.name = "rl2" if self.config.memory == "gru" else "attention"
+        seed_everything(seed)
+        cfg = self.config
+        self.model = ActorCritic(layout, cfg.hidden, cfg.link_hidden, cfg.rank,
+                                 memory=cfg.memory, attention_heads=cfg.attention_heads,
+                                 attention_window=cfg.attention_window)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate,
+                                          eps=cfg.adam_eps)
+        self.env_steps = 0
+
+    def run_trial(self, env: IABVectorEnv, cursor: EnvCursor, episodes: int,
+                  policy: TrialPolicy | None = None) -> Rollout:
+        """One trial of ``episodes`` episodes from ``cursor`` (a fresh episode start), memory
+        reset at its start only."""
+        policy = policy or TrialPolicy(self.model)
+        policy.start_trial(env.num_envs)
+        frames = env.config.dynamics.episode_frames
+        return collect(env, cursor, trial_steps(episodes, frames), policy, self.layout,
+                       with_history=True)
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        """PPO epochs over whole trials; each minibatch is one full-sequence forward pass."""
+        cfg = self.config
+        advantages, returns = rollout.trial_advantages(cfg.gamma, cfg.gae_lambda)
+        history = rollout.history(self.layout)
+        # items are trials (environments): put the environment axis first
+        data = {"logprob": rollout.logprob.T, "advantages": advantages.T,
+                "value": rollout.value.T, "returns": returns.T, "valid": rollout.valid.T}
+
+        def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            sub = History(history.prev_schedule[:, idx], history.prev_reward[:, idx],
+                          history.prev_done[:, idx])
+            logits, value, _ = self.model(rollout.obs[:, idx], sub, None)
+            dist = MaskedMultiCategorical(logits, rollout.mask[:, idx])
+            return (dist.log_prob(rollout.action[:, idx]).T, dist.entropy().T, value.T)
+
+        stats = ppo_update(evaluate, data, rollout.num_envs, self.optimizer,
+                           list(self.model.parameters()), cfg.loss, cfg.update_epochs,
+                           min(cfg.num_minibatches, rollout.num_envs), cfg.max_grad_norm)
+        stats["explained_variance"] = explained_variance(rollout.value.flatten(),
+                                                         returns.flatten())
+        return stats
+
+    def meta_train(self, env_factory: EnvFactory, tasks: TaskDistribution, budget: Budget,
+                   callback: Callback | None = None) -> dict[str, Any]:
+        """Trials on training tasks (a new task and deployment per environment per trial)."""
+        cfg = self.config
+        episodes = cfg.trial_episodes or budget.adapt_episodes + 1
+        env = env_factory(budget.num_envs)
+        per_iter = trial_steps(episodes, env.config.dynamics.episode_frames) * env.num_envs
+        iterations = max(1, budget.meta_train_env_steps // per_iter)
+        rng = np.random.default_rng(self.seed + 4_243)
+        start, stats, done_iters = time.perf_counter(), {}, 0
+        try:
+            for it in range(iterations):
+                if cfg.anneal_lr:
+                    self.optimizer.param_groups[0]["lr"] = linear_schedule(cfg.learning_rate,
+                                                                          it / iterations)
+                cursor = pin_tasks(env, tasks.sample("train", int(rng.integers(2**31)),
+                                                     env.num_envs),
+                                   [int(s) for s in rng.integers(2**31, size=env.num_envs)])
+                rollout = self.run_trial(env, cursor, episodes)
+                self.env_steps += per_iter
+                stats = self.update(rollout)
+                stats.update(episode_return_stats(rollout), iteration=float(it),
+                             env_steps=float(self.env_steps),
+                             wall_s=time.perf_counter() - start)
+                done_iters += 1
+                if callback is not None and callback(stats) is False:
+                    break
+                if (budget.max_meta_train_s is not None
+                        and time.perf_counter() - start > budget.max_meta_train_s):
+                    break
+        finally:
+            env.close()
+        return {"env_steps": self.env_steps, "wall_s": time.perf_counter() - start,
+                "iterations": done_iters, "last": stats}
+
+    @torch.no_grad()
+    def adapt(self, env: IABVectorEnv, task: Task, episodes: int, instance_seed: int = 0
+              ) -> list[dict[str, float]]:
+        """One trial of ``episodes + 1`` episodes on the held-out task; no gradient steps,
+        adaptation happens in the memory."""
+        rollout = self.run_trial(env, pin_task(env, task, instance_seed), episodes + 1)
+        return records_by_episode(rollout.episode_records, CURVE_METRICS)
+
+    def initial_state(self, num_envs: int) -> RL2State:
+        """State at a trial start: empty memory, no previous action."""
+        return RL2State(memory=self.model.initial_state(num_envs),
+                        prev_action=torch.zeros(num_envs, self.layout.action_size,
+                                                dtype=torch.long),
+                        prev_reward=torch.zeros(num_envs), prev_done=torch.zeros(num_envs))
+
+    @staticmethod
+    def observe(state: RL2State, reward: np.ndarray, done: np.ndarray) -> RL2State:
+        """Record the reward and done flag the environment returned for the last action."""
+        state.prev_reward = torch.as_tensor(reward, dtype=torch.float32)
+        state.prev_done = torch.as_tensor(done, dtype=torch.float32)
+        return state
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, mask: np.ndarray, state: RL2State | None = None,
+            deterministic: bool = False) -> tuple[np.ndarray, RL2State]:
+        """One step; pass ``state=None`` at a trial start, then the returned state (updated
+        with :meth:`observe` after the environment step)."""
+        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+        if state is None:
+            state = self.initial_state(obs_t.shape[0])
+        policy = TrialPolicy(self.model, deterministic)
+        policy.state = state.memory
+        history = History(action_to_schedule(state.prev_action, self.layout),
+                          state.prev_reward, state.prev_done)
+        action, _, _ = policy(obs_t, torch.as_tensor(mask, dtype=torch.bool), history)
+        return action.numpy(), RL2State(policy.state, action, state.prev_reward,
+                                        state.prev_done)
+
+    def save(self, path: str | Path) -> None:
+        save_checkpoint(path, {"model": self.model},
+                        {"agent": self.name, "config": asdict(self.config), "seed": self.seed,
+                         "layout": asdict(self.layout), "env_steps": self.env_steps})
+
+    @classmethod
+    def load(cls, path: str | Path) -> RL2Agent:
+        payload = load_checkpoint(path)
+        meta = payload["meta"]
+        agent = cls(ObservationLayout(**meta["layout"]), RL2Config(**meta["config"]),
+                    seed=meta["seed"])
+        agent.model.load_state_dict(payload["modules"]["model"])
+        agent.env_steps = meta["env_steps"]
+        return agent
+
+
+def attention_agent(layout: ObservationLayout, config: RL2Config | None = None,
+                    seed: int = 0) -> RL2Agent:
+    """The RNN-with-attention meta-learner (causal self-attention over the trial + GRU)."""
+    cfg = config or RL2Config()
+    cfg.memory = "attention"
+    return RL2Agent(layout, cfg, seed)
