@@ -129,7 +129,7 @@ def build_experiment(args: argparse.Namespace) -> Experiment:
             cfg = base.replace(**SMALL_STUDY)
         else:
             raise ConfigError(f"experiment.studies has {name!r}; expected 'main' or 'small'")
-        tasks = TaskDistribution.from_dict(raw.get("tasks"), max_ues=cfg.topology.max_ues)
+        tasks = TaskDistribution.for_config(cfg, raw.get("tasks"))
         fits = (cfg.topology.n_iab + 1) <= 2 and cfg.radio.n_channels <= 3
         studies.append(Study(name, cfg, tasks, upper_bound=fits and args.backend == "fallback"))
     budget = budget.replace(seeds=seeds)
@@ -240,8 +240,9 @@ def evaluate_policy(make_env: Callable[[int], Any], study: Study, exp: Experimen
                 metrics = info["episode_metrics"]
                 records.append({"task": t_index, "episode": episode,
                                 **{k: float(np.mean(v)) for k, v in metrics.items()}})
-                obs, info = env.step(np.zeros((env.num_envs, env.layout.action_size),
-                                              dtype=np.int64))  # the autoreset step
+                # the next-step autoreset step: its action is ignored
+                obs, *_, info = env.step(np.zeros((env.num_envs, env.layout.action_size),
+                                                  dtype=np.int64))
         finally:
             env.close()
     return records

@@ -71,7 +71,9 @@ class RandomMasked(Heuristic):
 
 
 class RoundRobin(Heuristic):
-    """Each base station cycles through its backlogged children across channels and frames."""
+    """Each base station cycles through its backlogged children across channels and frames.
+    A backhaul link gets at most half of the channels in a frame, so that its IAB node (which
+    cannot transmit where it receives) always keeps channels of its own."""
 
     name = "round_robin"
 
@@ -90,7 +92,13 @@ class RoundRobin(Heuristic):
         slot = (self.frame * lay.n_channels + np.arange(lay.n_channels))  # (K,)
         target = slot[None, None, :] % np.maximum(count[..., None], 1)  # (N, B, K)
         score = (child[:, :, None, :] & (rank[:, :, None, :] == target[..., None]))
-        return self._pick(score.astype(np.float64), mask)
+        action = self._pick(score.astype(np.float64), mask)
+        a = action.reshape(n, lay.n_bs, lay.n_channels)
+        cap = max(1, lay.n_channels // 2)
+        for i in range(lay.n_bs - 1):  # backhaul link i is action value i + 1
+            on = a == i + 1
+            a[on & (np.cumsum(on, axis=2) > cap)] = 0
+        return a.reshape(n, -1)
 
 
 def frame_capacity_bytes(cqi_db: np.ndarray, channel_hz: float, frame_s: float,

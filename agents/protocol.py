@@ -79,7 +79,7 @@ def run_protocol(agents: Sequence[str] = AGENT_NAMES, budget: Budget | None = No
     budget = budget or quick_budget()
     config = (config or ScenarioConfig()).replace(
         dynamics__episode_frames=budget.episode_frames)
-    tasks = tasks or TaskDistribution(max_ues=config.topology.max_ues)
+    tasks = tasks or TaskDistribution.for_config(config)
     test = held_out_tasks(tasks, budget, seed)
     result: dict[str, Any] = {"budget": budget.to_dict(), "scenario": config.to_dict(),
                               "test_tasks": [{"task": t.to_dict(), "instance_seed": s}

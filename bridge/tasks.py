@@ -68,10 +68,11 @@ def _ue_ranges(max_ues: int) -> tuple[list[list[int]], list[list[int]]]:
     return [[lo, mid], [hi, max_ues + 1]], [[mid, hi]]
 
 
-def _default_ranges(max_ues: int = 24) -> dict[str, dict[str, Any]]:
+def _default_ranges(max_ues: int = 24, n_iab: int = 4) -> dict[str, dict[str, Any]]:
     # Held-out test intervals sit inside the training envelope (interpolation) for the
     # continuous dimensions: the agent never sees them, yet they are realistic deployments.
     train_ue, test_ue = _ue_ranges(max_ues)
+    topologies = ["star", "chain"] if n_iab >= 2 else ["star"]  # a chain needs two IAB nodes
     return {
         "train": {
             "n_ue": train_ue,
@@ -79,7 +80,7 @@ def _default_ranges(max_ues: int = 24) -> dict[str, dict[str, Any]]:
             "ue_rate_mbps": [[20.0, 80.0], [130.0, 200.0]],
             "blockage_prob": [[0.0, 0.1], [0.25, 0.4]],
             "incumbent_activity": [[0.0, 0.05], [0.15, 0.3]],
-            "topology": ["star", "chain"],
+            "topology": list(topologies),
         },
         "test": {
             "n_ue": test_ue,
@@ -87,7 +88,7 @@ def _default_ranges(max_ues: int = 24) -> dict[str, dict[str, Any]]:
             "ue_rate_mbps": [[80.0, 130.0]],
             "blockage_prob": [[0.1, 0.25]],
             "incumbent_activity": [[0.05, 0.15]],
-            "topology": ["star", "chain"],
+            "topology": list(topologies),
         },
     }
 
@@ -101,14 +102,23 @@ class TaskDistribution:
     """
 
     def __init__(self, ranges: dict[str, dict[str, Any]] | None = None,
-                 max_ues: int = 24) -> None:
-        self.ranges = ranges if ranges is not None else _default_ranges(max_ues)
+                 max_ues: int = 24, n_iab: int = 4) -> None:
+        self.ranges = ranges if ranges is not None else _default_ranges(max_ues, n_iab)
         self.max_ues = max_ues
+        self.n_iab = n_iab
         self._validate()
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, max_ues: int = 24) -> TaskDistribution:
-        ranges = _default_ranges(max_ues)
+    def for_config(cls, config: Any, data: dict[str, Any] | None = None) -> TaskDistribution:
+        """The distribution for a scenario config's padding and IAB count, with the ranges
+        of ``data`` (a ``[tasks]`` table) replacing the defaults."""
+        return cls.from_dict(data, max_ues=config.topology.max_ues,
+                             n_iab=config.topology.n_iab)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, max_ues: int = 24, n_iab: int = 4
+                  ) -> TaskDistribution:
+        ranges = _default_ranges(max_ues, n_iab)
         for split, dims in (data or {}).items():
             if split not in ranges:
                 raise ConfigError(f"tasks.{split}: unknown split; expected 'train' or 'test'")
@@ -121,7 +131,7 @@ class TaskDistribution:
                         f"expected one of {sorted(TASK_DIMENSIONS)}"
                     )
                 ranges[split][dim] = value
-        return cls(ranges, max_ues=max_ues)
+        return cls(ranges, max_ues=max_ues, n_iab=n_iab)
 
     def _validate(self) -> None:
         for split in ("train", "test"):
@@ -137,6 +147,9 @@ class TaskDistribution:
                     if not value or bad:
                         raise ConfigError(f"{where}={value!r}: expected values from "
                                           "['star', 'chain']")
+                    if "chain" in value and self.n_iab < 2:
+                        raise ConfigError(f"{where}={value!r}: 'chain' needs "
+                                          f"topology.n_iab >= 2 (it is {self.n_iab})")
                     continue
                 if not isinstance(value, list) or not value:
                     raise ConfigError(f"{where}={value!r}: expected a list of [lo, hi) intervals")

@@ -19,7 +19,7 @@ def _unmasked_random(rng, n, layout):
 
 
 def _core(config, n, seed=0, split=None):
-    tasks = TaskDistribution(max_ues=config.topology.max_ues)
+    tasks = TaskDistribution.for_config(config)
     insts = []
     for i in range(n):
         task = tasks.sample(split, seed + i)[0] if split else None

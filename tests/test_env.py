@@ -35,7 +35,7 @@ def test_vector_and_single_spaces_agree(small_config):
 def test_set_tasks_pins_the_deployment_across_episodes(small_config):
     from bridge.tasks import TaskDistribution
 
-    dist = TaskDistribution(max_ues=small_config.topology.max_ues)
+    dist = TaskDistribution.for_config(small_config)
     tasks = dist.sample("test", seed=1, n=2)
     vec = IABVectorEnv(2, small_config)
     vec.set_tasks(tasks, [5, 6])

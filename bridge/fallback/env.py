@@ -70,7 +70,7 @@ class Deployments:
             raise ValueError(f"task_split={task_split!r}: expected None, 'train' or 'test'")
         self.config = config
         self.task_split = task_split
-        self.distribution = tasks or TaskDistribution(max_ues=config.topology.max_ues)
+        self.distribution = tasks or TaskDistribution.for_config(config)
         self.new_each_episode = new_each_episode
         self.pinned: list[tuple[Task, int] | None] = [None] * n
         self.base_seed = [0] * n

@@ -1,23 +1,19 @@
-"""Python (ZMQ REP) end of the ns3-gym protocol: handshake, states, actions, all with timeouts."""
+"""Python end of the ns3-gym protocol (ZMQ REP or Unix stream): handshake, states, actions."""
 
 from __future__ import annotations
 
-import atexit
-import itertools
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import zmq
 from google.protobuf.message import DecodeError
 from gymnasium import spaces
 
 from bridge.ns3.process import ScenarioProcess, format_exit_status
+from bridge.ns3.transport import PeerClosed, Transport, open_transport
 from bridge.protocol import ns3opengym_pb2 as pb
 from bridge.protocol.codec import SpaceCodec, proto_to_space
 from bridge.protocol.errors import ProtocolError
@@ -31,10 +27,6 @@ __all__ = [
     "SimulatorTimeout",
     "wait_all",
 ]
-
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-_IPC_DIR: Path | None = None
-_IPC_COUNTER = itertools.count()
 
 
 class SimulatorError(RuntimeError):
@@ -88,35 +80,26 @@ class EnvState:
         return self.game_over and self.reason == "SimulationEnd"
 
 
-def _ipc_dir() -> Path:
-    global _IPC_DIR
-    if _IPC_DIR is None:
-        _IPC_DIR = Path(tempfile.mkdtemp(prefix="iabmeta-zmq-"))
-        atexit.register(shutil.rmtree, _IPC_DIR, True)
-    return _IPC_DIR
-
-
-def _check_loopback(endpoint: str) -> None:
-    host = endpoint[len("tcp://") :].rsplit(":", 1)[0]
-    if host not in _LOOPBACK_HOSTS:
-        raise ValueError(
-            f"endpoint={endpoint!r}: the bridge binds on loopback only "
-            "(expected tcp://127.0.0.1[:port], 'tcp', 'ipc' or ipc://<path>)"
-        )
-
-
 class OpenGymConnection:
-    """A ZMQ REP socket that one scenario process connects to, and the protocol state on it.
+    """A socket that one scenario process connects to, and the protocol state on it.
 
-    ``endpoint``: ``"tcp"`` (default; binds ``tcp://127.0.0.1`` on a port chosen by the OS, so
-    any number of connections never collide), ``"ipc"`` (a fresh Unix socket in a private
-    temporary directory), or an explicit ``tcp://127.0.0.1:<port>`` / ``ipc://<path>``.
+    ``endpoint`` selects the transport (:mod:`bridge.ns3.transport`):
+
+    - ZeroMQ REP, ns3-gym's wire (any ns3-gym scenario): ``"tcp"`` (default; binds
+      ``tcp://127.0.0.1`` on a port chosen by the OS, so any number of connections never
+      collide), ``"ipc"`` (a ZMQ Unix socket in a private temporary directory), or an explicit
+      ``tcp://127.0.0.1:<port>`` / ``ipc://<path>``.
+    - Unix stream with length-prefixed frames (our own scenarios only, several times faster per
+      round trip): ``"unix"`` (a socket in a fresh private directory, mode 0700) or
+      ``unix://<path>``. The scenario gets ``--openGymEndpoint=unix://<path>``.
 
     The sequence is ns3-gym's: receive SimInitMsg, answer SimInitAck; then receive EnvStateMsg,
     answer EnvActMsg, until a game-over state, which is answered with ``stopSimReq=true``.
     Every receive waits at most ``connect_timeout_s`` (handshake) or ``step_timeout_s`` and
     checks every ``poll_interval_s`` whether the attached process is still alive. Blocking
     receives first busy-poll for up to ``spin_s`` (0 disables it; see ``_recv_blocking``).
+    On the Unix transport a scenario that exits closes its socket, which is seen at once; the
+    exit status is then awaited for up to ``exit_wait_s`` to report it.
     """
 
     def __init__(
@@ -129,6 +112,7 @@ class OpenGymConnection:
         poll_interval_s: float = 0.1,
         spin_s: float = 0.0002,
         stderr_lines: int = 20,
+        exit_wait_s: float = 1.0,
     ) -> None:
         if connect_timeout_s <= 0 or step_timeout_s <= 0 or poll_interval_s <= 0:
             raise ValueError(
@@ -140,12 +124,11 @@ class OpenGymConnection:
         self.poll_interval_s = float(poll_interval_s)
         self.stderr_lines = stderr_lines
         self.spin_s = float(spin_s)
+        self.exit_wait_s = float(exit_wait_s)
         self._spin_ok = True
         self._spin_probe = 0
         self.process: ScenarioProcess | None = None
         self.init: SimInit | None = None
-        self.port: int | None = None
-        self._ipc_path: Path | None = None
         self._closed = False
         # what the peer owes us next, and whether we owe the peer a reply
         self.expecting: str | None = "SimInitMsg"
@@ -157,45 +140,19 @@ class OpenGymConnection:
         self._obs_codec: SpaceCodec | None = None
         self._act_codec: SpaceCodec | None = None
 
-        ctx = context if context is not None else zmq.Context.instance()
-        self.socket: zmq.Socket = ctx.socket(zmq.REP)
-        try:
-            self.socket.setsockopt(zmq.LINGER, 0)
-            self.socket.setsockopt(zmq.RCVTIMEO, max(1, int(self.poll_interval_s * 1000)))
-            self.endpoint = self._bind(endpoint)
-        except BaseException:
-            self.socket.close(linger=0)
-            raise
-
-    def _bind(self, endpoint: str) -> str:
-        if endpoint == "tcp":
-            self.port = self.socket.bind_to_random_port("tcp://127.0.0.1")
-            return f"tcp://127.0.0.1:{self.port}"
-        if endpoint == "ipc":
-            path = _ipc_dir() / f"{os.getpid()}-{next(_IPC_COUNTER)}.sock"
-            self._ipc_path = path
-            endpoint = f"ipc://{path}"
-            self.socket.bind(endpoint)
-            return endpoint
-        if endpoint.startswith("tcp://"):
-            _check_loopback(endpoint)
-            self.socket.bind(endpoint)
-            resolved = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
-            self.port = int(resolved.rsplit(":", 1)[1])
-            return resolved
-        if endpoint.startswith("ipc://"):
-            self.socket.bind(endpoint)
-            return endpoint
-        raise ValueError(
-            f"endpoint={endpoint!r}, expected 'tcp', 'ipc', tcp://127.0.0.1:<port> or ipc://<path>"
+        self.transport: Transport = open_transport(
+            endpoint,
+            context=context,
+            poll_interval_s=self.poll_interval_s,
+            send_timeout_s=self.step_timeout_s,
         )
+        self.endpoint = self.transport.endpoint
+        self.port = self.transport.port
 
     # ------------------------------------------------------------------------------ launch
     def scenario_flags(self) -> list[str]:
         """Flags that tell a scenario where to connect (ns3-gym's ``--openGymPort`` for TCP)."""
-        if self.port is not None:
-            return [f"--openGymPort={self.port}"]
-        return [f"--openGymEndpoint={self.endpoint}"]
+        return self.transport.scenario_flags()
 
     @classmethod
     def launch(
@@ -210,7 +167,11 @@ class OpenGymConnection:
         context: zmq.Context | None = None,
         **timeouts: float,
     ) -> OpenGymConnection:
-        """Bind a socket and start ``binary *scenario_args <endpoint flags>`` attached to it."""
+        """Bind a socket and start ``binary *scenario_args <endpoint flags>`` attached to it.
+
+        ``timeouts``: the keyword arguments of the constructor (``connect_timeout_s``,
+        ``step_timeout_s``, ``poll_interval_s``, ``spin_s``, ...).
+        """
         conn = cls(endpoint, context=context, **timeouts)
         try:
             argv = [os.fspath(binary), *scenario_args, *conn.scenario_flags()]
@@ -257,6 +218,18 @@ class OpenGymConnection:
                 message += f"; last stderr lines:\n{tail}" if tail else "; nothing on stderr"
             raise SimulatorTimeout(message)
 
+    def _peer_closed(self, exc: PeerClosed) -> NoReturn:
+        """The scenario closed its socket: report its exit (waiting up to ``exit_wait_s``)."""
+        proc = self.process
+        if proc is not None:
+            proc.wait(self.exit_wait_s)
+        self.check_alive()  # raises SimulatorDied with the exit status and stderr tail
+        what = self.expecting or "nothing"
+        raise ProtocolError(
+            f"{self._describe_peer()} closed its connection ({exc}) while Python waited for "
+            f"{what}; it is still running"
+        ) from exc
+
     def _recv_blocking(self) -> bytes:
         if self._closed:
             raise RuntimeError(f"connection on {self.endpoint} is closed")
@@ -264,39 +237,40 @@ class OpenGymConnection:
             raise RuntimeError(
                 f"connection on {self.endpoint}: a received message has not been answered yet"
             )
-        sock = self.socket
-        if self.spin_s > 0 and (self._spin_ok or self._spin_probe <= 0):
-            # Busy-poll briefly: a fast peer usually answers within tens of microseconds, and
-            # not sleeping on the socket saves a thread wake-up per message (about 2x the
-            # round trips/s on loopback). Only one side may spin on a 2-core machine, and the
-            # scenario side never does. A slow peer turns spinning off (re-probed now and then).
-            self._spin_probe = 64
-            end = time.perf_counter() + self.spin_s
-            while True:
-                try:
-                    raw = sock.recv(zmq.NOBLOCK)
-                    self._spin_ok = True
-                    return raw
-                except zmq.Again:
+        transport = self.transport
+        try:
+            if self.spin_s > 0 and (self._spin_ok or self._spin_probe <= 0):
+                # Busy-poll briefly: a fast peer usually answers within tens of microseconds,
+                # and not sleeping on the socket saves a thread wake-up per message (about 2x
+                # the round trips/s on loopback). Only one side may spin on a 2-core machine,
+                # and the scenario side never does; never spin when both share one CPU. A slow
+                # peer turns spinning off (re-probed now and then).
+                self._spin_probe = 64
+                end = time.perf_counter() + self.spin_s
+                while True:
+                    raw = transport.recv_nowait()
+                    if raw is not None:
+                        self._spin_ok = True
+                        return raw
                     if time.perf_counter() > end:
                         break
-            self._spin_ok = False
-        else:
-            self._spin_probe -= 1
-        while True:
-            try:
-                return sock.recv()
-            except zmq.Again:
-                pass
-            try:
-                self.check_alive()
-            except SimulatorDied:
-                # the last message may have arrived just before the exit
+                self._spin_ok = False
+            else:
+                self._spin_probe -= 1
+            while True:
+                raw = transport.recv()
+                if raw is not None:
+                    return raw
                 try:
-                    return sock.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    pass
-                raise
+                    self.check_alive()
+                except SimulatorDied:
+                    # the last message may have arrived just before the exit
+                    raw = transport.recv_nowait()
+                    if raw is not None:
+                        return raw
+                    raise
+        except PeerClosed as exc:
+            self._peer_closed(exc)
 
     def try_receive(self) -> SimInit | EnvState | None:
         """Non-blocking: handle one pending message if there is one.
@@ -305,8 +279,10 @@ class OpenGymConnection:
         and must be answered with :meth:`send_action` or :meth:`send_stop`.
         """
         try:
-            raw = self.socket.recv(zmq.NOBLOCK)
-        except zmq.Again:
+            raw = self.transport.recv_nowait()
+        except PeerClosed as exc:
+            self._peer_closed(exc)
+        if raw is None:
             return None
         return self._dispatch(raw)
 
@@ -358,7 +334,7 @@ class OpenGymConnection:
         self._obs_codec = SpaceCodec(obs_space)
         self._act_codec = SpaceCodec(act_space)
         self.init = SimInit(obs_space, act_space, int(msg.simProcessId), int(msg.wafShellProcessId))
-        self.socket.send(pb.SimInitAck(done=True, stopSimReq=False).SerializeToString())
+        self.transport.send(pb.SimInitAck(done=True, stopSimReq=False).SerializeToString())
         self.expecting = "EnvStateMsg"
         self.deadline = time.monotonic() + self.step_timeout_s
         return self.init
@@ -410,7 +386,7 @@ class OpenGymConnection:
             )
         msg = self._act_msg
         codec.encode(action, msg.actData, validate=False)
-        self.socket.send(msg.SerializeToString())
+        self.transport.send(msg.SerializeToString())
         self._owe_reply = False
         self.deadline = time.monotonic() + self.step_timeout_s
 
@@ -420,7 +396,7 @@ class OpenGymConnection:
             raise RuntimeError(
                 f"connection on {self.endpoint}: no EnvStateMsg is waiting for an answer"
             )
-        self.socket.send(self._stop_bytes)
+        self.transport.send(self._stop_bytes)
         self._owe_reply = False
         self.expecting = None
 
@@ -444,12 +420,7 @@ class OpenGymConnection:
                     self.process.wait(exit_grace_s)
                 self.process.close()
         finally:
-            self.socket.close(linger=0)
-            if self._ipc_path is not None:
-                try:
-                    self._ipc_path.unlink()
-                except FileNotFoundError:
-                    pass
+            self.transport.close()
 
     def __enter__(self) -> OpenGymConnection:
         return self
@@ -469,45 +440,60 @@ def wait_all(
 ) -> dict[OpenGymConnection, Any]:
     """Wait until each connection has delivered its next ``until`` message; return them.
 
-    Multiplexes all sockets with one ``zmq.Poller`` (no threads). SimInitMsg handshakes are
+    Multiplexes all sockets (ZMQ and Unix transports alike) with one ``zmq.Poller`` (no
+    threads). SimInitMsg handshakes are
     answered on the way; with ``until=EnvState`` (default) a freshly launched connection keeps
     waiting for its first EnvStateMsg. Each connection keeps its own deadline and liveness
     check. Raises the first SimulatorDied / SimulatorTimeout / ProtocolError met.
     """
-    pending = {conn.socket: conn for conn in connections}
-    results: dict[OpenGymConnection, Any] = {}
+    pending: dict[Any, OpenGymConnection] = {}
     poller = zmq.Poller()
-    for sock in pending:
-        poller.register(sock, zmq.POLLIN)
+    for conn in connections:
+        handle = conn.transport.poll_handle()
+        pending[handle] = conn
+        poller.register(handle, zmq.POLLIN)
+    results: dict[OpenGymConnection, Any] = {}
 
-    def finish(sock: zmq.Socket, conn: OpenGymConnection, result: Any) -> None:
+    def finish(handle: Any, conn: OpenGymConnection, result: Any) -> None:
         results[conn] = result
-        poller.unregister(sock)
-        del pending[sock]
+        poller.unregister(handle)
+        del pending[handle]
+
+    def receive(handle: Any, conn: OpenGymConnection) -> Any:
+        result = conn.try_receive()
+        new_handle = conn.transport.poll_handle()
+        if new_handle != handle:  # a Unix transport accepted its peer: watch the new socket
+            poller.unregister(handle)
+            del pending[handle]
+            pending[new_handle] = conn
+            poller.register(new_handle, zmq.POLLIN)
+            if result is None:
+                result = conn.try_receive()
+        return new_handle, result
 
     last_check = time.monotonic()
     while pending:
         events = dict(poller.poll(int(poll_interval_s * 1000)))
-        for sock in events:
-            conn = pending[sock]
+        for handle in events:
+            conn = pending[handle]
             while True:
-                result = conn.try_receive()
+                handle, result = receive(handle, conn)
                 if result is None:
                     break
                 if isinstance(result, until):
-                    finish(sock, conn, result)
+                    finish(handle, conn, result)
                     break
         now = time.monotonic()
         if not events or now - last_check >= poll_interval_s:
             last_check = now
-            for sock, conn in list(pending.items()):
+            for handle, conn in list(pending.items()):
                 try:
                     conn.check_alive()
                 except SimulatorDied:
                     # the awaited message may have arrived just before the exit
-                    result = conn.try_receive()
+                    handle, result = receive(handle, conn)
                     if isinstance(result, until):
-                        finish(sock, conn, result)
+                        finish(handle, conn, result)
                         continue
                     raise
     return results

@@ -9,7 +9,9 @@ from typing import Any, SupportsFloat
 
 import gymnasium as gym
 
+from bridge.ns3.affinity import pin_thread, release_thread
 from bridge.ns3.connection import EnvState, OpenGymConnection, SimInit
+from bridge.ns3.transport import is_unix_endpoint
 
 __all__ = ["Ns3GymEnv", "parse_info"]
 
@@ -44,6 +46,17 @@ class Ns3GymEnv(gym.Env):
     stop (stopSimReq) at once. ``info`` holds the scenario's info string decoded by
     :func:`parse_info`.
 
+    Transport and CPUs: ``endpoint="tcp"`` (default) speaks ns3-gym's ZeroMQ wire and works with
+    any ns3-gym scenario; ``endpoint="unix"`` is the fast length-prefixed Unix socket transport
+    of our own scenarios (see :mod:`bridge.ns3.transport`). ``colocate`` (default: on for
+    ``unix``, off otherwise) pins the calling thread and the scenario process to the same CPU:
+    the protocol is lock-step, so only one of them runs at a time, and a wake-up on the same
+    CPU is several times cheaper than one on another CPU. The pin lasts until :meth:`close`
+    (threads started meanwhile from this thread inherit it; see :mod:`bridge.ns3.affinity`).
+    Pass ``colocate=False`` to keep the scheduler free, or ``cpu_affinity`` to place only the
+    scenario process. ``spin_s`` (busy-poll before sleeping on the socket) defaults to 0.2 ms,
+    or 0 when co-located (spinning on the shared CPU would only delay the scenario).
+
     Subclasses (e.g. the IAB env) can override :meth:`_decode_obs` and :meth:`_make_info` to
     reshape observations or add metrics without touching the protocol.
     """
@@ -58,13 +71,26 @@ class Ns3GymEnv(gym.Env):
         endpoint: str = "tcp",
         connect_timeout_s: float = 30.0,
         step_timeout_s: float = 120.0,
-        spin_s: float = 0.0002,
+        spin_s: float | None = None,
         cwd: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
         cpu_affinity: Sequence[int] | None = None,
+        colocate: bool | None = None,
         initial_seed: int = 1,
     ) -> None:
         super().__init__()
+        self._pinned_thread: int | None = None
+        self._conn: OpenGymConnection | None = None
+        if colocate is None:
+            colocate = is_unix_endpoint(endpoint) and cpu_affinity is None
+        if colocate and cpu_affinity is not None:
+            raise ValueError(
+                f"colocate=True and cpu_affinity={list(cpu_affinity)}: co-location chooses the "
+                "CPU itself, pass one or the other"
+            )
+        self.colocate = bool(colocate)
+        if spin_s is None:
+            spin_s = 0.0 if self.colocate else 0.0002
         self.binary = os.fspath(binary)
         self.scenario_args = list(scenario_args)
         for arg in self.scenario_args:
@@ -82,13 +108,16 @@ class Ns3GymEnv(gym.Env):
             "env": env,
         }
         self.cpu_affinity = None if cpu_affinity is None else set(cpu_affinity)
-        self._conn: OpenGymConnection | None = None
         self._conn_seed: int | None = None
         self._fresh = False  # the current process has not produced its first state yet
         self._needs_reset = True
         self._closed = False
         self._spaces_known = False
-        init = self._start(initial_seed)
+        try:
+            init = self._start(initial_seed)
+        except BaseException:
+            self._unpin()
+            raise
         self.observation_space = init.observation_space
         self.action_space = init.action_space
         self._spaces_known = True
@@ -106,6 +135,10 @@ class Ns3GymEnv(gym.Env):
 
     def _start(self, sim_seed: int) -> SimInit:
         self._stop()
+        if self.colocate and self._pinned_thread is None:
+            # pin before the launch: the child inherits the mask from its first instruction
+            self._pinned_thread, cpu = pin_thread()
+            self.cpu_affinity = {cpu}
         conn = OpenGymConnection.launch(
             self.binary, [*self.scenario_args, f"--simSeed={sim_seed}"], **self._launch_options
         )
@@ -191,11 +224,19 @@ class Ns3GymEnv(gym.Env):
         )
 
     def close(self) -> None:
-        """Stop the scenario process and close the socket (idempotent)."""
+        """Stop the scenario process, close the socket, undo the CPU pin (idempotent)."""
         self._closed = True
         self._needs_reset = True
-        self._stop()
+        try:
+            self._stop()
+        finally:
+            self._unpin()
         super().close()
+
+    def _unpin(self) -> None:
+        tid, self._pinned_thread = self._pinned_thread, None
+        if tid is not None:
+            release_thread(tid)
 
     # ------------------------------------------------------------------------------ hooks
     def _decode_obs(self, state: EnvState) -> Any:
@@ -209,5 +250,6 @@ class Ns3GymEnv(gym.Env):
     def __del__(self) -> None:
         try:
             self._stop()
+            self._unpin()
         except Exception:
             pass

@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
+from bridge.ns3.affinity import unpinned_cpus
 from bridge.ns3.connection import EnvState, OpenGymConnection, SimInit, wait_all
 from bridge.ns3.env import parse_info
 
@@ -30,6 +31,14 @@ class Ns3VectorEnv(VectorEnv):
     ``scenario_args`` is one argument list for all envs or a list of ``num_envs`` lists.
     ``reset(seed=s)`` gives env i ``--simSeed=s+i``; later restarts draw seeds from
     ``np_random``. Info dicts are batched with Gymnasium's ``_key`` masks.
+
+    ``endpoint`` is ``"tcp"`` (ns3-gym's ZeroMQ wire, default), ``"ipc"`` or ``"unix"`` (the fast
+    transport of our own scenarios); each env gets its own socket. The scenarios run in
+    parallel, so they are never co-located on one CPU with Python (unlike a single
+    Ns3GymEnv on ``unix``): ``cpu_placement="free"`` (default) lets them use every CPU this
+    process may use, even if the calling thread was pinned by a co-located Ns3GymEnv (the
+    children would otherwise inherit that pin and run one after the other);
+    ``"spread"`` pins env i to CPU ``i mod n``.
     """
 
     def __init__(
@@ -44,10 +53,14 @@ class Ns3VectorEnv(VectorEnv):
         poll_interval_s: float = 0.1,
         cwd: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
+        cpu_placement: str = "free",
         initial_seed: int = 1,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs={num_envs}, expected >= 1")
+        if cpu_placement not in ("free", "spread"):
+            raise ValueError(f"cpu_placement={cpu_placement!r}, expected 'free' or 'spread'")
+        self.cpu_placement = cpu_placement
         self.num_envs = int(num_envs)
         self.binary = os.fspath(binary)
         args = list(scenario_args)
@@ -109,18 +122,28 @@ class Ns3VectorEnv(VectorEnv):
         """(Re)start the given envs concurrently; return their SimInit or first EnvState."""
         for i in indices:
             self._close_env(i)
-        new: list[OpenGymConnection] = []
-        for i, seed in zip(indices, seeds, strict=True):
-            conn = OpenGymConnection.launch(
-                self.binary, [*self._args[i], f"--simSeed={seed}"], **self._launch_options
-            )
-            self._conns[i] = conn
-            self._seeds[i] = seed
-            new.append(conn)
+        new = [self._open(i, seed) for i, seed in zip(indices, seeds, strict=True)]
         results = wait_all(new, until=until, poll_interval_s=self.poll_interval_s)
         for i in indices:
             self._fresh[i] = until is SimInit
         return [results[conn] for conn in new]
+
+    def _open(self, i: int, seed: int) -> OpenGymConnection:
+        """Start env i's scenario process with ``--simSeed=seed`` and place it on its CPUs."""
+        conn = OpenGymConnection.launch(
+            self.binary, [*self._args[i], f"--simSeed={seed}"], **self._launch_options
+        )
+        self._conns[i] = conn
+        self._seeds[i] = seed
+        cpus = sorted(unpinned_cpus())
+        allowed = {cpus[i % len(cpus)]} if self.cpu_placement == "spread" else set(cpus)
+        assert conn.process is not None
+        try:
+            if os.sched_getaffinity(conn.process.pid) != allowed:
+                os.sched_setaffinity(conn.process.pid, allowed)
+        except ProcessLookupError:
+            pass  # already dead: the next receive reports it
+        return conn
 
     def _close_env(self, i: int) -> None:
         conn, self._conns[i] = self._conns[i], None
@@ -228,13 +251,8 @@ class Ns3VectorEnv(VectorEnv):
             # restart the finished envs while the others compute
             for i in resetting:
                 self._close_env(i)
-            new: dict[int, OpenGymConnection] = {}
             for i, seed in zip(resetting, self._draw_seeds(len(resetting)), strict=True):
-                conn = OpenGymConnection.launch(
-                    self.binary, [*self._args[i], f"--simSeed={seed}"], **self._launch_options
-                )
-                self._conns[i] = new[i] = conn
-                self._seeds[i] = seed
+                self._open(i, seed)
             conns = {i: self._conns[i] for i in range(self.num_envs)}
             got = wait_all(conns.values(), poll_interval_s=self.poll_interval_s)  # type: ignore[arg-type]
             for i, conn in conns.items():

@@ -1,0 +1,124 @@
+"""`iabmeta reproduce` end to end on a tiny study: outputs, resume after a kill, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agents.cli import main
+
+TINY = Path(__file__).parent / "data" / "tiny_experiment.toml"
+PROMISED = ("results.json", "report.md", "adaptation_curves.csv", "training_curves.csv",
+            "metrics.png", "adaptation.png", "training.png")
+
+
+def _check_outputs(out: Path) -> dict:
+    for name in PROMISED:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    for png in ("metrics.png", "adaptation.png", "training.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((out / "results.json").read_text())
+    methods = results["studies"]["main"]["methods"]
+    expected = {"ppo", "maml", "rl2", "attention", "random", "round_robin", "greedy_max_sinr",
+                "proportional_fair", "upper_bound"}
+    assert expected <= set(methods)
+    for name, m in methods.items():
+        assert m["throughput_mbps"] >= 0 and math.isfinite(m["throughput_mbps"]), name
+        for k in ("sinr_violation_rate", "latency_violation_rate", "jain_fairness"):
+            assert 0.0 <= m[k] <= 1.0, (name, k, m[k])
+        assert 0 <= m.get("fraction_of_upper_bound", 0) <= 1.5
+    assert methods["upper_bound"]["throughput_mbps"] > 0
+    assert results["versions"]["torch"] and results["budget"]["adapt_episodes"] == 1
+    report = (out / "report.md").read_text()
+    for label in ("PPO", "MAML", "RNN", "attention", "Upper bound", "vs PPO"):
+        assert label in report
+    return results
+
+
+def test_reproduce_quick_writes_every_promised_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["reproduce", "--quick", "--config", str(TINY), "--out", str(out)]) == 0
+    _check_outputs(out)
+    printed = capsys.readouterr().out
+    assert "reproduce" in printed and "wrote" in printed
+
+
+def _methods(out: Path) -> dict:
+    data = json.loads((out / "results.json").read_text())["studies"]["main"]["methods"]
+    keys = ("throughput_mbps", "sinr_violation_rate", "latency_violation_rate",
+            "jain_fairness")
+    return {m: {k: round(v[k], 9) for k in keys} for m, v in data.items()}
+
+
+def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
+    cmd = [sys.executable, "-m", "agents.cli", "reproduce", "--quick", "--config", str(TINY)]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    interrupted = tmp_path / "interrupted"
+    proc = subprocess.Popen([*cmd, "--out", str(interrupted)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    phases = interrupted / "phases"
+    deadline = time.monotonic() + 240
+    # kill it once some phases are done but not all of them
+    while time.monotonic() < deadline:
+        done = list(phases.glob("*.json")) if phases.exists() else []
+        if any(p.name.startswith("train") for p in done):
+            break
+        if proc.poll() is not None:
+            pytest.fail("the run ended before it could be interrupted:\n"
+                        + proc.stdout.read().decode())
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    finished = {p.name: p.stat().st_mtime_ns for p in phases.glob("*.json")}
+    assert finished and not (interrupted / "report.md").exists()
+
+    second = subprocess.run([*cmd, "--out", str(interrupted)], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert f"{len(finished)} of" in second.stdout and "resuming" in second.stdout
+    for name, mtime in finished.items():  # finished work was not repeated
+        assert (phases / name).stat().st_mtime_ns == mtime
+    _check_outputs(interrupted)
+
+    straight = tmp_path / "straight"
+    third = subprocess.run([*cmd, "--out", str(straight)], env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert third.returncode == 0, third.stderr
+    assert _methods(interrupted) == _methods(straight)
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    ("[scenario.radio]\nn_channels = 0\n", ["radio.n_channels=0", "out of range"]),
+    ("[experiment]\nagents = [\"dqn\"]\n", ["experiment.agents", "dqn"]),
+    ("[experiment]\nepochs = 3\n", ["experiment.epochs"]),
+    ("[tasks.test]\nue_speed_mps = [[0.5, 4.0]]\n", ["overlaps"]),
+    ("not toml at all [", ["not valid"]),
+])
+def test_bad_config_file_gets_a_clear_error(tmp_path, capsys, content, words):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(content)
+    assert main(["reproduce", "--quick", "--config", str(bad), "--out",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    for w in words:
+        assert w in err
+
+
+def test_bad_options_get_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--backend", "ns4"])
+    assert "ns4" in capsys.readouterr().err
+    assert main(["reproduce", "--quick", "--set", "radio.carrier_ghz=500", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "radio.carrier_ghz=500" in capsys.readouterr().err
+    assert main(["reproduce", "--quick", "--config", str(tmp_path / "none.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
