@@ -280,6 +280,14 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def _change(reduction: float | None) -> str:
+    """'37% lower' / '12% higher' from a fractional reduction."""
+    if reduction is None or not np.isfinite(reduction):
+        return "–"
+    word = "lower" if reduction >= 0 else "higher"
+    return f"{abs(100 * reduction):.0f}% {word}"
+
+
 def _write_markdown(out: Path, results: dict[str, Any]) -> Path:
     lines = ["# iabmeta study report", "",
              f"Backend **{results['backend']}**, profile **{results['profile']}**, base seed "
@@ -321,10 +329,8 @@ def _write_markdown(out: Path, results: dict[str, Any]) -> Path:
                 lines.append(
                     f"* {AGENT_LABELS.get(m, m)}: {_fmt(s.get('throughput_vs_ppo'), 2)}x "
                     f"throughput, SINR violations "
-                    f"{_fmt(100 * s.get('sinr_violation_reduction_vs_ppo', float('nan')), 0)}% "
-                    f"lower, latency violations "
-                    f"{_fmt(100 * s.get('latency_violation_reduction_vs_ppo', float('nan')), 0)}"
-                    "% lower")
+                    f"{_change(s.get('sinr_violation_reduction_vs_ppo'))}, latency violations "
+                    f"{_change(s.get('latency_violation_reduction_vs_ppo'))}")
             lines.append("")
     lines += ["## Figures", "", "![metrics](metrics.png)", "", "![adaptation](adaptation.png)",
               "", "![training](training.png)", "",

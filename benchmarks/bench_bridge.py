@@ -1,4 +1,4 @@
-"""Print the ns-3 bridge benchmark (ours vs an ns3-gym-style client, tcp vs ipc) as JSON."""
+"""Print the ns-3 bridge benchmark as JSON: ns3-gym-style client vs ours, ZMQ vs Unix transport."""
 
 from __future__ import annotations
 
@@ -9,16 +9,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.ns3.bench import bench_bridge  # noqa: E402
+from bridge.ns3.bench import CONFIGS, bench_bridge  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-pinned", action="store_true", help="skip the one-CPU runs")
+    parser.add_argument(
+        "--configs",
+        default=None,
+        help="comma-separated subset of: " + ", ".join(c.name for c in CONFIGS),
+    )
     args = parser.parse_args()
-    result = bench_bridge(steps=args.steps, repeats=args.repeats, pinned=not args.no_pinned)
+    configs = None if args.configs is None else args.configs.split(",")
+    result = bench_bridge(steps=args.steps, repeats=args.repeats, configs=configs)
     print(json.dumps(result, indent=2))
 
 

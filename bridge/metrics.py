@@ -23,7 +23,7 @@ HEADLINE_METRICS = ("throughput_mbps", "sinr_violation_rate", "latency_violation
 
 def jain_index(x: np.ndarray, valid: np.ndarray | None = None, axis: int = -1) -> np.ndarray:
     """Jain fairness (sum x)^2 / (n sum x^2) over ``axis``, counting only ``valid`` entries;
-    1 when every valid entry is equal (including all zero: nobody is favoured)."""
+    0 when nobody was served (an idle network earns no fairness credit)."""
     x = np.asarray(x, dtype=np.float64)
     if valid is None:
         valid = np.ones(x.shape, dtype=bool)
@@ -33,7 +33,7 @@ def jain_index(x: np.ndarray, valid: np.ndarray | None = None, axis: int = -1) -
     s2 = (xv * xv).sum(axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
         j = s1 * s1 / (n * s2)
-    return np.where(s2 > 0, j, 1.0)
+    return np.where(s2 > 0, j, 0.0)
 
 
 def episode_metrics(acc: dict[str, np.ndarray], frames: np.ndarray, frame_s: float,

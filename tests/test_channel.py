@@ -89,3 +89,13 @@ def test_spectral_efficiency_mapping():
 def test_noise_power():
     # -174 dBm/Hz + 10 log10(50e6) + 9 dB = -174 + 76.9897 + 9
     assert float(noise_dbm(50e6, 9.0)) == pytest.approx(-88.0103, abs=1e-4)
+
+
+def test_jain_index_definition():
+    from bridge.metrics import jain_index
+
+    assert float(jain_index(np.array([3.0, 3.0, 3.0]))) == pytest.approx(1.0)
+    assert float(jain_index(np.array([1.0, 0.0, 0.0, 0.0]))) == pytest.approx(0.25)
+    assert float(jain_index(np.zeros(4))) == 0.0  # an idle network earns no fairness
+    valid = np.array([True, True, False])
+    assert float(jain_index(np.array([2.0, 2.0, 100.0]), valid)) == pytest.approx(1.0)

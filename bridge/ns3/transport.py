@@ -346,22 +346,25 @@ class UnixStreamTransport(Transport):
                 f"message of {len(message)} bytes exceeds the frame limit of {MAX_FRAME_BYTES}"
             )
         data = _HEADER.pack(len(message)) + message
+        sent = 0
+        deadline: float | None = None
         try:
-            sent = sock.send(data)
-            if sent == len(data):
-                return
-            # Only large messages get here: wait for the scenario to read the rest
-            view = memoryview(data)
-            deadline = time.monotonic() + self.send_timeout_s
-            while sent < len(data):
+            while True:
                 try:
-                    sent += sock.send(view[sent:])
+                    sent += sock.send(data if not sent else memoryview(data)[sent:])
                 except BlockingIOError:
-                    if time.monotonic() > deadline:
+                    # a slice (SO_SNDTIMEO) passed with a full socket buffer: only a large
+                    # message to a scenario that does not read gets here
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + self.send_timeout_s
+                    elif now > deadline:
                         raise TimeoutError(
                             f"could not send {len(data)} bytes on {self.endpoint} within "
                             f"{self.send_timeout_s:g} s: the scenario does not read"
                         ) from None
+                if sent == len(data):
+                    return
         except (BrokenPipeError, ConnectionResetError):
             # Like ZMQ, a send to a vanished peer does not fail: the receive that follows
             # sees the closed socket and reports the exit status of the process.

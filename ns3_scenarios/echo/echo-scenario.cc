@@ -9,6 +9,8 @@
 // {"step": k, "seed": simSeed, "rng": <U(0,1) draw from the ns-3 RNG, seeded by --simSeed>}.
 // The episode ends after --steps steps, by game over (--endBy=gameover) or by the end of the
 // simulation (--endBy=simend, final state sent by NotifySimulationEnd).
+// --computeUs=N burns N microseconds of CPU per step, standing in for physics in benchmarks
+// of parallel environments (0 by default: the bridge alone is measured).
 // Misbehaviour for failure tests: --crashAtStep=N (exit code 3), --hangAtStep=N (stops
 // answering), --neverConnect (never opens the socket).
 #include "opengym-module.h"
@@ -41,6 +43,7 @@ struct EchoConfig
     uint32_t actSize{4};
     std::string obsType{"float32"};
     uint32_t steps{100};
+    uint32_t computeUs{0};
     Time stepTime{MilliSeconds(100)};
     std::string endBy{"gameover"};
     int64_t crashAtStep{-1};
@@ -254,6 +257,7 @@ class EchoGymEnv : public OpenGymEnv
             Simulator::Stop();
             return;
         }
+        BurnCpu();
         Notify();
         if (m_openGymInterface->IsStopRequested() || GetGameOver())
         {
@@ -264,6 +268,20 @@ class EchoGymEnv : public OpenGymEnv
     }
 
   private:
+    /// Busy-wait --computeUs microseconds (a sleep would not occupy the CPU like physics does).
+    void BurnCpu() const
+    {
+        if (m_config.computeUs == 0)
+        {
+            return;
+        }
+        const auto until =
+            std::chrono::steady_clock::now() + std::chrono::microseconds(m_config.computeUs);
+        while (std::chrono::steady_clock::now() < until)
+        {
+        }
+    }
+
     template <typename T>
     Ptr<OpenGymDataContainer> BoxObservation() const
     {
@@ -322,6 +340,8 @@ main(int argc, char* argv[])
     cmd.AddValue("obsType", "int32, uint32, float32 or float64 (box mode)", config.obsType);
     cmd.AddValue("steps", "agent steps per episode", config.steps);
     cmd.AddValue("stepTime", "simulated time between agent steps", config.stepTime);
+    cmd.AddValue("computeUs", "CPU time burnt per step in microseconds (stand-in for physics)",
+                 config.computeUs);
     cmd.AddValue("endBy", "gameover (GameOver state) or simend (SimulationEnd state)", config.endBy);
     cmd.AddValue("crashAtStep", "exit with code 3 at this step (-1: never)", config.crashAtStep);
     cmd.AddValue("hangAtStep", "stop answering at this step (-1: never)", config.hangAtStep);

@@ -1,4 +1,4 @@
-// OpenGymInterface: the scenario's end of the ns3-gym compatible ZeroMQ link to Python.
+// OpenGymInterface: the scenario's end of the ns3-gym compatible link to Python.
 #include "opengym-interface.h"
 
 #include "ns3/abort.h"
@@ -16,7 +16,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
-#include <zmq.hpp>
 
 namespace ns3
 {
@@ -40,8 +39,9 @@ OpenGymInterface::GetTypeId()
             .SetGroupName("OpenGym")
             .AddConstructor<OpenGymInterface>()
             .AddAttribute("Endpoint",
-                          "ZeroMQ endpoint of the Python REP socket (tcp://localhost:<port> or "
-                          "ipc://<path>)",
+                          "Endpoint of the Python side: tcp://localhost:<port> or ipc://<path> "
+                          "(ZeroMQ, ns3-gym compatible) or unix://<path> (length-prefixed frames "
+                          "on a Unix stream socket)",
                           StringValue("tcp://localhost:5555"),
                           MakeStringAccessor(&OpenGymInterface::m_endpoint),
                           MakeStringChecker())
@@ -70,9 +70,9 @@ OpenGymInterface::OpenGymInterface()
 OpenGymInterface::~OpenGymInterface()
 {
     NS_LOG_FUNCTION(this);
-    if (m_socket)
+    if (m_transport)
     {
-        m_socket->close();
+        m_transport->Close();
     }
 }
 
@@ -80,12 +80,11 @@ void
 OpenGymInterface::DoDispose()
 {
     NS_LOG_FUNCTION(this);
-    if (m_socket)
+    if (m_transport)
     {
-        m_socket->close();
-        m_socket.reset();
+        m_transport->Close();
+        m_transport.reset();
     }
-    m_context.reset();
     m_actionSpaceCb.Nullify();
     m_observationSpaceCb.Nullify();
     m_gameOverCb.Nullify();
@@ -185,23 +184,10 @@ OpenGymInterface::Fail(OpenGymExitCode code, const std::string& message) const
 void
 OpenGymInterface::SendMessage(const google::protobuf::MessageLite& msg, const char* what)
 {
-    const size_t size = msg.ByteSizeLong();
-    zmq::message_t frame(size);
-    if (!msg.SerializeWithCachedSizesToArray(static_cast<uint8_t*>(frame.data())))
+    std::string error;
+    if (!m_transport->Send(msg, &error))
     {
-        Fail(OPENGYM_EXIT_PROTOCOL_ERROR, std::string("could not serialize ") + what);
-    }
-    try
-    {
-        if (!m_socket->send(frame, zmq::send_flags::none))
-        {
-            Fail(OPENGYM_EXIT_PEER_GONE,
-                 std::string("timed out sending ") + what + " (is the Python side gone?)");
-        }
-    }
-    catch (const zmq::error_t& err)
-    {
-        Fail(OPENGYM_EXIT_PEER_GONE, std::string("send ") + what + " failed: " + err.what());
+        Fail(OPENGYM_EXIT_PEER_GONE, std::string("sending ") + what + ": " + error);
     }
 }
 
@@ -211,23 +197,24 @@ OpenGymInterface::ReceiveMessage(google::protobuf::MessageLite* msg, const char*
     using Clock = std::chrono::steady_clock;
     const auto timeout = std::chrono::milliseconds(m_recvTimeout.GetMilliSeconds());
     const auto deadline = Clock::now() + timeout;
-    zmq::message_t frame;
+    const uint8_t* data = nullptr;
+    size_t size = 0;
+    std::string error;
     while (true)
     {
-        try
+        const auto status = m_transport->Receive(&data, &size, &error);
+        if (status == OpenGymTransport::RecvStatus::FRAME)
         {
-            if (m_socket->recv(frame, zmq::recv_flags::none))
-            {
-                break;
-            }
+            break;
         }
-        catch (const zmq::error_t& err)
+        if (status == OpenGymTransport::RecvStatus::INVALID)
         {
-            if (err.num() != EINTR)
-            {
-                Fail(OPENGYM_EXIT_PEER_GONE,
-                     std::string("receive ") + what + " failed: " + err.what());
-            }
+            Fail(OPENGYM_EXIT_PROTOCOL_ERROR,
+                 std::string("while waiting for ") + what + ": " + error);
+        }
+        if (status == OpenGymTransport::RecvStatus::ERROR)
+        {
+            Fail(OPENGYM_EXIT_PEER_GONE, std::string("receive ") + what + " failed: " + error);
         }
         if (m_watchParent && getppid() != m_parentPid)
         {
@@ -243,11 +230,11 @@ OpenGymInterface::ReceiveMessage(google::protobuf::MessageLite* msg, const char*
                      " s (RecvTimeout / --openGymTimeout); exiting");
         }
     }
-    if (!msg->ParseFromArray(frame.data(), static_cast<int>(frame.size())))
+    if (!msg->ParseFromArray(data, static_cast<int>(size)))
     {
         Fail(OPENGYM_EXIT_PROTOCOL_ERROR,
-             std::string("received ") + std::to_string(frame.size()) +
-                 " bytes that do not parse as " + what);
+             std::string("received ") + std::to_string(size) + " bytes that do not parse as " +
+                 what);
     }
 }
 
@@ -261,22 +248,16 @@ OpenGymInterface::Init()
     }
     NS_ABORT_MSG_IF(m_observationSpaceCb.IsNull() || m_actionSpaceCb.IsNull(),
                     "OpenGymInterface::Init: set the observation and action space callbacks");
-    m_context = std::make_unique<zmq::context_t>(1);
-    m_socket = std::make_unique<zmq::socket_t>(*m_context, zmq::socket_type::req);
-    m_socket->set(zmq::sockopt::linger, 0);
     const int sliceMs =
         static_cast<int>(std::min<int64_t>(kRecvSliceMs, m_recvTimeout.GetMilliSeconds()));
-    m_socket->set(zmq::sockopt::rcvtimeo, sliceMs);
-    m_socket->set(zmq::sockopt::sndtimeo,
-                  static_cast<int>(std::min<int64_t>(m_recvTimeout.GetMilliSeconds(), 1 << 30)));
+    const int sendTimeoutMs =
+        static_cast<int>(std::min<int64_t>(m_recvTimeout.GetMilliSeconds(), 1 << 30));
+    m_transport = OpenGymTransport::Create(m_endpoint);
     NS_LOG_INFO("connecting to " << m_endpoint);
-    try
+    std::string error;
+    if (!m_transport->Connect(sliceMs, sendTimeoutMs, &error))
     {
-        m_socket->connect(m_endpoint);
-    }
-    catch (const zmq::error_t& err)
-    {
-        Fail(OPENGYM_EXIT_PEER_GONE, "cannot connect to " + m_endpoint + ": " + err.what());
+        Fail(OPENGYM_EXIT_PEER_GONE, error);
     }
 
     ns3opengym::SimInitMsg init;
@@ -387,8 +368,8 @@ OpenGymArguments::AddToCommandLine(CommandLine& cmd)
 {
     cmd.AddValue("openGymPort", "TCP port of the Python REP socket on localhost", openGymPort);
     cmd.AddValue("openGymEndpoint",
-                 "ZeroMQ endpoint of the Python REP socket (overrides openGymPort), e.g. "
-                 "ipc:///tmp/sock",
+                 "endpoint of the Python side (overrides openGymPort): ipc:///tmp/sock "
+                 "(ZeroMQ) or unix:///tmp/sock (length-prefixed Unix stream socket)",
                  openGymEndpoint);
     cmd.AddValue("simSeed", "ns-3 run number (RngSeedManager::SetRun)", simSeed);
     cmd.AddValue("openGymTimeout",

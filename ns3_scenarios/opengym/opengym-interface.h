@@ -1,9 +1,10 @@
-// OpenGymInterface: the scenario's end of the ns3-gym compatible ZeroMQ link to Python.
+// OpenGymInterface: the scenario's end of the ns3-gym compatible link to Python.
 #ifndef IABMETA_OPENGYM_INTERFACE_H
 #define IABMETA_OPENGYM_INTERFACE_H
 
 #include "opengym-container.h"
 #include "opengym-space.h"
+#include "opengym-transport.h"
 
 #include "ns3/callback.h"
 #include "ns3/command-line.h"
@@ -16,12 +17,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-
-namespace zmq
-{
-class context_t;
-class socket_t;
-} // namespace zmq
 
 namespace ns3
 {
@@ -36,13 +31,17 @@ enum OpenGymExitCode : int
 };
 
 /**
- * The scenario's end of the link. It connects a ZMQ REQ socket to the Python REP socket and
- * follows the ns3-gym sequence: SimInitMsg -> SimInitAck once, then for every step
+ * The scenario's end of the link. It connects to the Python end and follows the ns3-gym
+ * sequence: SimInitMsg -> SimInitAck once, then for every step
  * EnvStateMsg -> EnvActMsg. Python answers a game-over state with stopSimReq=true; the
  * interface then calls Simulator::Stop() and ignores further notifications.
  *
  * Every receive has a wall-clock timeout (attribute RecvTimeout) and, while waiting, checks
  * that the parent process (the Python trainer) still exists: a scenario never hangs forever.
+ *
+ * The Endpoint attribute selects the transport (see OpenGymTransport): tcp://host:port and
+ * ipc://path use a ZMQ REQ socket (ns3-gym compatible); unix://path uses a Unix stream socket
+ * with length-prefixed frames carrying the same messages, faster for our own scenarios.
  */
 class OpenGymInterface : public Object
 {
@@ -90,8 +89,7 @@ class OpenGymInterface : public Object
     Time m_recvTimeout;
     bool m_watchParent{true};
 
-    std::unique_ptr<zmq::context_t> m_context;
-    std::unique_ptr<zmq::socket_t> m_socket;
+    std::unique_ptr<OpenGymTransport> m_transport;
     pid_t m_parentPid{0};
     bool m_initialized{false};
     bool m_stopRequested{false};
@@ -113,8 +111,9 @@ class OpenGymInterface : public Object
 
 /**
  * The command-line flags every scenario accepts (ns3-gym convention plus ours):
- * --openGymPort=<port> (default 5555), --openGymEndpoint=<zmq endpoint> (overrides the port,
- * e.g. ipc:///tmp/x), --simSeed=<n> (ns-3 run number), --openGymTimeout=<seconds>.
+ * --openGymPort=<port> (default 5555), --openGymEndpoint=<endpoint> (overrides the port:
+ * ipc:///tmp/x for ZeroMQ over a Unix socket, unix:///tmp/y for the length-prefixed Unix stream
+ * transport), --simSeed=<n> (ns-3 run number), --openGymTimeout=<seconds>.
  */
 struct OpenGymArguments
 {

@@ -1,4 +1,4 @@
-// Umbrella header of the opengym library (spaces, containers, interface, env base class).
+// Umbrella header of the opengym library (spaces, containers, interface, transports, env base class).
 #ifndef IABMETA_OPENGYM_MODULE_H
 #define IABMETA_OPENGYM_MODULE_H
 
@@ -6,5 +6,6 @@
 #include "opengym-env.h"
 #include "opengym-interface.h"
 #include "opengym-space.h"
+#include "opengym-transport.h"
 
 #endif

@@ -49,7 +49,7 @@ Jain(const std::vector<int64_t>& x)
     }
     if (s2 <= 0.0)
     {
-        return 1.0;
+        return 0.0; // nobody served: no fairness credit (same rule as bridge/metrics.py)
     }
     return s1 * s1 / (static_cast<double>(x.size()) * s2);
 }
