@@ -14,7 +14,7 @@ from bridge.metrics import HEADLINE_METRICS
 
 LABELS = {
     "throughput_mbps": ("Throughput", "Mb/s"),
-    "sinr_violation_rate": ("SINR violations", "fraction of scheduled link-channels"),
+    "sinr_violation_rate": ("SINR violations", "fraction of scheduled"),
     "latency_violation_rate": ("Latency violations", "fraction of bytes"),
     "jain_fairness": ("Jain fairness", "index (0-1)"),
     "episode_return": ("Episode return", "reward"),
@@ -201,6 +201,7 @@ def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (MaxNLocator)
 
     paths = []
     study = "main" if "main" in results["studies"] else next(iter(results["studies"]))
@@ -211,9 +212,13 @@ def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for ax, key in zip(axes.ravel(), HEADLINE_METRICS):
-        vals = [methods[m][key] for m in order]
-        errs = [methods[m][key + "_ci95"] for m in order]
-        ax.bar(range(len(order)), vals, yerr=errs, capsize=3,
+        vals = np.array([methods[m][key] for m in order], dtype=float)
+        errs = np.nan_to_num(np.array([methods[m][key + "_ci95"] for m in order], dtype=float))
+        # the interval is clipped to the metric's domain (rates and Jain lie in [0, 1])
+        hi_limit = 1.0 if key != "throughput_mbps" else np.inf
+        lower = np.minimum(errs, vals)
+        upper = np.minimum(errs, hi_limit - vals)
+        ax.bar(range(len(order)), vals, yerr=np.vstack([lower, upper]), capsize=3,
                color=[colors[m] for m in order])
         ax.set_xticks(range(len(order)))
         ax.set_xticklabels([AGENT_LABELS.get(m, m) for m in order], rotation=30, ha="right",
@@ -237,8 +242,9 @@ def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list
             ax.plot(range(len(curve)), curve, style, color=colors[m],
                     label=AGENT_LABELS.get(m, m), markersize=4)
         title, unit = LABELS[key]
-        ax.set_title(f"Adaptation: {title.lower()}")
-        ax.set_xlabel("adaptation episodes on the held-out task")
+        ax.set_title(f"Adaptation on held-out tasks: {title}")
+        ax.set_xlabel("adaptation episode on the held-out task")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel(f"{title} ({unit})")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7, ncol=2)
@@ -248,23 +254,30 @@ def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list
     plt.close(fig)
 
     rows = all_rows.get(study, {})
-    fig, ax = plt.subplots(figsize=(8, 5))
-    plotted = False
-    for agent, row in rows.items():
-        for i, t in enumerate(row.get("train", [])):
-            pts = [p for p in t["curve"] if "env_steps" in p and "throughput_mbps" in p]
-            if not pts:
-                continue
-            ax.plot([p["env_steps"] for p in pts], [p["throughput_mbps"] for p in pts],
-                    color=colors.get(agent, "k"), alpha=0.8,
-                    label=AGENT_LABELS.get(agent, agent) if i == 0 else None)
-            plotted = True
-    ax.set_xlabel("environment steps in (meta-)training (frames)")
-    ax.set_ylabel("training throughput (Mb/s)")
-    ax.set_title("Meta-training curves (training tasks)")
-    ax.grid(alpha=0.3)
-    if plotted:
-        ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    panels = (("throughput_mbps", "training-episode throughput (Mb/s)"),
+              ("episode_return", "training-episode return (reward)"))
+    for ax, (key, ylabel) in zip(axes, panels):
+        plotted = False
+        for agent, row in rows.items():
+            for i, t in enumerate(row.get("train", [])):
+                pts = [(p["env_steps"], p.get(f"episode_{key}", p.get(key)))
+                       for p in t["curve"] if "env_steps" in p]
+                pts = [(x, y) for x, y in pts if y is not None and np.isfinite(y)]
+                if not pts:
+                    continue
+                ax.plot([x for x, _ in pts], [y for _, y in pts], color=colors.get(agent, "k"),
+                        alpha=0.85, label=AGENT_LABELS.get(agent, agent) if i == 0 else None)
+                plotted = True
+        ax.set_xlabel("environment steps in (meta-)training (frames, all environments)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if plotted:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no training episodes recorded", ha="center",
+                    transform=ax.transAxes)
+    fig.suptitle(f"Meta-training on training tasks, study '{study}' (one line per seed)")
     fig.tight_layout()
     paths.append(out / "training.png")
     fig.savefig(paths[-1], dpi=110)
