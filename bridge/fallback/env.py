@@ -76,6 +76,16 @@ class Deployments:
         self.base_seed = [0] * n
         self.episode = [0] * n
 
+    def pin(self, tasks: Sequence[Task | None], instance_seeds: Sequence[int]) -> None:
+        """Environment i simulates ``generate_instance(config, instance_seeds[i], tasks[i])``
+        (``None``: the config's own task) until pinned again."""
+        n = len(self.pinned)
+        if len(tasks) != n or len(instance_seeds) != n:
+            raise ValueError(f"set_tasks needs {n} tasks and seeds, got {len(tasks)} and "
+                             f"{len(instance_seeds)}")
+        self.pinned = [(t if t is not None else Task.from_config(self.config), int(s))
+                       for t, s in zip(tasks, instance_seeds)]
+
     def instance(self, i: int) -> ScenarioInstance:
         pinned = self.pinned[i]
         if pinned is not None:
@@ -129,11 +139,7 @@ class IABVectorEnv(VectorEnv):
     def set_tasks(self, tasks: Sequence[Task | None], instance_seeds: Sequence[int]) -> None:
         """Pin environment i to deployment ``generate_instance(config, instance_seeds[i],
         tasks[i])`` until changed; takes effect at the next reset."""
-        if len(tasks) != self.num_envs or len(instance_seeds) != self.num_envs:
-            raise ValueError(f"set_tasks needs {self.num_envs} tasks and seeds, got "
-                             f"{len(tasks)} and {len(instance_seeds)}")
-        self._deploy.pinned = [(t if t is not None else Task.from_config(self.config), int(s))
-                               for t, s in zip(tasks, instance_seeds)]
+        self._deploy.pin(tasks, instance_seeds)
 
     @property
     def instances(self) -> list[ScenarioInstance]:

@@ -175,11 +175,7 @@ class Ns3IABVectorEnv(VectorEnv):
     def set_tasks(self, tasks: Sequence[Task | None], instance_seeds: Sequence[int]) -> None:
         """Pin environment i to deployment ``generate_instance(config, instance_seeds[i],
         tasks[i])`` until changed; takes effect at the next reset."""
-        if len(tasks) != self.num_envs or len(instance_seeds) != self.num_envs:
-            raise ValueError(f"set_tasks needs {self.num_envs} tasks and seeds, got "
-                             f"{len(tasks)} and {len(instance_seeds)}")
-        self._deploy.pinned = [(t if t is not None else Task.from_config(self.config), int(s))
-                               for t, s in zip(tasks, instance_seeds)]
+        self._deploy.pin(tasks, instance_seeds)
 
     @property
     def instances(self) -> list[ScenarioInstance]:
