@@ -12,7 +12,9 @@ from bridge.layout import ObservationLayout
 from bridge.ns3.iab_env import Ns3IABVectorEnv
 
 
-def _largest_backlog(obs: np.ndarray, mask: np.ndarray, layout: ObservationLayout) -> np.ndarray:
+def largest_backlog(obs: np.ndarray, mask: np.ndarray, layout: ObservationLayout) -> np.ndarray:
+    """Fixed reference policy: each base station serves its child with the largest backlog on
+    every free channel (used by the benchmark and the backend cross-checks)."""
     n = obs.shape[0]
     backlog = layout.split(obs)["backlog_mb"][..., 0]
     m = mask.reshape(n, layout.n_bs, layout.n_channels, layout.n_choices)
@@ -39,7 +41,7 @@ def _run(config: ScenarioConfig, episodes: int, seed: int,
             done = False
             while not done:
                 obs, _, _, trunc, info = env.step(
-                    _largest_backlog(obs, info["action_mask"], env.layout))
+                    largest_backlog(obs, info["action_mask"], env.layout))
                 steps += 1
                 done = bool(trunc[0])
             episode_s += time.perf_counter() - t0

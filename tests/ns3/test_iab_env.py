@@ -12,8 +12,8 @@ import pytest
 
 from bridge.config import ScenarioConfig
 from bridge.fallback.env import IABEnv, IABVectorEnv
-from bridge.layout import ObservationLayout
 from bridge.ns3.build import scenario_binary
+from bridge.ns3.iab_bench import largest_backlog
 from bridge.ns3.iab_env import Ns3IABEnv, Ns3IABVectorEnv, make_env, make_vector_env
 
 
@@ -43,17 +43,6 @@ def random_masked_actions(mask: np.ndarray, rng: np.random.Generator) -> np.ndar
     counts = mask.sum(axis=-1)
     pick = rng.integers(0, counts)
     return (mask.cumsum(axis=-1) > pick[..., None]).argmax(axis=-1)
-
-
-def largest_backlog(obs: np.ndarray, mask: np.ndarray, layout: ObservationLayout) -> np.ndarray:
-    """Each base station serves its child with the largest backlog on every free channel."""
-    n = obs.shape[0]
-    backlog = layout.split(obs)["backlog_mb"][..., 0]
-    m = mask.reshape(n, layout.n_bs, layout.n_channels, layout.n_choices)
-    score = np.where(m[..., 1:], backlog[:, None, None, :] + 1e-9, -1.0)
-    best = score.argmax(axis=-1)
-    busy = np.take_along_axis(score, best[..., None], axis=-1)[..., 0] > 0
-    return np.where(busy, best + 1, 0).reshape(n, -1)
 
 
 def test_full_episode_over_sockets(iab_binary: Path) -> None:
