@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -10,19 +11,25 @@ import numpy as np
 
 from bridge.config import ScenarioConfig
 from bridge.fallback.env import IABVectorEnv
+from bridge.fallback.sharded import ShardedIABVectorEnv
 
 
 def bench_fallback(sizes: tuple[int, ...] = (1, 64, 1024), seconds: float = 2.0,
-                   repeats: int = 3, config: ScenarioConfig | None = None) -> dict:
-    """Env-steps/s of ``IABVectorEnv`` on the default scenario for each batch size: median of
+                   repeats: int = 3, config: ScenarioConfig | None = None,
+                   sharded_sizes: tuple[int, ...] = (1024,), workers: int = 2) -> dict:
+    """Env-steps/s of ``IABVectorEnv`` on the default scenario for each batch size (and of the
+    multi-process ``ShardedIABVectorEnv`` for ``sharded_sizes``): median of
     ``repeats`` timed windows of about ``seconds`` each. Actions are random draws from the
     action mask, sampled before timing (the policy's cost is not measured)."""
     config = config or ScenarioConfig()
     out: dict = {"benchmark": "fallback", "scenario": "default",
                  "python": platform.python_version(),
                  "numpy": np.__version__, "sizes": {}}
-    for n in sizes:
-        env = IABVectorEnv(n, config)
+    jobs = [(str(n), n, None) for n in sizes]
+    jobs += [(f"{n}_sharded{workers}", n, workers) for n in sharded_sizes]
+    for label, n, n_workers in jobs:
+        env = (IABVectorEnv(n, config) if n_workers is None
+               else ShardedIABVectorEnv(n, config, workers=n_workers))
         obs, info = env.reset(seed=0)
         rng = np.random.default_rng(0)
         pool = [np.where(info["action_mask"], rng.random(info["action_mask"].shape), -1)
@@ -38,6 +45,8 @@ def bench_fallback(sizes: tuple[int, ...] = (1, 64, 1024), seconds: float = 2.0,
                 if elapsed >= seconds:
                     break
             rates.append(steps * n / elapsed)
-        out["sizes"][str(n)] = {"num_envs": n, "steps_per_s": statistics.median(rates),
-                                "runs": rates}
+        env.close()
+        out["sizes"][label] = {"num_envs": n, "workers": n_workers or 1,
+                               "steps_per_s": statistics.median(rates), "runs": rates}
+    out["load_average"] = list(os.getloadavg())
     return out

@@ -153,7 +153,8 @@ class IABVectorEnv(VectorEnv):
     # -------------------------------------------------------------- gym API
     def reset(self, *, seed: int | Sequence[int] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
+        # a list of per-environment seeds also seeds np_random (from its first entry)
+        super().reset(seed=seed if seed is None or isinstance(seed, int) else int(seed[0]))
         if seed is not None:
             seeds = ([int(seed) + i for i in range(self.num_envs)] if isinstance(seed, int)
                      else [int(s) for s in seed])
