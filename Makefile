@@ -2,14 +2,20 @@
 # `make test` runs the whole test suite (lint, ns-3 build, pytest).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+CORE := $(VENV)/.installed-core
+STAMP := $(VENV)/.installed-dev
 
 .PHONY: all install system-deps ns3 lint test test-fast run reproduce bench clean
 
 all: test
 
-$(STAMP): pyproject.toml .ci/install-python.sh
-	VENV=$(VENV) bash .ci/install-python.sh
+# the main job needs only the core install; tests, lint and ns-3 need the dev and ns3 extras
+$(CORE): pyproject.toml .ci/install-python.sh
+	VENV=$(VENV) EXTRAS= bash .ci/install-python.sh
+	touch $(CORE)
+
+$(STAMP): $(CORE)
+	VENV=$(VENV) EXTRAS=dev,ns3 bash .ci/install-python.sh
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,15 +36,17 @@ test: lint ns3
 test-fast: lint
 	$(PY) -m pytest -q -ra -m "not ns3 and not slow"
 
-run: install
+run: $(CORE)
 	$(VENV)/bin/iabmeta reproduce --quick --out runs/quick
 
-reproduce: install
+reproduce: $(CORE)
 	$(VENV)/bin/iabmeta reproduce --out runs/default
 
-bench: install
+bench: install ns3
 	$(VENV)/bin/iabmeta bench fallback --json
 	$(VENV)/bin/iabmeta bench ppo --json
+	$(VENV)/bin/iabmeta bench bridge --json
+	$(VENV)/bin/iabmeta bench ns3 --json
 
 clean:
 	rm -rf ns3_scenarios/build .pytest_cache .ruff_cache

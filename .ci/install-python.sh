@@ -4,12 +4,14 @@
 set -euo pipefail
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-EXTRAS="${EXTRAS:-dev,ns3}"
+EXTRAS="${EXTRAS-dev,ns3}"
 EDITABLE="${EDITABLE:--e}"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+TARGET="."
+if [ -n "$EXTRAS" ]; then TARGET=".[${EXTRAS}]"; fi
 # shellcheck disable=SC2086
-"$VENV/bin/python" -m pip install -q $EDITABLE ".[${EXTRAS}]"
+"$VENV/bin/python" -m pip install -q $EDITABLE "$TARGET"
