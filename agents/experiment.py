@@ -215,6 +215,7 @@ def evaluate_policy(make_env: Callable[[int], Any], study: Study, exp: Experimen
                     policy_name: str) -> list[dict[str, Any]]:
     """Run a non-learning policy for ``adapt_episodes + 1`` episodes on each held-out task;
     returns one record per (task, episode) with the episode metrics (mean over envs)."""
+    from agents.base import pin_tasks
     from agents.oracle import ExhaustiveUpperBound
 
     budget = exp.budget
@@ -222,8 +223,10 @@ def evaluate_policy(make_env: Callable[[int], Any], study: Study, exp: Experimen
     for t_index, (task, inst_seed) in enumerate(test_tasks(study, exp)):
         env = make_env(budget.adapt_envs)
         try:
-            env.set_tasks([task] * env.num_envs, [inst_seed] * env.num_envs)
-            obs, info = env.reset(seed=exp.seed + 31 * t_index)
+            # the same deployment and episode seeds the agents adapt on (agents.base), so
+            # every method sees identical episodes
+            cursor = pin_tasks(env, [task], [inst_seed])
+            obs, info = cursor.obs, {"action_mask": cursor.mask}
             if policy_name == "upper_bound":
                 policy: Any = ExhaustiveUpperBound()
             else:

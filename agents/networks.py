@@ -87,15 +87,20 @@ class SchedulingHead(nn.Module):
     """
 
     def __init__(self, layout: ObservationLayout, link_dim: int, memory_dim: int,
-                 rank: int) -> None:
+                 rank: int, idle_bias: float = 0.0, cqi_prior: float = 0.0) -> None:
         super().__init__()
         self.layout = layout
         self.rank = rank
         # 0.01 gain: a near-uniform initial policy over the allowed values (CleanRL's actor init)
         self.link_key = layer_init(nn.Linear(link_dim, rank), std=0.01)
         self.link_gain = layer_init(nn.Linear(link_dim, 4), std=0.01)
+        with torch.no_grad():
+            # cqi_prior > 0 starts from a soft "prefer the better channel" (max-SNR) scheduler
+            self.link_gain.bias[0] = cqi_prior
         self.channel_query = layer_init(nn.Linear(memory_dim, layout.n_channels * rank), std=1.0)
-        self.idle = layer_init(nn.Linear(memory_dim, layout.n_bs * layout.n_channels), std=0.01)
+        # idle_bias < 0 starts the policy scheduling more often than uniform-with-idle does
+        self.idle = layer_init(nn.Linear(memory_dim, layout.n_bs * layout.n_channels), std=0.01,
+                               bias=idle_bias)
 
     def forward(self, fields: dict[str, torch.Tensor], link_emb: torch.Tensor,
                 memory: torch.Tensor, prev_schedule: torch.Tensor | None) -> torch.Tensor:
@@ -167,7 +172,8 @@ class ActorCritic(nn.Module):
 
     def __init__(self, layout: ObservationLayout, hidden: int = 64, link_hidden: int = 32,
                  rank: int = 16, memory: MemoryKind = "none", attention_heads: int = 4,
-                 attention_window: int = 64) -> None:
+                 attention_window: int = 64, idle_bias: float = 0.0,
+                 cqi_prior: float = 0.0) -> None:
         super().__init__()
         if memory not in ("none", "gru", "attention"):
             raise ValueError(f"memory={memory!r}: expected 'none', 'gru' or 'attention'")
@@ -178,7 +184,7 @@ class ActorCritic(nn.Module):
         self.memory = None if memory == "none" else TrialMemory(
             hidden, attention=memory == "attention", n_heads=attention_heads,
             window=attention_window)
-        self.head = SchedulingHead(layout, link_hidden, hidden, rank)
+        self.head = SchedulingHead(layout, link_hidden, hidden, rank, idle_bias, cqi_prior)
         self.value_head = nn.Sequential(layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
                                         layer_init(nn.Linear(hidden, 1), std=1.0))
 

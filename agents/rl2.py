@@ -23,6 +23,7 @@ from agents.base import (
     Budget,
     Callback,
     EnvFactory,
+    WallClock,
     pin_task,
     pin_tasks,
 )
@@ -50,7 +51,7 @@ class RL2Config:
 
     memory: Literal["gru", "attention"] = "gru"
     trial_episodes: int | None = None  # None: the budget's adapt_episodes + 1
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3
     anneal_lr: bool = True
     adam_eps: float = 1e-5
     gamma: float = 0.99
@@ -68,6 +69,11 @@ class RL2Config:
     rank: int = 16
     attention_heads: int = 4
     attention_window: int = 64
+    # trials per iteration at most: a main-study trial batch of 32 x 163 steps took 6-18 s,
+    # so the wall-clock cap overshot by a whole iteration; 16 halves it and doubles updates
+    max_trial_envs: int = 16
+    reward_scale: float = 0.1  # fixed multiplier of the critic's targets (see PPOConfig)
+    idle_bias: float = -1.0  # initial idle logit: start scheduling more than idling
 
     @property
     def loss(self) -> PPOLossConfig:
@@ -129,7 +135,8 @@ class RL2Agent(Agent):
         cfg = self.config
         self.model = ActorCritic(layout, cfg.hidden, cfg.link_hidden, cfg.rank,
                                  memory=cfg.memory, attention_heads=cfg.attention_heads,
-                                 attention_window=cfg.attention_window)
+                                 attention_window=cfg.attention_window,
+                                 idle_bias=cfg.idle_bias)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate,
                                           eps=cfg.adam_eps)
         self.env_steps = 0
@@ -147,7 +154,8 @@ class RL2Agent(Agent):
     def update(self, rollout: Rollout) -> dict[str, float]:
         """PPO epochs over whole trials; each minibatch is one full-sequence forward pass."""
         cfg = self.config
-        advantages, returns = rollout.trial_advantages(cfg.gamma, cfg.gae_lambda)
+        advantages, returns = rollout.trial_advantages(cfg.gamma, cfg.gae_lambda,
+                                                       cfg.reward_scale)
         history = rollout.history(self.layout)
         # items are trials (environments): put the environment axis first
         data = {"logprob": rollout.logprob.T, "advantages": advantages.T,
@@ -172,11 +180,12 @@ class RL2Agent(Agent):
         """Trials on training tasks (a new task and deployment per environment per trial)."""
         cfg = self.config
         episodes = cfg.trial_episodes or budget.adapt_episodes + 1
-        env = env_factory(budget.num_envs)
+        env = env_factory(min(budget.num_envs, cfg.max_trial_envs))
         per_iter = trial_steps(episodes, env.config.dynamics.episode_frames) * env.num_envs
         iterations = max(1, budget.meta_train_env_steps // per_iter)
         rng = np.random.default_rng(self.seed + 4_243)
         start, stats, done_iters = time.perf_counter(), {}, 0
+        clock = WallClock(budget.max_meta_train_s)
         try:
             for it in range(iterations):
                 if cfg.anneal_lr:
@@ -194,8 +203,8 @@ class RL2Agent(Agent):
                 done_iters += 1
                 if callback is not None and callback(stats) is False:
                     break
-                if (budget.max_meta_train_s is not None
-                        and time.perf_counter() - start > budget.max_meta_train_s):
+                clock.tick()
+                if clock.expired():
                     break
         finally:
             env.close()

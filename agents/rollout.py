@@ -84,22 +84,24 @@ class Rollout:
         return History(action_to_schedule(self.prev_action, layout), self.prev_reward,
                        self.prev_done)
 
-    def episode_advantages(self, gamma: float, gae_lambda: float
+    def episode_advantages(self, gamma: float, gae_lambda: float, reward_scale: float = 1.0
                            ) -> tuple[torch.Tensor, torch.Tensor]:
         """GAE with episode boundaries: truncation bootstraps V(final obs), termination
-        does not; the recursion stops at either."""
+        does not; the recursion stops at either. Rewards are multiplied by the fixed
+        ``reward_scale`` (the critic predicts scaled returns)."""
         done = (self.terminated | self.truncated).float()
-        return compute_gae(self.reward, self.value, self.next_values(),
+        return compute_gae(self.reward * reward_scale, self.value, self.next_values(),
                            1.0 - self.terminated.float(), 1.0 - done, gamma, gae_lambda)
 
-    def trial_advantages(self, gamma: float, gae_lambda: float
+    def trial_advantages(self, gamma: float, gae_lambda: float, reward_scale: float = 1.0
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """GAE across a whole trial (RL^2): episode boundaries inside the trial are ordinary
-        steps; the trial's last step is terminal."""
+        steps; the trial's last step is terminal. Rewards are scaled as in
+        :meth:`episode_advantages`."""
         end = torch.ones_like(self.reward)
         end[-1] = 0.0
-        return compute_gae(self.reward, self.value, self.next_values(), end, end, gamma,
-                           gae_lambda)
+        return compute_gae(self.reward * reward_scale, self.value, self.next_values(), end,
+                           end, gamma, gae_lambda)
 
 
 @torch.no_grad()

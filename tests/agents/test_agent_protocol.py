@@ -22,7 +22,11 @@ def test_protocol_runs_all_agents_and_is_json(tiny_config) -> None:
     assert tasks.contains("test", tasks.sample("test", 0)[0])
     for name in AGENT_NAMES:
         summary = result["agents"][name]
-        assert summary["meta_train_env_steps"]["mean"] > 0
+        # PPO is the from-scratch baseline: its meta-training is free by design
+        if name == "ppo":
+            assert summary["meta_train_env_steps"]["mean"] == 0
+        else:
+            assert summary["meta_train_env_steps"]["mean"] > 0
         adaptation = summary["adaptation"]
         assert adaptation["episodes"] == [0, 1, 2]
         for metric in ("throughput_mbps", "sinr_violation_rate", "latency_violation_rate",
