@@ -82,8 +82,9 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             s[k + "_ci95"] = ci
         tp_curve = [p["throughput_mbps"] for p in row["curve"]]
         s["adaptation_curve"] = row["curve"]
+        # a fixed policy does not adapt, so adaptation speed applies to agents only
         s["episodes_to_90pct"] = (episodes_to_fraction(tp_curve, 0.9)
-                                  if row["kind"] == "agent" else 0)
+                                  if row["kind"] == "agent" else None)
         if row["kind"] == "agent":
             s["meta_train_env_steps"] = float(np.mean([t["env_steps"] for t in row["train"]]))
             s["meta_train_wall_s"] = float(np.mean([t["wall_s"] for t in row["train"]]))
