@@ -57,6 +57,23 @@ def action_space(config: ScenarioConfig) -> spaces.MultiDiscrete:
     return spaces.MultiDiscrete(np.full(layout.action_size, layout.n_choices, dtype=np.int64))
 
 
+def per_env_seeds(seed: int | Sequence[int], num_envs: int) -> list[int]:
+    """Gymnasium's convention: an int seeds environment i with ``seed + i``; a sequence gives
+    each environment its own seed."""
+    seeds = ([int(seed) + i for i in range(num_envs)] if isinstance(seed, (int, np.integer))
+             else [int(s) for s in seed])
+    if len(seeds) != num_envs:
+        raise ValueError(f"reset(seed=...) got {len(seeds)} seeds for {num_envs} environments")
+    return seeds
+
+
+def first_seed(seed: int | Sequence[int] | None) -> int | None:
+    """The seed for the vector's own ``np_random`` (the first one of a per-env list)."""
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return None if seed is None else int(seed)
+    return int(next(iter(seed)))
+
+
 def _episode_seed(base: int, episode: int) -> int:
     return int((base * 1_000_003 + episode * 7_919 + 17) & _SEED_MASK)
 
@@ -153,15 +170,9 @@ class IABVectorEnv(VectorEnv):
     # -------------------------------------------------------------- gym API
     def reset(self, *, seed: int | Sequence[int] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        # a list of per-environment seeds also seeds np_random (from its first entry)
-        super().reset(seed=seed if seed is None or isinstance(seed, int) else int(seed[0]))
+        super().reset(seed=first_seed(seed))
         if seed is not None:
-            seeds = ([int(seed) + i for i in range(self.num_envs)] if isinstance(seed, int)
-                     else [int(s) for s in seed])
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"reset(seed=...) got {len(seeds)} seeds for "
-                                 f"{self.num_envs} environments")
-            self._deploy.base_seed = seeds
+            self._deploy.base_seed = per_env_seeds(seed, self.num_envs)
             self._deploy.episode = [0] * self.num_envs
         elif self.core is not None:
             self._deploy.episode = [e + 1 for e in self._deploy.episode]

@@ -22,7 +22,13 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from bridge.config import ScenarioConfig
-from bridge.fallback.env import IABVectorEnv, action_space, as_config, observation_space
+from bridge.fallback.env import (
+    IABVectorEnv,
+    action_space,
+    as_config,
+    observation_space,
+    per_env_seeds,
+)
 from bridge.layout import ObservationLayout
 from bridge.tasks import Task, TaskDistribution
 
@@ -181,11 +187,7 @@ class ShardedIABVectorEnv(VectorEnv):
     def reset(self, *, seed: int | Sequence[int] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         if seed is not None:
-            seeds = ([int(seed) + i for i in range(self.num_envs)] if isinstance(seed, int)
-                     else [int(s) for s in seed])
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"reset(seed=...) got {len(seeds)} seeds for "
-                                 f"{self.num_envs} environments")
+            seeds = per_env_seeds(seed, self.num_envs)
         payloads = []
         for a, b in self._slices:
             opts = None

@@ -38,7 +38,9 @@ from bridge.fallback.env import (
     IABVectorEnv,
     action_space,
     as_config,
+    first_seed,
     observation_space,
+    per_env_seeds,
 )
 from bridge.instance import ScenarioInstance
 from bridge.layout import ObservationLayout, validate_action
@@ -240,16 +242,11 @@ class Ns3IABVectorEnv(VectorEnv):
     # -------------------------------------------------------------- gym API
     def reset(self, *, seed: int | Sequence[int] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
+        super().reset(seed=first_seed(seed))
         if self.closed:
             raise RuntimeError("reset() on a closed Ns3IABVectorEnv")
         if seed is not None:
-            seeds = ([int(seed) + i for i in range(self.num_envs)] if isinstance(seed, int)
-                     else [int(s) for s in seed])
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"reset(seed=...) got {len(seeds)} seeds for "
-                                 f"{self.num_envs} environments")
-            self._deploy.base_seed = seeds
+            self._deploy.base_seed = per_env_seeds(seed, self.num_envs)
             self._deploy.episode = [0] * self.num_envs
         elif self._started:
             self._deploy.episode = [e + 1 for e in self._deploy.episode]
