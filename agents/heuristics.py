@@ -8,19 +8,19 @@ import numpy as np
 
 from bridge.config import ScenarioConfig
 from bridge.fallback.channel import spectral_efficiency
-from bridge.layout import BACKLOG_SCALE_BYTES, SNR_SCALE_DB, ObservationLayout
+from bridge.layout import (
+    BACKLOG_SCALE_BYTES,
+    SNR_SCALE_DB,
+    ObservationLayout,
+    half_duplex_conflicts,
+)
 
 
 def resolve_half_duplex(action: np.ndarray, layout: ObservationLayout) -> np.ndarray:
     """Idle an IAB node's transmissions on channels where its parent schedules its backhaul
     (the policy knows its joint action, so it need not waste the choice)."""
-    n_iab = layout.n_bs - 1
-    a = action.reshape(action.shape[0], layout.n_bs, layout.n_channels).copy()
-    if n_iab:
-        link = a - 1
-        rx_backhaul = (link[:, :, :, None] == np.arange(n_iab)).any(axis=1)  # (N, K, I)
-        a[:, 1:, :] = np.where(rx_backhaul.transpose(0, 2, 1), 0, a[:, 1:, :])
-    return a.reshape(action.shape)
+    a = action.reshape(action.shape[0], layout.n_bs, layout.n_channels)
+    return np.where(half_duplex_conflicts(a - 1), 0, a).reshape(action.shape)
 
 
 class Heuristic:

@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 
 from bridge.fallback.core import BatchedIABCore
+from bridge.layout import half_duplex_conflicts
 
 MAX_BASE_STATIONS = 2
 MAX_CHANNELS = 3
@@ -43,11 +44,8 @@ def candidate_actions(core: BatchedIABCore, env: int) -> np.ndarray:
     cand = np.array(list(itertools.product(*choices)), dtype=np.int64)
     # drop allocations that break half duplex (they are equivalent to one with that IAB
     # transmission idled, which is enumerated too)
-    sub = core.take(np.zeros(1, dtype=np.int64) + env)
-    sub_rep = sub.take(np.zeros(len(cand), dtype=np.int64))
-    eff = sub_rep.effective_allocation(cand)
-    keep = ~eff["half_duplex"].any(axis=(1, 2))
-    return cand[keep]
+    conflict = half_duplex_conflicts(cand.reshape(len(cand), core.B, core.K) - 1)
+    return cand[~conflict.any(axis=(1, 2))]
 
 
 def frame_objective(reward: np.ndarray, info: dict[str, np.ndarray], objective: str

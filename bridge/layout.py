@@ -108,6 +108,18 @@ class ObservationLayout:
         return rows
 
 
+def half_duplex_conflicts(link: np.ndarray) -> np.ndarray:
+    """The half-duplex rule on an allocation ``link`` (N, B, K) of link indices (-1 idle):
+    True where IAB node ``b - 1`` transmits on a channel on which its parent schedules its
+    backhaul (link ``b - 1``). Shared by both backends' rules and the policies that avoid it."""
+    n_iab = link.shape[1] - 1
+    conflict = np.zeros(link.shape, dtype=bool)
+    if n_iab:
+        rx_backhaul = (link[:, :, :, None] == np.arange(n_iab)).any(axis=1)  # (N, K, I)
+        conflict[:, 1:, :] = rx_backhaul.transpose(0, 2, 1) & (link[:, 1:, :] >= 0)
+    return conflict
+
+
 def validate_action(action: object, layout: ObservationLayout, batch: int | None = None
                     ) -> np.ndarray:
     """Check an action (or a batch of actions) and return it as int64 of shape

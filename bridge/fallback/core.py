@@ -39,6 +39,7 @@ from bridge.layout import (
     OBS_BOUND,
     SNR_SCALE_DB,
     ObservationLayout,
+    half_duplex_conflicts,
     validate_action,
 )
 from bridge.metrics import episode_metrics, jain_index
@@ -66,7 +67,7 @@ class BatchedIABCore:
         "n_ue", "speed", "rate_bps", "blockage", "inc_activity", "bs_valid", "bs_xyz",
         "link_valid", "link_parent", "rx_own_bs", "planned_los", "ue_valid", "hop_link",
         "hop_valid",
-        "last_hop", "allowed", "ue_home", "heading_home", "seed", "key", "episode",
+        "allowed", "ue_home", "heading_home", "key", "obs_static",
         "frame", "ue_xyz", "heading", "los_u", "blk_u", "shadow_x", "los", "gain_lin",
         "sig_lin", "coh", "onoff", "incumbent", "incumbent_seen",
         "last_sinr", "cqi", "acc_delivered_ue", "acc_dropped",
@@ -130,7 +131,6 @@ class BatchedIABCore:
         self.heading_home = np.zeros((N, U))
         self.hop_link = np.full((N, U, H_MAX), L, dtype=np.int64)  # L = "no link"
         self.hop_valid = np.zeros((N, U, H_MAX), dtype=bool)
-        self.last_hop = np.zeros((N, U), dtype=np.int64)
         for n, inst in enumerate(instances):
             nb = 1 + inst.n_iab
             self.bs_valid[n, :nb] = True
@@ -148,7 +148,6 @@ class BatchedIABCore:
                 hops = inst.ue_hops(u)
                 self.hop_link[n, u, : len(hops)] = hops
                 self.hop_valid[n, u, : len(hops)] = True
-                self.last_hop[n, u] = len(hops) - 1
         # backhaul hops: parent -> its IAB node's MT (planned line of sight)
         self.planned_los = np.zeros((N, B, L), dtype=bool)
         n_idx, l_idx = np.nonzero(self.link_valid[:, :I])
@@ -158,14 +157,19 @@ class BatchedIABCore:
                                      * rng.KEY_MULT[2]
                                      + np.arange(self.K, dtype=np.uint64) * rng.KEY_MULT[4])
         self._index_hops()
+        # the columns of the observation that never change for a deployment
+        s = self.layout.slices()
+        self.obs_static = np.zeros((N, L, self.layout.link_features), dtype=np.float32)
+        self.obs_static[..., 0] = self.link_valid
+        self.obs_static[..., 1] = self.link_is_backhaul[None] & self.link_valid
+        self.obs_static[..., s["parent"]] = (self.link_parent[..., None] == np.arange(B)) \
+            & self.link_valid[..., None]
         # the base station whose own MT a link's receiver is (backhaul), else -1
         self.rx_own_bs = np.where(self.link_is_backhaul, np.arange(L) + 1, -1)[None].repeat(N, 0)
         # allowed[n, b, l]: link l exists and base station b transmits it
         self.allowed = (self.link_valid[:, None, :]
                         & (self.link_parent[:, None, :] == np.arange(B)[None, :, None])
                         & self.bs_valid[:, :, None])
-        self.seed = np.zeros(N, dtype=np.int64)
-        self.episode = np.zeros(N, dtype=np.int64)
 
     def _index_hops(self, H: int | None = None) -> None:
         """Hop planes: every UE's path is aligned at the end over the batch's H planes (the
@@ -202,7 +206,6 @@ class BatchedIABCore:
         seeds = np.asarray(seeds, dtype=np.int64).reshape(N)
         if not hasattr(self, "frame"):
             self._allocate()
-        self.seed[m] = seeds[m]
         self.key[m] = rng.seed_key(seeds[m]) if m.any() else self.key[m]
         self.frame[m] = 0
         self.geo_index[m] = 0
@@ -448,14 +451,10 @@ class BatchedIABCore:
 
     def observation(self) -> np.ndarray:
         """(N, obs_size) float32 observation (layout in bridge.layout)."""
-        N, L, B = self.N, self.L, self.B
+        N = self.N
         lay = self.layout
-        links = np.zeros((N, L, lay.link_features), dtype=np.float32)
+        links = self.obs_static.copy()  # validity, link type, transmitter: fixed per batch
         s = lay.slices()
-        links[..., 0] = self.link_valid
-        links[..., 1] = self.link_is_backhaul[None] & self.link_valid
-        links[..., s["parent"]] = (self.link_parent[..., None] == np.arange(B)) \
-            & self.link_valid[..., None]
         links[..., s["cqi"]] = self.cqi
         links[..., s["sinr"]] = np.where(self.link_valid[..., None], self.last_sinr, 0.0)
         backlog, hol_ticks = self._link_queues()
@@ -504,15 +503,8 @@ class BatchedIABCore:
             & ~self.incumbent_seen[:, None, :]
         invalid = (link >= 0) & ~ok
         link = np.where(ok, link, -1)
-        # half duplex: an IAB node receiving its backhaul on channel k may not transmit on k
-        if self.I:
-            rx_backhaul = (link[:, :, :, None] == np.arange(self.I)).any(axis=1)  # (N, K, I)
-            conflict = np.zeros((N, B, K), dtype=bool)
-            conflict[:, 1: 1 + self.I, :] = rx_backhaul.transpose(0, 2, 1) & (
-                link[:, 1: 1 + self.I, :] >= 0)
-            link = np.where(conflict, -1, link)
-        else:
-            conflict = np.zeros((N, B, K), dtype=bool)
+        conflict = half_duplex_conflicts(link)
+        link = np.where(conflict, -1, link)
         return {"link": link, "invalid": invalid, "half_duplex": conflict}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:

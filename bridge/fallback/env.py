@@ -120,7 +120,25 @@ class Deployments:
         return _episode_seed(self.base_seed[i], self.episode[i])
 
 
-class IABVectorEnv(VectorEnv):
+class PinnedDeployments:
+    """The deployment API both backends' vector environments share (``self._deploy`` is a
+    :class:`Deployments`, ``self._instances`` the deployments of the running episodes)."""
+
+    _deploy: Deployments
+    _instances: list[ScenarioInstance]
+
+    def set_tasks(self, tasks: Sequence[Task | None], instance_seeds: Sequence[int]) -> None:
+        """Pin environment i to deployment ``generate_instance(config, instance_seeds[i],
+        tasks[i])`` until changed; takes effect at the next reset."""
+        self._deploy.pin(tasks, instance_seeds)
+
+    @property
+    def instances(self) -> list[ScenarioInstance]:
+        """The deployment each environment currently simulates."""
+        return list(self._instances)
+
+
+class IABVectorEnv(PinnedDeployments, VectorEnv):
     """N IAB networks stepped together (Gymnasium 1.x ``VectorEnv``, next-step autoreset).
 
     ``infos`` carries ``action_mask`` (N, B*K, 1+L) every step and, for environments whose
@@ -152,16 +170,6 @@ class IABVectorEnv(VectorEnv):
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
         self._instances: list[ScenarioInstance] = []
 
-    # -------------------------------------------------------------- deployments
-    def set_tasks(self, tasks: Sequence[Task | None], instance_seeds: Sequence[int]) -> None:
-        """Pin environment i to deployment ``generate_instance(config, instance_seeds[i],
-        tasks[i])`` until changed; takes effect at the next reset."""
-        self._deploy.pin(tasks, instance_seeds)
-
-    @property
-    def instances(self) -> list[ScenarioInstance]:
-        """The deployment each environment currently simulates."""
-        return list(self._instances)
 
     def _rebuild(self) -> None:
         self._instances = [self._deploy.instance(i) for i in range(self.num_envs)]

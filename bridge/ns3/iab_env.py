@@ -36,6 +36,7 @@ from bridge.fallback.env import (
     Deployments,
     IABEnv,
     IABVectorEnv,
+    PinnedDeployments,
     action_space,
     as_config,
     first_seed,
@@ -119,7 +120,7 @@ class _Session:
             self.instance_path.unlink(missing_ok=True)
 
 
-class Ns3IABVectorEnv(VectorEnv):
+class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
     """N IAB networks, each simulated by its own ns-3 process, stepped concurrently.
 
     Same constructor arguments, deployment rules (``task_split``, :meth:`set_tasks`,
@@ -173,16 +174,6 @@ class Ns3IABVectorEnv(VectorEnv):
                               dtype=bool)
         self.closed = False
 
-    # -------------------------------------------------------------- deployments
-    def set_tasks(self, tasks: Sequence[Task | None], instance_seeds: Sequence[int]) -> None:
-        """Pin environment i to deployment ``generate_instance(config, instance_seeds[i],
-        tasks[i])`` until changed; takes effect at the next reset."""
-        self._deploy.pin(tasks, instance_seeds)
-
-    @property
-    def instances(self) -> list[ScenarioInstance]:
-        """The deployment each environment currently simulates."""
-        return list(self._instances)
 
     @property
     def pids(self) -> list[int | None]:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +21,11 @@ from bridge.ns3.process import ScenarioProcess
 from bridge.protocol import ns3opengym_pb2 as pb
 from bridge.protocol.codec import SpaceCodec, pack_any, space_to_proto
 from bridge.protocol.errors import ProtocolError
-from tests.ns3.conftest import is_zombie, wait_gone
+from tests.ns3.conftest import (
+    assert_child_dies_with_parent,
+    is_zombie,
+    wait_gone,
+)
 
 OBS = spaces.Box(-10.0, 10.0, (3,), np.float32)
 ACT = spaces.Discrete(4)
@@ -226,20 +227,4 @@ time.sleep(60)
 
 @pytest.mark.parametrize("how", ["exit", "SIGTERM", "SIGINT", "SIGHUP"])
 def test_parent_exit_or_signal_stops_a_child_that_does_not_watch_its_parent(how: str) -> None:
-    root = Path(__file__).resolve().parents[2]
-    parent = subprocess.Popen(
-        [sys.executable, "-c", SLEEPER_PARENT, how],
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        text=True,
-    )
-    try:
-        assert parent.stdout is not None
-        pid = int(parent.stdout.readline())
-        if how != "exit":
-            parent.send_signal(getattr(signal, how))
-        parent.wait(10)
-        assert wait_gone(pid, 5.0), f"child {pid} survived its parent ({how})"
-    finally:
-        parent.kill()
-        parent.wait()
+    assert_child_dies_with_parent(SLEEPER_PARENT, [], how, "child")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,35 +14,21 @@ from gymnasium.utils.env_checker import check_env
 
 from bridge.ns3 import Ns3GymEnv, Ns3VectorEnv, SimulatorDied, SimulatorTimeout
 from bridge.ns3.connection import OpenGymConnection
-from tests.ns3.conftest import is_zombie, wait_gone
+from tests.ns3.conftest import (
+    assert_child_dies_with_parent,
+    is_zombie,
+    run_echo_episode,
+    scenario_pid,
+    wait_gone,
+)
 
 pytestmark = pytest.mark.ns3
-
-
-def scenario_pid(env: Ns3GymEnv) -> int:
-    assert env.connection is not None and env.connection.process is not None
-    return env.connection.process.pid
 
 
 def test_handshake_and_full_episode(echo_binary: Path) -> None:
     env = Ns3GymEnv(echo_binary, ["--steps=20", "--obsSize=6", "--actSize=3"])
     try:
-        assert env.observation_space == spaces.Box(-1e9, 1e9, (6,), np.float32)
-        assert env.action_space == spaces.Box(-100.0, 100.0, (3,), np.float32)
-        obs, info = env.reset(seed=7)
-        np.testing.assert_array_equal(obs, np.zeros(6, np.float32))
-        assert info["step"] == 0 and info["seed"] == 7
-        rng = np.random.default_rng(0)
-        for step in range(1, 21):
-            action = rng.uniform(-100, 100, 3).astype(np.float32)
-            obs, reward, terminated, truncated, info = env.step(action)
-            # the scenario echoes obs[i] = action[i % 3] + step, reward = sum(action)
-            expected = (np.tile(action, 2).astype(np.float64) + step).astype(np.float32)
-            np.testing.assert_array_equal(obs, expected)
-            assert reward == pytest.approx(float(action.astype(np.float64).sum()), rel=1e-5)
-            assert info["step"] == step
-            assert terminated == (step == 20) and not truncated
-        pid = scenario_pid(env)
+        pid = run_echo_episode(env)
         with pytest.raises(RuntimeError, match="call reset"):
             env.step(np.zeros(3, np.float32))
         # after the stop request the scenario exits by itself with status 0
@@ -252,20 +236,4 @@ time.sleep(60)
 
 @pytest.mark.parametrize("how", ["exit", "SIGTERM", "SIGINT"])
 def test_parent_exit_or_signal_stops_the_scenario(echo_binary: Path, how: str) -> None:
-    root = Path(__file__).resolve().parents[2]
-    parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT_SCRIPT, str(echo_binary), how],
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        text=True,
-    )
-    try:
-        assert parent.stdout is not None
-        pid = int(parent.stdout.readline())
-        if how != "exit":
-            parent.send_signal(getattr(signal, how))
-        parent.wait(10)
-        assert wait_gone(pid, 5.0), f"scenario {pid} survived its parent ({how})"
-    finally:
-        parent.kill()
-        parent.wait()
+    assert_child_dies_with_parent(PARENT_SCRIPT, [str(echo_binary)], how, "scenario")

@@ -22,7 +22,12 @@ from bridge.ns3.transport import MAX_FRAME_BYTES, PeerClosed, UnixStreamTranspor
 from bridge.protocol import ns3opengym_pb2 as pb
 from bridge.protocol.codec import SpaceCodec, space_to_proto
 from bridge.protocol.errors import ProtocolError
-from tests.ns3.conftest import is_zombie, wait_gone
+from tests.ns3.conftest import (
+    is_zombie,
+    run_echo_episode,
+    scenario_pid,
+    wait_gone,
+)
 
 OBS = spaces.Box(-10.0, 10.0, (3,), np.float32)
 ACT = spaces.Discrete(4)
@@ -196,31 +201,12 @@ def test_transport_rejects_other_endpoints() -> None:
 # ------------------------------------------------------------------------- real scenario
 
 
-def scenario_pid(env: Ns3GymEnv) -> int:
-    assert env.connection is not None and env.connection.process is not None
-    return env.connection.process.pid
-
-
 @pytest.mark.ns3
 def test_handshake_and_full_episode(echo_binary: Path) -> None:
     env = Ns3GymEnv(echo_binary, ["--steps=20", "--obsSize=6", "--actSize=3"], endpoint="unix")
     try:
         assert env.connection is not None and env.connection.endpoint.startswith("unix://")
-        assert env.observation_space == spaces.Box(-1e9, 1e9, (6,), np.float32)
-        assert env.action_space == spaces.Box(-100.0, 100.0, (3,), np.float32)
-        obs, info = env.reset(seed=7)
-        np.testing.assert_array_equal(obs, np.zeros(6, np.float32))
-        assert info["step"] == 0 and info["seed"] == 7
-        rng = np.random.default_rng(0)
-        for step in range(1, 21):
-            action = rng.uniform(-100, 100, 3).astype(np.float32)
-            obs, reward, terminated, truncated, info = env.step(action)
-            expected = (np.tile(action, 2).astype(np.float64) + step).astype(np.float32)
-            np.testing.assert_array_equal(obs, expected)
-            assert reward == pytest.approx(float(action.astype(np.float64).sum()), rel=1e-5)
-            assert info["step"] == step
-            assert terminated == (step == 20) and not truncated
-        pid = scenario_pid(env)
+        pid = run_echo_episode(env)
         path = socket_path(env.connection)
         assert not path.exists() and not path.parent.exists()
         assert env.connection.process is not None and env.connection.process.wait(5.0) == 0
