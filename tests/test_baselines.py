@@ -78,6 +78,11 @@ def test_enumeration_is_complete_and_refuses_large_configs(oracle_config):
     per_entry = mask.sum(axis=1)
     assert len(cand) <= np.prod(per_entry)
     assert len({tuple(c) for c in cand}) == len(cand)
+    # exactly the allowed combinations without a half-duplex conflict: per channel, every
+    # (donor, IAB) pair except "donor serves the backhaul while the IAB node transmits"
+    k = env.core.K
+    donor, iab = per_entry[:k], per_entry[k: 2 * k]
+    assert len(cand) == np.prod(donor * iab - (iab - 1))
     big = IABVectorEnv(1, ScenarioConfig())
     big.reset(seed=0)
     with pytest.raises(ValueError, match="2 base stations x 3 channels"):

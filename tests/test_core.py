@@ -34,6 +34,7 @@ def test_bytes_are_conserved_at_every_step(small_config, topology):
     config = small_config.replace(topology__topology=topology, traffic__ue_rate_mbps=400.0)
     core = _core(config, 6)
     rng = np.random.default_rng(0)
+    previous = core.delivered_or_dropped.copy()
     for _ in range(60):
         core.step(_unmasked_random(rng, core.N, core.layout))
         queued = core.bytes_in_queues()
@@ -42,9 +43,13 @@ def test_bytes_are_conserved_at_every_step(small_config, topology):
         # cursors are ordered along each path: nothing leaves a hop before it arrived
         upstream = np.concatenate([core.arrived[..., None], core.cursor[..., :-1]], axis=2)
         assert np.all(upstream - core.cursor >= 0)
-        # what left the access hop is exactly what was delivered or dropped
+        # what left the access hop is exactly what was delivered or dropped; the cursor only
+        # moves forward, and no UE receives more than arrived for it
         assert np.array_equal(core.delivered_or_dropped.sum(axis=1),
                               delivered + core.acc_dropped)
+        assert np.all(core.delivered_or_dropped >= previous)
+        assert np.all(core.acc_delivered_ue <= core.arrived)
+        previous = core.delivered_or_dropped.copy()
     assert core.acc_delivered_ue.sum() > 0 and core.acc_dropped.sum() > 0
 
 

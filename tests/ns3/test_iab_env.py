@@ -172,7 +172,7 @@ def test_statistical_mode_agrees_with_fallback(iab_binary: Path) -> None:
         assert abs(n[key].mean() - f[key].mean()) < 0.08, (key, f[key], n[key])
 
 
-def test_backend_factory() -> None:
+def test_backend_factory(iab_binary: Path) -> None:
     config = ScenarioConfig().replace(**SMALL)
     assert isinstance(make_env("fallback", config), IABEnv)
     assert isinstance(make_vector_env("fallback", 2, config), IABVectorEnv)
@@ -180,4 +180,12 @@ def test_backend_factory() -> None:
         make_env("ns4", config)
     with pytest.raises(ValueError, match="only apply"):
         make_env("fallback", config, endpoint="ipc")
-    assert issubclass(Ns3IABVectorEnv, object)
+    # one value switches the backend; the spaces stay the fallback's
+    ns3_env = make_vector_env("ns3", 2, config, binary=iab_binary)
+    try:
+        assert isinstance(ns3_env, Ns3IABVectorEnv)
+        fallback = make_vector_env("fallback", 2, config)
+        assert ns3_env.single_observation_space == fallback.single_observation_space
+        assert ns3_env.single_action_space == fallback.single_action_space
+    finally:
+        ns3_env.close()
