@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from agents.rollout import EnvCursor
+from agents.rollouts.jobs import EnvSlot
+from bridge.config import ConfigError
 from bridge.fallback.env import IABVectorEnv
 from bridge.metrics import HEADLINE_METRICS
 from bridge.tasks import Task, TaskDistribution
@@ -48,6 +50,17 @@ class Budget:
     # wall-clock cap per meta-training run (None: only the step budget); the env steps
     # actually spent are reported either way
     max_meta_train_s: float | None = 75.0
+    # environments per rollout job: the unit a rollout backend runs (and a Ray worker
+    # receives); the split is the same on every backend, so results do not depend on it
+    envs_per_job: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("episode_frames", "meta_train_env_steps", "num_envs", "meta_batch_tasks",
+                     "adapt_episodes", "adapt_envs", "n_test_tasks", "envs_per_job"):
+            value = getattr(self, name)
+            low = 0 if name in ("adapt_episodes", "meta_train_env_steps") else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"experiment.{name}={value!r}: expected an integer >= {low}")
 
     def replace(self, **changes: Any) -> Budget:
         return dataclasses.replace(self, **changes)
@@ -106,15 +119,19 @@ class Agent(ABC):
     name: str = "agent"
 
     @abstractmethod
-    def meta_train(self, env_factory: EnvFactory, tasks: TaskDistribution, budget: Budget,
+    def meta_train(self, envs: Any, tasks: TaskDistribution, budget: Budget,
                    callback: Callback | None = None) -> dict[str, Any]:
-        """Train on ``tasks``' training split; returns at least ``env_steps`` and ``wall_s``."""
+        """Train on ``tasks``' training split; returns at least ``env_steps`` and ``wall_s``.
+        ``envs`` is a rollout backend (:mod:`agents.rollouts`: local or Ray) or a factory
+        num_envs -> vector environment (run in this process)."""
 
     @abstractmethod
-    def adapt(self, env: IABVectorEnv, task: Task, episodes: int, instance_seed: int = 0
-              ) -> list[dict[str, float]]:
-        """Pin every environment of ``env`` to ``task`` and run ``episodes + 1`` episodes,
-        adapting between them; point k holds the mean metrics of episode k."""
+    def adapt(self, envs: Any, task: Task, episodes: int, instance_seed: int = 0,
+              num_envs: int | None = None) -> list[dict[str, float]]:
+        """Run ``episodes + 1`` episodes of ``task``'s deployment ``instance_seed`` on
+        ``num_envs`` environments of ``envs`` (a rollout backend, a factory, or a vector
+        environment, whose size is then the default), adapting between them; point k holds
+        the mean metrics of episode k."""
 
     @abstractmethod
     def act(self, obs: np.ndarray, mask: np.ndarray, state: Any = None,
@@ -138,14 +155,16 @@ def pin_task(env: IABVectorEnv, task: Task, instance_seed: int) -> EnvCursor:
 
 def pin_tasks(env: IABVectorEnv, tasks: list[Task], instance_seeds: list[int]) -> EnvCursor:
     """Environment i simulates (tasks[i // per_task], instance_seeds[i // per_task]) from a
-    fresh episode; later ``EnvCursor.start(env)`` calls keep these deployments."""
+    fresh episode; later ``EnvCursor.start(env)`` calls keep these deployments. Environment
+    j of a task gets the episodes of replica j (:class:`agents.rollouts.EnvSlot`), so the
+    baselines see exactly the episodes the agents' rollout jobs see."""
     per_task = env.num_envs // len(tasks)
     if per_task * len(tasks) != env.num_envs:
         raise ValueError(f"{env.num_envs} environments cannot be split evenly over "
                          f"{len(tasks)} tasks")
     # distinct episode seeds per environment: without them every environment replayed the
     # same traffic, mobility and incumbent draws, so E environments gave one sample, not E
-    episode_seeds = [(int(s) * 1_000_003 + j) % 2**31 for s in instance_seeds
+    episode_seeds = [EnvSlot(t, int(s), j).episode_seed for t, s in zip(tasks, instance_seeds)
                      for j in range(per_task)]
     return EnvCursor.start(env, seed=episode_seeds, options={
         "tasks": [t for t in tasks for _ in range(per_task)],

@@ -68,13 +68,18 @@ class MaskedMultiCategorical:
         """(..., heads, choices), exactly 0 on masked choices."""
         return self._allowed_log_probs().exp().masked_fill(~self.mask, 0.0)
 
-    def sample(self) -> torch.Tensor:
-        """(..., heads) int64 by inverse-CDF sampling, one uniform per head. A masked choice
-        has zero width in the CDF, so it can never be drawn: choice i is taken when
-        cdf[i-1] < u <= cdf[i], and u lies in (0, cdf[-1]]."""
+    def sample(self, uniform: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., heads) int64 by inverse-CDF sampling, one uniform per head: ``uniform``
+        (..., heads) in [0, 1) when given (the rollout layer's counter-based noise), else
+        torch's global generator. A masked choice has zero width in the CDF, so it can never
+        be drawn: choice i is taken when cdf[i-1] < u <= cdf[i], and u lies in (0, cdf[-1]]."""
         cdf = self.probs().cumsum(dim=-1)
         total = cdf[..., -1:]
-        u = (1.0 - torch.rand_like(total)) * total  # (0, total]
+        if uniform is None:
+            open_unit = 1.0 - torch.rand_like(total)
+        else:  # 1 - u in float64 first: rounding u to float32 could give exactly 0
+            open_unit = (1.0 - uniform.double()).to(total.dtype).reshape(total.shape)
+        u = open_unit * total  # (0, total]
         index = (cdf < u).sum(dim=-1, keepdim=True)
         return index.clamp_max(cdf.shape[-1] - 1).squeeze(-1)
 

@@ -60,6 +60,8 @@ class Experiment:
     studies: list[Study]
     heuristics: tuple[str, ...] = tuple(sorted(HEURISTICS))
     raw: dict[str, Any] = field(default_factory=dict)
+    # the Ray rollout pool of a distributed run (agents.rollouts.ray_pool.RayPool), or None
+    ray_pool: Any = None
 
     def fingerprint(self) -> str:
         """Hash of everything that determines the results (resuming requires a match)."""
@@ -171,6 +173,18 @@ class PhaseStore:
     def save(self, name: str, value: Any) -> None:
         write_json_atomic(self.path(name), value)
 
+    def save_rollout_stats(self, name: str, stats: Any) -> None:
+        """Record what the rollout backend did in phase ``name`` (jobs, retries, ...) in
+        ``<out>/rollouts.json``, which the report sums."""
+        path = self.out / "rollouts.json"
+        table = json.loads(path.read_text()) if path.exists() else {}
+        table[name] = stats.to_dict()
+        write_json_atomic(path, table)
+
+    def rollout_stats(self) -> dict[str, Any]:
+        path = self.out / "rollouts.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
 
 def write_json_atomic(path: Path, value: Any) -> None:
     """Write JSON so that a crash leaves either the old file or the new one, never half."""
@@ -202,6 +216,17 @@ def env_factory(backend: str, config: ScenarioConfig) -> Callable[[int], Any]:
 
         return lambda n: make_vector_env("ns3", n, config=config)
     raise ConfigError(f"--backend={backend!r}: expected 'fallback' or 'ns3'")
+
+
+def rollout_backend(exp: Experiment, study: Study) -> Any:
+    """Where the agents' rollout jobs of ``study`` run: the experiment's Ray pool when it has
+    one (``--ray-address``), else in this process."""
+    if exp.ray_pool is not None:
+        return exp.ray_pool.backend(study.config, envs_per_job=exp.budget.envs_per_job)
+    from agents.rollouts import LocalRollouts
+
+    return LocalRollouts(env_factory(exp.backend, study.config), study.config,
+                         envs_per_job=exp.budget.envs_per_job)
 
 
 def test_tasks(study: Study, exp: Experiment) -> list[tuple[Task, int]]:
@@ -281,9 +306,10 @@ def train_phase(exp: Experiment, study: Study, agent_name: str, seed: int, store
         return True
 
     start = time.perf_counter()
-    info = agent.meta_train(env_factory(exp.backend, study.config), study.tasks, budget,
-                            callback)
+    with rollout_backend(exp, study) as rollouts:
+        info = agent.meta_train(rollouts, study.tasks, budget, callback)
     wall = time.perf_counter() - start
+    store.save_rollout_stats(f"train:{study.name}:{agent_name}:{seed}", rollouts.stats)
     ckpt = store.out / "checkpoints" / f"{study.name}-{agent_name}-s{seed}.pt"
     tmp = ckpt.with_suffix(".pt.tmp")
     agent.save(tmp)
@@ -291,7 +317,8 @@ def train_phase(exp: Experiment, study: Study, agent_name: str, seed: int, store
     return {"agent": agent_name, "seed": seed, "study": study.name,
             "env_steps": int(info.get("env_steps", 0)), "wall_s": wall,
             "checkpoint": str(ckpt.relative_to(store.out)), "curve": curve,
-            "info": {k: v for k, v in info.items() if _is_number(v)}}
+            "info": {k: v for k, v in info.items() if _is_number(v)},
+            "rollouts": rollouts.stats.to_dict()}
 
 
 def adapt_phase(exp: Experiment, study: Study, agent_name: str, seed: int, store: PhaseStore
@@ -300,21 +327,19 @@ def adapt_phase(exp: Experiment, study: Study, agent_name: str, seed: int, store
 
     trained = store.load(f"train:{study.name}:{agent_name}:{seed}")
     agent = load_agent(agent_name, store.out / trained["checkpoint"])
-    make_env = env_factory(exp.backend, study.config)
     records = []
-    for t_index, (task, inst_seed) in enumerate(test_tasks(study, exp)):
-        # every (agent, seed, task) adaptation starts from the same random state, so a
-        # resumed run gives what an uninterrupted one gives
-        seed_everything(exp.seed * 10_000 + seed * 100 + t_index + 17)
-        env = make_env(exp.budget.adapt_envs)
-        try:
-            curve = agent.adapt(env, task, exp.budget.adapt_episodes, instance_seed=inst_seed)
-        finally:
-            env.close()
-        for episode, point in enumerate(curve):
-            records.append({"task": t_index, "episode": episode,
-                            **{k: float(v) for k, v in point.items() if _is_number(v)}})
-        agent = load_agent(agent_name, store.out / trained["checkpoint"])  # fresh per task
+    with rollout_backend(exp, study) as rollouts:
+        for t_index, (task, inst_seed) in enumerate(test_tasks(study, exp)):
+            # every (agent, seed, task) adaptation starts from the same random state, so a
+            # resumed run gives what an uninterrupted one gives
+            seed_everything(exp.seed * 10_000 + seed * 100 + t_index + 17)
+            curve = agent.adapt(rollouts, task, exp.budget.adapt_episodes,
+                                instance_seed=inst_seed, num_envs=exp.budget.adapt_envs)
+            for episode, point in enumerate(curve):
+                records.append({"task": t_index, "episode": episode,
+                                **{k: float(v) for k, v in point.items() if _is_number(v)}})
+            agent = load_agent(agent_name, store.out / trained["checkpoint"])  # fresh per task
+    store.save_rollout_stats(f"adapt:{study.name}:{agent_name}:{seed}", rollouts.stats)
     return records
 
 

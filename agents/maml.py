@@ -31,10 +31,7 @@ from agents.base import (
     Agent,
     Budget,
     Callback,
-    EnvFactory,
     WallClock,
-    pin_task,
-    pin_tasks,
 )
 from agents.core import (
     MaskedMultiCategorical,
@@ -47,10 +44,19 @@ from agents.core import (
     save_checkpoint,
     seed_everything,
 )
-from agents.networks import ActorCritic, History
+from agents.networks import ActorCritic
 from agents.ppo import episode_return_stats
-from agents.rollout import ActFn, EnvCursor, Rollout, collect, records_by_episode
-from bridge.fallback.env import IABVectorEnv
+from agents.rollout import Rollout, records_by_episode
+from agents.rollouts import (
+    EnvSlot,
+    EnvSource,
+    PolicySnapshot,
+    RolloutBackend,
+    draw_sample_seeds,
+    opened,
+    source_envs,
+    task_slots,
+)
 from bridge.layout import ObservationLayout
 from bridge.tasks import Task, TaskDistribution
 
@@ -199,48 +205,51 @@ class MAMLAgent(Agent):
                                       self.config.inner_lr, create_graph)
         return params
 
-    def act_fn(self, block_params: list[Params]) -> ActFn:
-        """Sample with parameters ``block_params[i]`` on the i-th equal block of envs."""
+    def snapshot(self, params: Params | None = None) -> PolicySnapshot:
+        """The sampling policy for the rollout layer: the actor with ``params`` (default
+        theta)."""
+        return PolicySnapshot.capture(self.actor, params)
 
-        def act(obs: torch.Tensor, mask: torch.Tensor, history: History | None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            per = obs.shape[0] // len(block_params)
-            logits = torch.cat([functional_call(self.actor, p, (obs[i * per:(i + 1) * per],))[0]
-                                for i, p in enumerate(block_params)])
-            dist = MaskedMultiCategorical(logits, mask)
-            action = dist.sample()
-            return action, dist.log_prob(action), self.critic(obs)[1]
-
-        return act
+    def collect(self, rollouts: RolloutBackend,
+                groups: list[tuple[list[EnvSlot], PolicySnapshot]], episode: int) -> Rollout:
+        """Episode ``episode`` of every group's slots; values from the (non-adapted) critic,
+        evaluated on the whole rollout at once."""
+        rollout = rollouts.collect(groups, first_episode=episode)
+        assert rollout.final_obs is not None
+        with torch.no_grad():
+            rollout.value = self.critic(rollout.obs)[1]
+            rollout.next_value = self.critic(rollout.final_obs)[1]
+        return rollout
 
     # ------------------------------------------------------------------ meta-training
-    def meta_train(self, env_factory: EnvFactory, tasks: TaskDistribution, budget: Budget,
+    def meta_train(self, envs: EnvSource, tasks: TaskDistribution, budget: Budget,
                    callback: Callback | None = None) -> dict[str, Any]:
+        """Meta-batches of ``meta_batch_tasks`` training tasks x ``adapt_envs`` environments;
+        every task's episodes are rollout jobs of their own (its policy is its own phi)."""
         cfg = self.config
         n_tasks, per_task = budget.meta_batch_tasks, budget.adapt_envs
-        env = env_factory(n_tasks * per_task)
-        frames = env.config.dynamics.episode_frames
-        per_iter = (cfg.inner_steps + 1) * env.num_envs * frames
-        iterations = max(1, budget.meta_train_env_steps // per_iter)
         rng = np.random.default_rng(self.seed + 9_151)
         start, stats = time.perf_counter(), {}
         done_iters = 0
         second_order = cfg.meta_gradient != "first_order"
         clock = WallClock(budget.max_meta_train_s)
-        try:
+        with opened(envs, budget.envs_per_job) as rollouts:
+            frames = rollouts.config.dynamics.episode_frames
+            per_iter = (cfg.inner_steps + 1) * n_tasks * per_task * frames
+            iterations = max(1, budget.meta_train_env_steps // per_iter)
             for it in range(iterations):
                 if cfg.anneal_lr:
                     self.optimizer.param_groups[0]["lr"] = linear_schedule(cfg.outer_lr,
                                                                           it / iterations)
                 batch_tasks = tasks.sample("train", int(rng.integers(2**31)), n_tasks)
-                cursor = pin_tasks(env, batch_tasks,
-                                   [int(s) for s in rng.integers(2**31, size=n_tasks)])
+                inst_seeds = [int(s) for s in rng.integers(2**31, size=n_tasks)]
                 inner: list[list[TaskBatch]] = []  # [step][task]
-                sampling = [{k: v.detach() for k, v in self.theta().items()}] * n_tasks
+                sampling = [self.snapshot()] * n_tasks
                 for step in range(cfg.inner_steps + 1):
-                    if step:
-                        cursor = EnvCursor.start(env)
-                    rollout = collect(env, cursor, frames, self.act_fn(sampling), self.layout)
+                    rollout = self.collect(
+                        rollouts, [(task_slots(t, s, draw_sample_seeds(per_task)), policy)
+                                   for t, s, policy in zip(batch_tasks, inst_seeds, sampling)],
+                        step)
                     if step == 0:
                         pre = episode_return_stats(rollout)
                     batches = split_by_task(rollout, n_tasks, cfg.gamma, cfg.gae_lambda,
@@ -248,9 +257,9 @@ class MAMLAgent(Agent):
                     if step < cfg.inner_steps:
                         inner.append(batches)
                         sampling = [
-                            {k: v.detach() for k, v in self.adapted(
+                            self.snapshot(self.adapted(
                                 self.theta(), [inner[s][i] for s in range(len(inner))],
-                                create_graph=False).items()}
+                                create_graph=False))
                             for i in range(n_tasks)]
                 self.env_steps += per_iter
                 outer = batches
@@ -289,14 +298,12 @@ class MAMLAgent(Agent):
                 clock.tick()
                 if clock.expired():
                     break
-        finally:
-            env.close()
         return {"env_steps": self.env_steps, "wall_s": time.perf_counter() - start,
                 "iterations": done_iters, "last": stats}
 
     # ------------------------------------------------------------------ meta-test
-    def adapt(self, env: IABVectorEnv, task: Task, episodes: int, instance_seed: int = 0
-              ) -> list[dict[str, float]]:
+    def adapt(self, envs: EnvSource, task: Task, episodes: int, instance_seed: int = 0,
+              num_envs: int | None = None) -> list[dict[str, float]]:
         """Episode k runs the policy after the meta-trained inner loop on the k episodes seen
         so far. Up to ``inner_steps`` episodes this is exactly the meta-training inner loop
         (one step per episode); beyond it, the last inner step is recomputed from the
@@ -305,25 +312,26 @@ class MAMLAgent(Agent):
         for: stacked steps of ``inner_lr`` drifted off and made later episodes worse
         (measured on training tasks: 38 -> 44 -> 26 -> 26 Mb/s on the small study)."""
         cfg = self.config
-        frames = env.config.dynamics.episode_frames
+        n = source_envs(envs, num_envs)
         theta = {k: v.detach().requires_grad_(True) for k, v in self.theta().items()}
         params = theta
         seen: list[TaskBatch] = []
         curve: list[dict[str, float]] = []
-        cursor = pin_task(env, task, instance_seed)
-        for episode in range(episodes + 1):
-            if episode:
-                cursor = EnvCursor.start(env)
-            rollout = collect(env, cursor, frames, self.act_fn([params]), self.layout)
-            curve.extend(records_by_episode(
-                [dict(r, episode=0) for r in rollout.episode_records], CURVE_METRICS))
-            if episode < episodes:
-                seen.append(split_by_task(rollout, 1, cfg.gamma, cfg.gae_lambda,
-                                          cfg.reward_scale)[0])
-                steps = seen if len(seen) <= cfg.inner_steps else (
-                    seen[:cfg.inner_steps - 1] + [pool_batches(seen[cfg.inner_steps - 1:])])
-                params = {k: v.detach().requires_grad_(True)
-                          for k, v in self.adapted(theta, steps, create_graph=False).items()}
+        with opened(envs) as rollouts:
+            for episode in range(episodes + 1):
+                rollout = self.collect(
+                    rollouts, [(task_slots(task, instance_seed, draw_sample_seeds(n)),
+                                self.snapshot(params))], episode)
+                curve.extend(records_by_episode(
+                    [dict(r, episode=0) for r in rollout.episode_records], CURVE_METRICS))
+                if episode < episodes:
+                    seen.append(split_by_task(rollout, 1, cfg.gamma, cfg.gae_lambda,
+                                              cfg.reward_scale)[0])
+                    steps = seen if len(seen) <= cfg.inner_steps else (
+                        seen[:cfg.inner_steps - 1]
+                        + [pool_batches(seen[cfg.inner_steps - 1:])])
+                    params = {k: v.detach().requires_grad_(True) for k, v in
+                              self.adapted(theta, steps, create_graph=False).items()}
         return curve
 
     @torch.no_grad()

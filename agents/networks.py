@@ -178,6 +178,11 @@ class ActorCritic(nn.Module):
         if memory not in ("none", "gru", "attention"):
             raise ValueError(f"memory={memory!r}: expected 'none', 'gru' or 'attention'")
         self.layout = layout
+        # the constructor arguments: a rollout worker rebuilds the same network from them
+        self.arch = {"hidden": hidden, "link_hidden": link_hidden, "rank": rank,
+                     "memory": memory, "attention_heads": attention_heads,
+                     "attention_window": attention_window, "idle_bias": idle_bias,
+                     "cqi_prior": cqi_prior}
         self.memory_kind = memory
         self.with_history = memory != "none"
         self.encoder = LinkSetEncoder(layout, link_hidden, hidden, self.with_history)

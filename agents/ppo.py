@@ -17,10 +17,7 @@ from agents.base import (
     Agent,
     Budget,
     Callback,
-    EnvFactory,
     WallClock,
-    pin_task,
-    pin_tasks,
 )
 from agents.core import (
     MaskedMultiCategorical,
@@ -34,6 +31,15 @@ from agents.core import (
 )
 from agents.networks import ActorCritic, History
 from agents.rollout import ActFn, EnvCursor, Rollout, collect, records_by_episode
+from agents.rollouts import (
+    EnvSlot,
+    EnvSource,
+    PolicySnapshot,
+    draw_sample_seeds,
+    opened,
+    source_envs,
+    task_slots,
+)
 from bridge.fallback.env import IABVectorEnv
 from bridge.layout import ObservationLayout
 from bridge.tasks import Task, TaskDistribution
@@ -67,7 +73,9 @@ class PPOConfig:
     reward_scale: float = 0.1
     idle_bias: float = -1.0  # initial idle logit: start scheduling more than idling
     cqi_prior: float = 0.0
-    resample_tasks_every: int = 4  # iterations between new training deployments
+    # iterations between new training deployments (pretraining only; every pretraining
+    # iteration is one whole episode per environment, a rollout job of the rollout layer)
+    resample_tasks_every: int = 4
     # The study's baseline is PPO trained from scratch on the held-out task with the same
     # small adaptation budget the meta-learners get ("scratch"); "init" fine-tunes the
     # multi-task weights instead. Multi-task pretraining runs in meta_train only when
@@ -153,11 +161,11 @@ class PPOAgent(Agent):
 
     # ------------------------------------------------------------------ training
     def learn(self, env: IABVectorEnv, total_env_steps: int, callback: Callback | None = None,
-              cursor: EnvCursor | None = None, max_seconds: float | None = None,
-              task_sampler: Any = None) -> dict[str, Any]:
-        """CleanRL's loop: rollouts of ``num_steps`` across episode boundaries (autoreset),
-        one PPO update each, learning rate annealed to 0 over ``total_env_steps``.
-        ``task_sampler(iteration) -> EnvCursor | None`` may re-pin deployments."""
+              cursor: EnvCursor | None = None, max_seconds: float | None = None
+              ) -> dict[str, Any]:
+        """CleanRL's loop on any vector environment of this layout, in this process:
+        rollouts of ``num_steps`` across episode boundaries (autoreset), one PPO update
+        each, learning rate annealed to 0 over ``total_env_steps``."""
         cfg = self.config
         per_iter = cfg.num_steps * env.num_envs
         iterations = max(1, total_env_steps // per_iter)
@@ -166,8 +174,6 @@ class PPOAgent(Agent):
         clock = WallClock(max_seconds)
         history = []
         for it in range(iterations):
-            if task_sampler is not None:
-                cursor = task_sampler(it) or cursor
             if cfg.anneal_lr:
                 self.optimizer.param_groups[0]["lr"] = linear_schedule(cfg.learning_rate,
                                                                       it / iterations)
@@ -187,48 +193,70 @@ class PPOAgent(Agent):
         return {"env_steps": self.env_steps, "wall_s": time.perf_counter() - start,
                 "iterations": len(history), "last": stats}
 
-    def meta_train(self, env_factory: EnvFactory, tasks: TaskDistribution, budget: Budget,
+    def meta_train(self, envs: EnvSource, tasks: TaskDistribution, budget: Budget,
                    callback: Callback | None = None) -> dict[str, Any]:
-        """Multi-task PPO: every ``resample_tasks_every`` iterations each environment gets a
-        new training task and deployment. Without ``config.pretrain`` this returns at once
-        (0 env-steps): the from-scratch baseline learns only inside :meth:`adapt`."""
+        """Multi-task PPO through the rollout layer: each iteration is one episode per
+        environment (``budget.num_envs`` of them); every ``resample_tasks_every`` iterations
+        each environment gets a new training task and deployment. Without
+        ``config.pretrain`` this returns at once (0 env-steps): the from-scratch baseline
+        learns only inside :meth:`adapt`."""
         if not self.config.pretrain:
             return {"env_steps": self.env_steps, "wall_s": 0.0, "iterations": 0, "last": {}}
-        env = env_factory(budget.num_envs)
+        cfg = self.config
         rng = np.random.default_rng(self.seed + 7_771)
-
-        def task_sampler(it: int) -> EnvCursor | None:
-            if it % self.config.resample_tasks_every:
-                return None
-            draw = int(rng.integers(2**31))
-            return pin_tasks(env, tasks.sample("train", draw, env.num_envs),
-                             [int(s) for s in rng.integers(2**31, size=env.num_envs)])
-
-        try:
-            return self.learn(env, budget.meta_train_env_steps, callback,
-                              max_seconds=budget.max_meta_train_s, task_sampler=task_sampler)
-        finally:
-            env.close()
+        n = budget.num_envs
+        start, stats, done_iters = time.perf_counter(), {}, 0
+        clock = WallClock(budget.max_meta_train_s)
+        with opened(envs, budget.envs_per_job) as rollouts:
+            frames = rollouts.config.dynamics.episode_frames
+            iterations = max(1, budget.meta_train_env_steps // (n * frames))
+            for it in range(iterations):
+                if it % cfg.resample_tasks_every == 0:
+                    draw = int(rng.integers(2**31))
+                    deployments = list(zip(tasks.sample("train", draw, n),
+                                           (int(s) for s in rng.integers(2**31, size=n))))
+                    first = it
+                if cfg.anneal_lr:
+                    self.optimizer.param_groups[0]["lr"] = linear_schedule(cfg.learning_rate,
+                                                                          it / iterations)
+                slots = [EnvSlot(t, s, 0, z) for (t, s), z in
+                         zip(deployments, draw_sample_seeds(n))]
+                rollout = rollouts.collect([(slots, PolicySnapshot.capture(self.model))],
+                                           first_episode=it - first)
+                self.env_steps += n * frames
+                stats = ppo_step(self.model, self.optimizer, rollout, cfg)
+                stats.update(episode_return_stats(rollout), iteration=float(it),
+                             env_steps=float(self.env_steps),
+                             wall_s=time.perf_counter() - start)
+                done_iters += 1
+                if callback is not None and callback(stats) is False:
+                    break
+                clock.tick()
+                if clock.expired():
+                    break
+        return {"env_steps": self.env_steps, "wall_s": time.perf_counter() - start,
+                "iterations": done_iters, "last": stats}
 
     # ------------------------------------------------------------------ meta-test
-    def adapt(self, env: IABVectorEnv, task: Task, episodes: int, instance_seed: int = 0
-              ) -> list[dict[str, float]]:
-        """Fine-tune with PPO on the held-out task: one update per adaptation episode."""
+    def adapt(self, envs: EnvSource, task: Task, episodes: int, instance_seed: int = 0,
+              num_envs: int | None = None) -> list[dict[str, float]]:
+        """Fine-tune with PPO on the held-out task: one update per adaptation episode
+        (``num_envs`` environments, default: the size of a given vector env)."""
         cfg = self.config
+        n = source_envs(envs, num_envs)
         model = copy.deepcopy(self.model) if cfg.adapt_from == "init" else self._new_model()
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.adapt_learning_rate,
                                      eps=cfg.adam_eps)
-        frames = env.config.dynamics.episode_frames
         curve: list[dict[str, float]] = []
-        cursor = pin_task(env, task, instance_seed)
-        for episode in range(episodes + 1):
-            if episode:
-                cursor = EnvCursor.start(env)  # same deployment, next episode
-            rollout = collect(env, cursor, frames, sampling_policy(model), self.layout)
-            curve.extend(records_by_episode(
-                [dict(r, episode=0) for r in rollout.episode_records], CURVE_METRICS))
-            if episode < episodes:
-                ppo_step(model, optimizer, rollout, cfg)
+        with opened(envs) as rollouts:
+            for episode in range(episodes + 1):
+                slots = task_slots(task, instance_seed, draw_sample_seeds(n))
+                rollout = rollouts.collect([(slots, PolicySnapshot.capture(model))],
+                                           first_episode=episode)
+                curve.extend(records_by_episode(
+                    [dict(r, episode=0) for r in rollout.episode_records], CURVE_METRICS))
+                if episode < episodes:
+                    ppo_step(model, optimizer, rollout, cfg)
         return curve
 
     @torch.no_grad()

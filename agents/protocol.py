@@ -14,6 +14,7 @@ from typing import Any
 from agents.base import CURVE_METRICS, Budget, quick_budget, torch_threads
 from agents.core import seed_everything
 from agents.registry import make_agent
+from agents.rollouts import LocalRollouts
 from agents.stats import mean_ci
 from bridge.config import ScenarioConfig
 from bridge.fallback.env import IABVectorEnv
@@ -52,15 +53,16 @@ def run_agent(name: str, config: ScenarioConfig, tasks: TaskDistribution, budget
     seed_everything(seed)
     agent = make_agent(name, config, seed, overrides)
     start = time.perf_counter()
-    info = agent.meta_train(lambda n: IABVectorEnv(n, config), tasks, budget, callback)
-    train_s = time.perf_counter() - start
-    curves = []
-    start = time.perf_counter()
-    env = IABVectorEnv(budget.adapt_envs, config)
-    for t_index, (task, instance_seed) in enumerate(test_tasks):
-        seed_everything(seed * 100 + t_index + 17)
-        curves.append(agent.adapt(env, task, budget.adapt_episodes, instance_seed))
-    env.close()
+    with LocalRollouts(lambda n: IABVectorEnv(n, config), config,
+                       envs_per_job=budget.envs_per_job) as rollouts:
+        info = agent.meta_train(rollouts, tasks, budget, callback)
+        train_s = time.perf_counter() - start
+        curves = []
+        start = time.perf_counter()
+        for t_index, (task, instance_seed) in enumerate(test_tasks):
+            seed_everything(seed * 100 + t_index + 17)
+            curves.append(agent.adapt(rollouts, task, budget.adapt_episodes, instance_seed,
+                                      num_envs=budget.adapt_envs))
     return {"agent": name, "seed": seed, "meta_train_env_steps": int(info["env_steps"]),
             "meta_train_wall_s": train_s, "meta_train_iterations": int(info["iterations"]),
             "adapt_wall_s": time.perf_counter() - start, "curves": curves}

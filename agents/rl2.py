@@ -10,6 +10,7 @@ GAE runs across the whole trial; PPO updates run full-sequence passes over whole
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,10 +23,7 @@ from agents.base import (
     Agent,
     Budget,
     Callback,
-    EnvFactory,
     WallClock,
-    pin_task,
-    pin_tasks,
 )
 from agents.core import (
     MaskedMultiCategorical,
@@ -39,8 +37,18 @@ from agents.core import (
 )
 from agents.networks import ActorCritic, History, action_to_schedule
 from agents.ppo import episode_return_stats
-from agents.rollout import EnvCursor, Rollout, collect, records_by_episode
-from bridge.fallback.env import IABVectorEnv
+from agents.rollout import Rollout, records_by_episode
+from agents.rollouts import (
+    EnvSlot,
+    EnvSource,
+    PolicySnapshot,
+    RolloutBackend,
+    draw_sample_seeds,
+    job_steps,
+    opened,
+    source_envs,
+    task_slots,
+)
 from bridge.layout import ObservationLayout
 from bridge.tasks import Task, TaskDistribution
 
@@ -115,10 +123,6 @@ class TrialPolicy:
         return action, dist.log_prob(action), value[0]
 
 
-def trial_steps(episodes: int, frames: int) -> int:
-    """Env steps of a trial: ``episodes`` episodes and the reset steps between them."""
-    return episodes * frames + (episodes - 1)
-
 
 class RL2Agent(Agent):
     """RL^2 (GRU) or, with ``memory="attention"``, the attention + GRU meta-learner."""
@@ -141,15 +145,12 @@ class RL2Agent(Agent):
                                           eps=cfg.adam_eps)
         self.env_steps = 0
 
-    def run_trial(self, env: IABVectorEnv, cursor: EnvCursor, episodes: int,
-                  policy: TrialPolicy | None = None) -> Rollout:
-        """One trial of ``episodes`` episodes from ``cursor`` (a fresh episode start), memory
-        reset at its start only."""
-        policy = policy or TrialPolicy(self.model)
-        policy.start_trial(env.num_envs)
-        frames = env.config.dynamics.episode_frames
-        return collect(env, cursor, trial_steps(episodes, frames), policy, self.layout,
-                       with_history=True)
+    def run_trial(self, rollouts: RolloutBackend, slots: Sequence[EnvSlot], episodes: int
+                  ) -> Rollout:
+        """One trial of ``episodes`` episodes on every slot (rollout jobs of
+        ``rollouts.envs_per_job`` slots), memory reset at the trial's start only."""
+        return rollouts.collect([(slots, PolicySnapshot.capture(self.model))],
+                                episodes=episodes, trial=True)
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         """PPO epochs over whole trials; each minibatch is one full-sequence forward pass."""
@@ -175,26 +176,27 @@ class RL2Agent(Agent):
                                                          returns.flatten())
         return stats
 
-    def meta_train(self, env_factory: EnvFactory, tasks: TaskDistribution, budget: Budget,
+    def meta_train(self, envs: EnvSource, tasks: TaskDistribution, budget: Budget,
                    callback: Callback | None = None) -> dict[str, Any]:
         """Trials on training tasks (a new task and deployment per environment per trial)."""
         cfg = self.config
         episodes = cfg.trial_episodes or budget.adapt_episodes + 1
-        env = env_factory(min(budget.num_envs, cfg.max_trial_envs))
-        per_iter = trial_steps(episodes, env.config.dynamics.episode_frames) * env.num_envs
-        iterations = max(1, budget.meta_train_env_steps // per_iter)
+        n = min(budget.num_envs, cfg.max_trial_envs)
         rng = np.random.default_rng(self.seed + 4_243)
         start, stats, done_iters = time.perf_counter(), {}, 0
         clock = WallClock(budget.max_meta_train_s)
-        try:
+        with opened(envs, budget.envs_per_job) as rollouts:
+            per_iter = job_steps(episodes, rollouts.config.dynamics.episode_frames) * n
+            iterations = max(1, budget.meta_train_env_steps // per_iter)
             for it in range(iterations):
                 if cfg.anneal_lr:
                     self.optimizer.param_groups[0]["lr"] = linear_schedule(cfg.learning_rate,
                                                                           it / iterations)
-                cursor = pin_tasks(env, tasks.sample("train", int(rng.integers(2**31)),
-                                                     env.num_envs),
-                                   [int(s) for s in rng.integers(2**31, size=env.num_envs)])
-                rollout = self.run_trial(env, cursor, episodes)
+                trial_tasks = tasks.sample("train", int(rng.integers(2**31)), n)
+                inst_seeds = rng.integers(2**31, size=n)
+                slots = [EnvSlot(t, int(s), 0, z) for t, s, z in
+                         zip(trial_tasks, inst_seeds, draw_sample_seeds(n))]
+                rollout = self.run_trial(rollouts, slots, episodes)
                 self.env_steps += per_iter
                 stats = self.update(rollout)
                 stats.update(episode_return_stats(rollout), iteration=float(it),
@@ -206,17 +208,18 @@ class RL2Agent(Agent):
                 clock.tick()
                 if clock.expired():
                     break
-        finally:
-            env.close()
         return {"env_steps": self.env_steps, "wall_s": time.perf_counter() - start,
                 "iterations": done_iters, "last": stats}
 
     @torch.no_grad()
-    def adapt(self, env: IABVectorEnv, task: Task, episodes: int, instance_seed: int = 0
-              ) -> list[dict[str, float]]:
+    def adapt(self, envs: EnvSource, task: Task, episodes: int, instance_seed: int = 0,
+              num_envs: int | None = None) -> list[dict[str, float]]:
         """One trial of ``episodes + 1`` episodes on the held-out task; no gradient steps,
         adaptation happens in the memory."""
-        rollout = self.run_trial(env, pin_task(env, task, instance_seed), episodes + 1)
+        n = source_envs(envs, num_envs)
+        with opened(envs) as rollouts:
+            rollout = self.run_trial(rollouts, task_slots(task, instance_seed,
+                                                          draw_sample_seeds(n)), episodes + 1)
         return records_by_episode(rollout.episode_records, CURVE_METRICS)
 
     def initial_state(self, num_envs: int) -> RL2State:

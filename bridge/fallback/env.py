@@ -14,11 +14,15 @@ Which deployment an environment simulates:
   keep one deployment over the episodes of a trial.
 
 Later resets without a seed keep the deployment and start a new episode (new traffic, fading,
-mobility), unless ``new_deployment_each_episode=True``.
+mobility), unless ``new_deployment_each_episode=True``. ``reset(options={"episode": k})`` (an
+int or one per environment) starts episode ``k`` of the deployment directly, the episode that
+``k`` seedless resets after ``reset(seed=...)`` would reach: a rollout worker re-runs any
+episode of a trial from its seeds alone.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,8 +82,28 @@ def _episode_seed(base: int, episode: int) -> int:
     return int((base * 1_000_003 + episode * 7_919 + 17) & _SEED_MASK)
 
 
+def _episode_indices(value: Any, n: int) -> list[int]:
+    """``options["episode"]``: one non-negative int for all environments or one per env."""
+    if isinstance(value, Sequence) or isinstance(value, np.ndarray):
+        values = list(value)
+    else:
+        values = [value] * n
+    if len(values) != n:
+        raise ValueError(f"reset option episode has {len(values)} entries for {n} environments")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"reset option episode={v!r}: expected an integer >= 0")
+    return [int(v) for v in values]
+
+
 class Deployments:
-    """Chooses the task and the deployment of each environment from its seeds."""
+    """Chooses the task and the deployment of each environment from its seeds.
+
+    Generated deployments are kept (up to ``CACHE_SIZE``), so pinning the same (task, seed)
+    again returns the very same :class:`ScenarioInstance` object: the environments compare
+    by identity and skip rebuilding what did not change."""
+
+    CACHE_SIZE = 512
 
     def __init__(self, config: ScenarioConfig, n: int, task_split: str | None,
                  tasks: TaskDistribution | None, new_each_episode: bool) -> None:
@@ -92,6 +116,42 @@ class Deployments:
         self.pinned: list[tuple[Task, int] | None] = [None] * n
         self.base_seed = [0] * n
         self.episode = [0] * n
+        self._cache: OrderedDict[tuple[Task | None, int], ScenarioInstance] = OrderedDict()
+
+    def on_reset(self, seed: int | Sequence[int] | None, options: dict[str, Any] | None,
+                 started: bool) -> bool:
+        """Apply ``reset(seed=..., options=...)`` (both backends): a seed restarts the episode
+        count, a seedless reset of a started environment moves to the next episode, options
+        ``tasks``/``instance_seeds`` pin deployments and ``episode`` (an int, or one per
+        environment) picks the episode index. Returns True if the deployments may change."""
+        n = len(self.pinned)
+        options = options or {}
+        unknown = sorted(set(options) - {"tasks", "instance_seeds", "episode"})
+        if unknown:
+            raise ValueError(f"reset options {unknown} are unknown; expected 'tasks', "
+                             "'instance_seeds' and 'episode'")
+        if seed is not None:
+            self.base_seed = per_env_seeds(seed, n)
+            self.episode = [0] * n
+        elif started:
+            self.episode = [e + 1 for e in self.episode]
+        if "tasks" in options:
+            self.pin(options["tasks"], options.get("instance_seeds", self.base_seed))
+        if "episode" in options:
+            self.episode = _episode_indices(options["episode"], n)
+        return seed is not None or "tasks" in options or self.new_each_episode
+
+    def _generate(self, task: Task | None, seed: int) -> ScenarioInstance:
+        key = (task, int(seed))
+        inst = self._cache.get(key)
+        if inst is None:
+            inst = generate_instance(self.config, seed, task)
+            self._cache[key] = inst
+            if len(self._cache) > self.CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return inst
 
     def pin(self, tasks: Sequence[Task | None], instance_seeds: Sequence[int]) -> None:
         """Environment i simulates ``generate_instance(config, instance_seeds[i], tasks[i])``
@@ -107,14 +167,14 @@ class Deployments:
         pinned = self.pinned[i]
         if pinned is not None:
             task, inst_seed = pinned
-            return generate_instance(self.config, inst_seed, task)
+            return self._generate(task, inst_seed)
         seed = self.base_seed[i]
         if self.new_each_episode:
             seed = _episode_seed(seed, self.episode[i]) ^ 0x5A5A
         task = None
         if self.task_split is not None:
             task = self.distribution.sample(self.task_split, seed)[0]
-        return generate_instance(self.config, seed, task)
+        return self._generate(task, seed)
 
     def episode_seed(self, i: int) -> int:
         return _episode_seed(self.base_seed[i], self.episode[i])
@@ -172,24 +232,19 @@ class IABVectorEnv(PinnedDeployments, VectorEnv):
 
 
     def _rebuild(self) -> None:
-        self._instances = [self._deploy.instance(i) for i in range(self.num_envs)]
+        """Load the deployments into a new core, unless every one is unchanged."""
+        instances = [self._deploy.instance(i) for i in range(self.num_envs)]
+        if self.core is not None and all(a is b for a, b in zip(instances, self._instances)):
+            return
+        self._instances = instances
         self.core = BatchedIABCore(self.config, self._instances)
 
     # -------------------------------------------------------------- gym API
     def reset(self, *, seed: int | Sequence[int] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=first_seed(seed))
-        if seed is not None:
-            self._deploy.base_seed = per_env_seeds(seed, self.num_envs)
-            self._deploy.episode = [0] * self.num_envs
-        elif self.core is not None:
-            self._deploy.episode = [e + 1 for e in self._deploy.episode]
-        options = options or {}
-        if "tasks" in options:
-            self.set_tasks(options["tasks"], options.get("instance_seeds",
-                                                         self._deploy.base_seed))
-        if (self.core is None or seed is not None or "tasks" in options
-                or self._deploy.new_each_episode):
+        if self._deploy.on_reset(seed, options, started=self.core is not None) \
+                or self.core is None:
             self._rebuild()
         assert self.core is not None
         self.core.reset([self._deploy.episode_seed(i) for i in range(self.num_envs)])

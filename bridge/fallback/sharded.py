@@ -192,7 +192,10 @@ class ShardedIABVectorEnv(VectorEnv):
         for a, b in self._slices:
             opts = None
             if options:
-                opts = {k: (v[a:b] if k in ("tasks", "instance_seeds") else v)
+                # per-environment options are split with the batch (an int episode is not)
+                opts = {k: (list(v)[a:b] if k in ("tasks", "instance_seeds")
+                            or (k == "episode" and not isinstance(v, (int, np.integer)))
+                            else v)
                         for k, v in options.items()}
             payloads.append({"seed": None if seed is None else seeds[a:b], "options": opts})
         self._call("reset", payloads)

@@ -41,7 +41,6 @@ from bridge.fallback.env import (
     as_config,
     first_seed,
     observation_space,
-    per_env_seeds,
 )
 from bridge.instance import ScenarioInstance
 from bridge.layout import ObservationLayout, validate_action
@@ -236,17 +235,7 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
         super().reset(seed=first_seed(seed))
         if self.closed:
             raise RuntimeError("reset() on a closed Ns3IABVectorEnv")
-        if seed is not None:
-            self._deploy.base_seed = per_env_seeds(seed, self.num_envs)
-            self._deploy.episode = [0] * self.num_envs
-        elif self._started:
-            self._deploy.episode = [e + 1 for e in self._deploy.episode]
-        options = options or {}
-        if "tasks" in options:
-            self.set_tasks(options["tasks"], options.get("instance_seeds",
-                                                         self._deploy.base_seed))
-        if (not self._instances or seed is not None or "tasks" in options
-                or self._deploy.new_each_episode):
+        if self._deploy.on_reset(seed, options, started=self._started) or not self._instances:
             self._instances = [self._deploy.instance(i) for i in range(self.num_envs)]
         for i in range(self.num_envs):
             session = self._sessions[i]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from agents.base import pin_task
-from agents.networks import ActorCritic, TrialMemory
-from agents.rl2 import RL2Agent, RL2Config, TrialPolicy
+from agents.networks import TrialMemory
+from agents.rl2 import RL2Agent, RL2Config
+from agents.rollouts import LocalRollouts, task_slots
 from bridge.fallback.env import IABVectorEnv
 from bridge.tasks import Task
 
@@ -15,45 +15,37 @@ TASK = Task(n_ue=4, ue_speed_mps=1.0, ue_rate_mbps=50.0, blockage_prob=0.1,
             incumbent_activity=0.1, topology="star")
 
 
-class RecordingPolicy(TrialPolicy):
-    """Keeps the GRU hidden state seen before every step."""
-
-    def __init__(self, model: ActorCritic) -> None:
-        super().__init__(model)
-        self.hidden_before: list[torch.Tensor] = []
-
-    def __call__(self, obs, mask, history):  # type: ignore[override]
-        self.hidden_before.append(self.state[0].clone())
-        return super().__call__(obs, mask, history)
-
-
 def test_rl2_memory_carries_across_episodes_and_resets_between_trials(tiny_config) -> None:
     torch.manual_seed(0)
     env = IABVectorEnv(3, tiny_config)
+    rollouts = LocalRollouts.from_env(env)
     agent = RL2Agent(env.layout, RL2Config(), seed=0)
-    task = TASK
     frames = tiny_config.dynamics.episode_frames
-    policy = RecordingPolicy(agent.model)
-    rollout = agent.run_trial(env, pin_task(env, task, 5), 2, policy)
+    rollout = agent.run_trial(rollouts, task_slots(TASK, 5, [1, 2, 3]), 2)
     assert rollout.steps == 2 * frames + 1
     first_of_episode_2 = frames + 1  # after the autoreset step
     assert rollout.prev_done[frames].all()  # the reset step sees the done flag
-    assert torch.all(policy.hidden_before[0] == 0)
-    assert policy.hidden_before[first_of_episode_2].abs().sum() > 0  # carried, not reset
-    # a second trial starts from an empty memory
-    agent.run_trial(env, pin_task(env, task, 6), 1, policy)
-    assert torch.all(policy.hidden_before[rollout.steps] == 0)
 
-    # the update's full-sequence pass reproduces the step-by-step values of the rollout
+    # the step-by-step values of the rollout equal one full-sequence pass over the whole
+    # trial from an empty memory: the memory started empty and was carried across episodes
+    history = rollout.history(agent.layout)
     with torch.no_grad():
-        _, values, _ = agent.model(rollout.obs, rollout.history(agent.layout), None)
+        _, values, final_state = agent.model(rollout.obs, history, None)
     assert torch.allclose(values, rollout.value, atol=1e-4)
+
+    # a second trial starts from an empty memory, not from the first trial's last one
+    second = agent.run_trial(rollouts, task_slots(TASK, 6, [4, 5, 6]), 1)
+    with torch.no_grad():
+        _, fresh, _ = agent.model(second.obs, second.history(agent.layout), None)
+        _, carried, _ = agent.model(second.obs, second.history(agent.layout), final_state)
+    assert torch.allclose(fresh, second.value, atol=1e-4)
+    assert not torch.allclose(carried, second.value, atol=1e-4)
 
     # what happened in episode 1 changes the output in episode 2 (memory spans episodes)
     obs = rollout.obs.clone()
     obs[2] += 0.5
     with torch.no_grad():
-        _, perturbed, _ = agent.model(obs, rollout.history(agent.layout), None)
+        _, perturbed, _ = agent.model(obs, history, None)
     assert not torch.allclose(perturbed[first_of_episode_2:], values[first_of_episode_2:])
     assert torch.allclose(perturbed[:2], values[:2])
 
@@ -83,7 +75,7 @@ def test_attention_policy_earlier_logits_ignore_later_steps(tiny_config) -> None
     torch.manual_seed(0)
     env = IABVectorEnv(2, tiny_config)
     agent = RL2Agent(env.layout, RL2Config(memory="attention", attention_window=8), seed=1)
-    rollout = agent.run_trial(env, pin_task(env, TASK, 1), 2)
+    rollout = agent.run_trial(LocalRollouts.from_env(env), task_slots(TASK, 1, [0, 1]), 2)
     history = rollout.history(agent.layout)
     with torch.no_grad():
         logits, values, _ = agent.model(rollout.obs, history, None)

@@ -1,0 +1,88 @@
+"""The interface of a rollout backend: run jobs, return their trajectories, keep statistics.
+
+Agents never step environments themselves: they describe the work as (slots, policy) groups
+and call :meth:`RolloutBackend.collect`, which splits it into jobs (``envs_per_job`` slots
+each, the same split on every backend), runs them and returns one torch ``Rollout``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from agents.rollout import Rollout
+from agents.rollouts.jobs import (
+    EnvSlot,
+    PolicySnapshot,
+    RolloutError,
+    RolloutJob,
+    RolloutStats,
+    Trajectory,
+    plan_jobs,
+    to_rollout,
+)
+from bridge.config import ScenarioConfig
+from bridge.fallback.sharded import ShardWorkerError
+from bridge.ns3.connection import SimulatorError
+from bridge.protocol.errors import ProtocolError
+
+# Failures of an environment (a simulator process that died, hung or spoke garbage, a shard
+# worker that died), as opposed to bad input or a bug: the job is re-run on a fresh one.
+ENV_FAILURES: tuple[type[BaseException], ...] = (SimulatorError, ProtocolError,
+                                                 ConnectionError, ShardWorkerError)
+
+DEFAULT_ENVS_PER_JOB = 16
+
+
+def check_jobs(jobs: Sequence[RolloutJob]) -> None:
+    """Refuse a batch with repeated job ids (results are matched to jobs by id)."""
+    ids = [job.job_id for job in jobs]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ValueError(f"job id {dup} appears more than once in one batch")
+
+
+class RolloutBackend(ABC):
+    """Runs rollout jobs on environments of one scenario config."""
+
+    def __init__(self, envs_per_job: int = DEFAULT_ENVS_PER_JOB, max_attempts: int = 3) -> None:
+        for name, value in (("envs_per_job", envs_per_job), ("max_attempts", max_attempts)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}: expected an integer >= 1")
+        self.envs_per_job = envs_per_job
+        self.max_attempts = max_attempts
+        self.stats = RolloutStats()
+
+    @property
+    @abstractmethod
+    def config(self) -> ScenarioConfig:
+        """The scenario config every environment of this backend simulates."""
+
+    @abstractmethod
+    def run(self, jobs: Sequence[RolloutJob]) -> list[Trajectory]:
+        """Run ``jobs``; one complete trajectory per job, in the jobs' order. A job whose
+        environment fails is re-run (up to ``max_attempts`` attempts, counted in
+        ``stats.retries``); raises :class:`RolloutError` when a job cannot be completed."""
+
+    def collect(self, groups: Sequence[tuple[Sequence[EnvSlot], PolicySnapshot]],
+                episodes: int = 1, first_episode: int = 0, trial: bool = False) -> Rollout:
+        """The groups' slots as jobs of ``envs_per_job``, run, side by side in group order."""
+        jobs = plan_jobs(groups, self.envs_per_job, episodes, first_episode, trial)
+        return to_rollout(self.run(jobs))
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the environments (and workers) this backend owns."""
+
+    def __enter__(self) -> RolloutBackend:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def attempts_exhausted(job: RolloutJob, attempts: int, cause: BaseException | str
+                       ) -> RolloutError:
+    return RolloutError(f"rollout job {job.job_id} ({job.num_envs} envs, first task "
+                        f"{job.slots[0].task}) failed {attempts} times; last failure: {cause}")
