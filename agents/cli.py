@@ -31,6 +31,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="output directory (default runs/default)")
     p.add_argument("--quick", action="store_true",
                    help="a small but real run (minutes) instead of the full study")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="run the agents' rollouts on Ray workers: 'local' (a private "
+                        "cluster on this machine), 'auto' (the running cluster), "
+                        "'host:port' or 'ray://host:port' (needs the ray extra)")
+    p.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="Ray rollout workers (default: one per CPU of the cluster)")
+    p.add_argument("--envs-per-job", type=int, default=None, metavar="N",
+                   help="environments per rollout job, the unit a worker receives "
+                        "(default 16; a split is the same on every backend)")
 
 
 def build_parser() -> argparse.ArgumentParser:

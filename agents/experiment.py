@@ -22,6 +22,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,8 @@ def build_experiment(args: argparse.Namespace) -> Experiment:
     if exp_raw:
         raise ConfigError(f"unknown field experiment.{sorted(exp_raw)[0]}; known: agents, "
                           f"heuristics, studies and the budget fields {sorted(budget_fields)}")
+    if getattr(args, "envs_per_job", None) is not None:
+        budget = budget.replace(envs_per_job=int(args.envs_per_job))
     if args.backend == "ns3" and args.quick:
         # an ns-3 process steps a few hundred frames per second: shrink the quick profile
         budget = budget.replace(meta_train_env_steps=min(budget.meta_train_env_steps, 1_500),
@@ -222,7 +225,8 @@ def rollout_backend(exp: Experiment, study: Study) -> Any:
     """Where the agents' rollout jobs of ``study`` run: the experiment's Ray pool when it has
     one (``--ray-address``), else in this process."""
     if exp.ray_pool is not None:
-        return exp.ray_pool.backend(study.config, envs_per_job=exp.budget.envs_per_job)
+        return exp.ray_pool.backend(study.config, exp.backend,
+                                    envs_per_job=exp.budget.envs_per_job)
     from agents.rollouts import LocalRollouts
 
     return LocalRollouts(env_factory(exp.backend, study.config), study.config,
@@ -361,13 +365,40 @@ def phases(exp: Experiment) -> Iterator[tuple[str, Study, str, int | None]]:
                 yield f"adapt:{study.name}:{agent}:{seed}", study, agent, seed
 
 
-def run_reproduce(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+@contextmanager
+def distributed(args: argparse.Namespace, exp: Experiment) -> Iterator[None]:
+    """With ``--ray-address``, a Ray rollout pool for the run (``exp.ray_pool``), closed at
+    the end; without it nothing here imports Ray."""
+    address = getattr(args, "ray_address", None)
+    if not address:
+        yield
+        return
+    from agents.rollouts.ray_pool import RayPool
 
+    pool = RayPool(address, getattr(args, "ray_workers", None))
+    exp.ray_pool = pool
+    hosts = sorted({i["host"] for i in pool.infos})
+    print(f"rollouts on Ray ({address}): {len(pool.workers)} workers on {', '.join(hosts)}, "
+          f"{exp.budget.envs_per_job} envs per job")
+    try:
+        yield
+    finally:
+        exp.ray_pool = None
+        pool.close()
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
     from agents.base import torch_threads
 
     torch_threads(2)
     exp = build_experiment(args)
+    with distributed(args, exp):
+        return _reproduce(args, exp)
+
+
+def _reproduce(args: argparse.Namespace, exp: Experiment) -> int:
+    from tqdm import tqdm
+
     out = Path(args.out)
     store = PhaseStore(out, exp.fingerprint(), fresh=bool(getattr(args, "no_resume", False)))
     todo = list(phases(exp))
@@ -458,7 +489,8 @@ def run_train(args: argparse.Namespace) -> int:
     store = PhaseStore(out, exp.fingerprint() + "-train", fresh=False)
     from tqdm import tqdm
 
-    with tqdm(total=1, desc=f"train {args.agent}", disable=None, file=sys.stderr) as bar:
+    with tqdm(total=1, desc=f"train {args.agent}", disable=None, file=sys.stderr) as bar, \
+            distributed(args, exp):
         result = train_phase(exp, study, args.agent, exp.seeds[0], store, bar)
         bar.update(1)
     store.save(f"train:{study.name}:{args.agent}:{exp.seeds[0]}", result)
@@ -481,13 +513,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
                               f"`iabmeta train --agent {args.agent}` is required")
         agent = load_agent(args.agent, Path(args.checkpoint))
         records = []
-        for t_index, (task, inst_seed) in enumerate(test_tasks(study, exp)):
-            env = env_factory(exp.backend, study.config)(exp.budget.adapt_envs)
-            try:
-                curve = agent.adapt(env, task, exp.budget.adapt_episodes, inst_seed)
-            finally:
-                env.close()
-            records += [{"task": t_index, "episode": e, **p} for e, p in enumerate(curve)]
+        with distributed(args, exp), rollout_backend(exp, study) as rollouts:
+            for t_index, (task, inst_seed) in enumerate(test_tasks(study, exp)):
+                curve = agent.adapt(rollouts, task, exp.budget.adapt_episodes, inst_seed,
+                                    num_envs=exp.budget.adapt_envs)
+                records += [{"task": t_index, "episode": e, **p} for e, p in enumerate(curve)]
     else:
         raise ConfigError(f"--agent={args.agent!r}: expected one of {list(AGENT_NAMES)}, "
                           f"{sorted(HEURISTICS)} or 'upper_bound'")

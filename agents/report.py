@@ -147,6 +147,7 @@ def write_report(exp: Any, store: Any, versions: dict[str, str], run_wall_s: flo
                            for t, s in _test_tasks(exp, study)],
             "methods": summary, "adaptation_records": per_seed,
         }
+    results["rollouts"] = rollout_totals(store.rollout_stats())
     from agents.experiment import write_json_atomic
 
     paths = [out / "results.json"]
@@ -155,6 +156,18 @@ def write_report(exp: Any, store: Any, versions: dict[str, str], run_wall_s: flo
     paths += _plots(out, results, all_rows)
     paths.append(_write_markdown(out, results))
     return paths
+
+
+def rollout_totals(per_phase: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Sums of the rollout backends' statistics over the phases (jobs, env-steps, retried
+    job attempts, replaced workers, dropped duplicates), with the per-phase table."""
+    keys = ("jobs", "env_steps", "retries", "worker_replacements", "duplicates_discarded")
+    totals: dict[str, Any] = {k: int(sum(p.get(k, 0) for p in per_phase.values()))
+                              for k in keys}
+    totals["failures"] = [f"{name}: {f}" for name, p in per_phase.items()
+                          for f in p.get("failures", [])]
+    totals["per_phase"] = per_phase
+    return totals
 
 
 def _test_tasks(exp: Any, study: Any) -> list:
@@ -319,6 +332,12 @@ def _write_markdown(out: Path, results: dict[str, Any]) -> Path:
     lines += [f"Budget: {b['meta_train_env_steps']} meta-training env-steps per agent and "
               f"seed, {b['adapt_episodes']} adaptation episodes of {b['episode_frames']} "
               f"frames on {b['n_test_tasks']} held-out tasks, seeds {b['seeds']}.", ""]
+    r = results.get("rollouts", {})
+    if r.get("jobs"):
+        lines += [f"Rollouts: {r['jobs']} jobs of at most {b['envs_per_job']} environments "
+                  f"({r['env_steps']} env-steps); {r['retries']} job attempts failed and were "
+                  f"re-run, {r['worker_replacements']} workers replaced, "
+                  f"{r['duplicates_discarded']} duplicate results dropped.", ""]
     for study, data in results["studies"].items():
         methods = data["methods"]
         lines += [f"## Study `{study}`", ""]

@@ -44,7 +44,11 @@ class PolicyCache:
         key = self._key(snap.layout, snap.arch)
         pool = self._pool[key]
         if len(pool) <= used[key]:
-            pool.append(ActorCritic(snap.layout, **snap.arch))
+            # building initialises weights from torch's global generator: keep the caller's
+            # random stream untouched, so running jobs in this process or elsewhere leaves
+            # the learner's draws the same
+            with torch.random.fork_rng(devices=[]):
+                pool.append(ActorCritic(snap.layout, **snap.arch))
         module = pool[used[key]]
         used[key] += 1
         try:

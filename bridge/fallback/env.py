@@ -176,8 +176,9 @@ class Deployments:
             task = self.distribution.sample(self.task_split, seed)[0]
         return self._generate(task, seed)
 
-    def episode_seed(self, i: int) -> int:
-        return _episode_seed(self.base_seed[i], self.episode[i])
+    def episode_seed(self, i: int, episode: int | None = None) -> int:
+        """Seed of environment i's current episode (or of its episode ``episode``)."""
+        return _episode_seed(self.base_seed[i], self.episode[i] if episode is None else episode)
 
 
 class PinnedDeployments:

@@ -13,7 +13,17 @@ temporary JSON file (``--instance``), the episode seed as ``--simSeed``. When an
 and the next one keeps the deployment, the process is not restarted: the reply to its
 game-over state asks for a new episode (``[-1, seed chunks...]``, see
 ``ns3_scenarios/iab/model/iab-gym-env.h``), which keeps the generated 3GPP channels (several
-seconds of set-up per deployment). The wire observation is a Dict ``{"obs", "action_mask"}``;
+seconds of set-up per deployment).
+
+Those channels, ns-3's random streams and the simulation clock carry over from episode to
+episode, so an ns-3 episode depends on the episodes run before it in its process. Episode k of
+an environment (reset seed s) is therefore defined as the (k+1)-th episode of one process
+started at episode 0 of s. A process that already ran episode k-1 of s continues; otherwise a
+fresh one is started at episode 0 and fast-forwarded through episodes 0..k-1 with idle actions
+(the channels evolve with the geometry alone, whatever the actions). Whoever asks for episode
+k, and in whichever process, gets the same episode: reruns of a rollout job are exact.
+
+The wire observation is a Dict ``{"obs", "action_mask"}``;
 the info string is JSON (frame statistics; episode accumulators at the end).
 """
 
@@ -83,6 +93,9 @@ class _Session:
         self.instance_path = Path(path)
         self.episode_seed = int(episode_seed)
         self.at_episode_end = False
+        # the lineage: reset seed of the process's first episode and the running episode
+        self.base_seed: int | None = None
+        self.episode = 0
         self.startup: dict[str, Any] = {}
         self.last_info: dict[str, Any] = {}
         try:
@@ -165,6 +178,7 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
         self._deploy = Deployments(self.config, self.num_envs, task_split, tasks,
                                     new_deployment_each_episode)
         self._sessions: list[_Session | None] = [None] * self.num_envs
+        self._forward = [0] * self.num_envs  # episodes a fresh process must still skip
         self._instances: list[ScenarioInstance] = []
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
         self._started = False
@@ -185,20 +199,52 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
 
     # -------------------------------------------------------------- processes
     def _begin_episode(self, i: int, instance: ScenarioInstance) -> None:
-        """Make env i start an episode of ``instance`` (continue its process when possible);
-        the initial state is then awaited by :meth:`_collect`."""
-        seed = self._deploy.episode_seed(i)
+        """Make env i start its current episode k of ``instance``: continue the process if
+        it just ran episode k-1 of the same lineage, else start one at episode 0 (to be
+        fast-forwarded to k by :meth:`_fast_forward`). The initial state is then awaited by
+        :meth:`_collect`."""
+        base, episode = self._deploy.base_seed[i], self._deploy.episode[i]
         session = self._sessions[i]
         alive = session is not None and session.conn.process is not None \
             and session.conn.process.is_alive()
         if (session is not None and alive and session.at_episode_end
-                and session.instance_dict == instance.to_dict()):
-            session.send_continue(seed, self.layout.action_size)
+                and session.instance_dict == instance.to_dict()
+                and session.base_seed == base and session.episode == episode - 1):
+            session.send_continue(self._deploy.episode_seed(i), self.layout.action_size)
+            session.episode = episode
+            self._forward[i] = 0
             return
         if session is not None:
             session.close()
-        self._sessions[i] = _Session(self.binary, instance, seed, self._launch_options,
-                                     self.scenario_args)
+        # a new deployment every episode has no lineage: start right at the episode
+        first = episode if self._deploy.new_each_episode else 0
+        self._sessions[i] = _Session(self.binary, instance,
+                                     self._deploy.episode_seed(i, first),
+                                     self._launch_options, self.scenario_args)
+        self._sessions[i].base_seed = base
+        self._sessions[i].episode = first
+        self._forward[i] = episode - first
+
+    def _fast_forward(self, states: dict[int, EnvState]) -> None:
+        """Play the earlier episodes of every env whose fresh process started before its
+        episode, with idle actions, concurrently; ``states`` is updated in place to each
+        env's first state of its own episode."""
+        idle = np.zeros(self.layout.action_size, dtype=np.int64)
+        while True:
+            pending = [i for i in states if self._forward[i] > 0]
+            if not pending:
+                return
+            for i in pending:
+                session = self._sessions[i]
+                assert session is not None
+                if states[i].game_over:
+                    session.episode += 1
+                    self._forward[i] -= 1
+                    session.send_continue(self._deploy.episode_seed(i, session.episode),
+                                          self.layout.action_size)
+                else:
+                    session.send_action(idle)
+            states.update(self._collect(pending))
 
     def _collect(self, indices: Sequence[int]) -> dict[int, EnvState]:
         sessions = {i: self._sessions[i] for i in indices}
@@ -245,6 +291,9 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
             self._begin_episode(i, self._instances[i])
         states = self._collect(range(self.num_envs))
         startup = [self._absorb(i, states[i]).get("startup") for i in range(self.num_envs)]
+        self._fast_forward(states)
+        for i in range(self.num_envs):
+            self._absorb(i, states[i])
         self._started = True
         self._needs_reset[:] = False
         infos: dict[str, Any] = {"action_mask": self._mask.copy()}
@@ -272,6 +321,13 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
             assert session is not None
             session.send_action(batch[i])
         states = self._collect(range(N))
+        first_startup: dict[int, Any] = {}
+        if resetting.any():
+            startup_states = {int(i): states[int(i)] for i in np.flatnonzero(resetting)}
+            for i, state in startup_states.items():
+                first_startup[i] = self._absorb(i, state).get("startup")
+            self._fast_forward(startup_states)
+            states.update(startup_states)
 
         reward = np.zeros(N, dtype=np.float64)
         terminated = np.zeros(N, dtype=bool)
@@ -286,7 +342,7 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
         startup: list[Any] = [None] * N
         for i in range(N):
             info = self._absorb(i, states[i])
-            startup[i] = info.get("startup")
+            startup[i] = first_startup.get(i) or info.get("startup")
             if resetting[i]:
                 continue
             reward[i] = float(info.get("reward", states[i].reward))

@@ -13,8 +13,6 @@ import torch
 from agents.base import pin_tasks
 from agents.networks import ActorCritic
 from agents.rollouts import (
-    ARRAY_FIELDS,
-    EnvSlot,
     LocalRollouts,
     PolicySnapshot,
     RolloutJob,
@@ -26,6 +24,7 @@ from bridge.fallback.env import IABVectorEnv
 from bridge.fallback.sharded import ShardedIABVectorEnv
 from bridge.layout import ObservationLayout
 from bridge.tasks import TaskDistribution
+from tests.rollout_checks import assert_same_trajectory, mixed_jobs
 
 
 @pytest.fixture
@@ -38,25 +37,11 @@ def setup(tiny_config):
     return tiny_config, tasks, policy, other
 
 
-def assert_same(a, b) -> None:
-    assert a.job_id == b.job_id
-    for key in (*ARRAY_FIELDS, "next_value", "final_obs"):
-        assert np.array_equal(a.arrays[key], b.arrays[key]), key
-    assert a.episode_records == b.episode_records
-
-
-def make_jobs(tasks, policy, other, episodes=1, first_episode=0):
-    groups = [(task_slots(tasks[0], 11, [1, 2, 3]), policy),
-              (task_slots(tasks[1], 12, [4, 5]), other),
-              ([EnvSlot(tasks[2], 13, 0, 6)], policy)]
-    return plan_jobs(groups, envs_per_job=2, episodes=episodes, first_episode=first_episode)
-
-
 def test_plan_jobs_splits_groups_and_refuses_bad_sizes(setup) -> None:
-    _, tasks, policy, other = setup
-    jobs = make_jobs(tasks, policy, other)
+    config, tasks, policy, _ = setup
+    jobs = mixed_jobs(config)
     assert [j.num_envs for j in jobs] == [2, 1, 2, 1]
-    assert [j.policy for j in jobs] == [policy, policy, other, policy]
+    assert jobs[0].policy is jobs[1].policy is jobs[3].policy is not jobs[2].policy
     assert len({j.job_id for j in jobs}) == 4
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="envs_per_job"):
@@ -64,14 +49,14 @@ def test_plan_jobs_splits_groups_and_refuses_bad_sizes(setup) -> None:
 
 
 def test_a_job_gives_the_same_trajectory_alone_beside_others_and_again(setup) -> None:
-    config, tasks, policy, other = setup
-    jobs = make_jobs(tasks, policy, other, episodes=2)
+    config = setup[0]
+    jobs = mixed_jobs(config, episodes=2)
     together = LocalRollouts(lambda n: IABVectorEnv(n, config), config).run(jobs)
     again = LocalRollouts(lambda n: IABVectorEnv(n, config), config).run(jobs)
     alone = [LocalRollouts(lambda n: IABVectorEnv(n, config), config).run([j])[0] for j in jobs]
     for a, b, c in zip(together, again, alone):
-        assert_same(a, b)
-        assert_same(a, c)
+        assert_same_trajectory(a, b)
+        assert_same_trajectory(a, c)
     frames = config.dynamics.episode_frames
     assert together[0].steps == 2 * frames + 1
     assert [r["episode"] for r in together[0].episode_records] == [0, 0, 1, 1]
@@ -125,8 +110,8 @@ def test_bad_jobs_are_refused(setup) -> None:
 
 
 def test_a_dead_shard_worker_is_replaced_and_the_jobs_rerun(setup) -> None:
-    config, tasks, policy, other = setup
-    jobs = make_jobs(tasks, policy, other)
+    config = setup[0]
+    jobs = mixed_jobs(config)
     expected = LocalRollouts(lambda n: IABVectorEnv(n, config), config).run(jobs)
     made: list[ShardedIABVectorEnv] = []
 
@@ -136,7 +121,7 @@ def test_a_dead_shard_worker_is_replaced_and_the_jobs_rerun(setup) -> None:
 
     backend = LocalRollouts(sharded, config)
     try:
-        assert_same(backend.run(jobs)[0], expected[0])  # sharded gives the same
+        assert_same_trajectory(backend.run(jobs)[0], expected[0])  # sharded gives the same
         os.kill(made[0]._procs[1].pid, signal.SIGKILL)  # noqa: SLF001
         made[0]._procs[1].join(5)  # noqa: SLF001
         got = backend.run(jobs)
@@ -144,7 +129,7 @@ def test_a_dead_shard_worker_is_replaced_and_the_jobs_rerun(setup) -> None:
         backend.close()
     assert len(made) == 2 and made[0]._closed  # noqa: SLF001 - replaced, old one closed
     for a, b in zip(got, expected):
-        assert_same(a, b)
+        assert_same_trajectory(a, b)
         assert a.attempt == 2
     assert backend.stats.retries == len(jobs)
     assert backend.stats.jobs == 2 * len(jobs)

@@ -14,17 +14,7 @@ import pytest
 from gymnasium import spaces
 
 from bridge.ns3 import Ns3GymEnv
-from bridge.ns3.build import BuildError, build_scenarios, check_build_requirements, scenario_binary
-
-
-@pytest.fixture(scope="session")
-def scenario_build_dir() -> Path:
-    """Build all scenarios once per session (incremental: fast when nothing changed)."""
-    try:
-        check_build_requirements()
-    except BuildError as exc:
-        pytest.skip(f"ns-3 scenarios cannot be built here: {exc}")
-    return build_scenarios(jobs=2)
+from bridge.ns3.build import scenario_binary
 
 
 @pytest.fixture(scope="session")

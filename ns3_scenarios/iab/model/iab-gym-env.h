@@ -58,6 +58,8 @@ class IabGymEnv : public OpenGymEnv
 
   private:
     void StartFrame();
+    /// Reset the network to episode m_nextSeed (same deployment) and start its first frame.
+    void RestartEpisode();
     void Tick(uint32_t j);
     void EndFrame();
 

@@ -118,12 +118,15 @@ IabSpectrumPropagationLossModel::GetLongTermFast(
     const PhasedArrayModel::ComplexVector& sW = sAnt->GetBeamformingVectorRef();
     const PhasedArrayModel::ComplexVector& uW = uAnt->GetBeamformingVectorRef();
 
-    // the base class's cache, with its validity rule (same channel, same beams)
+    // the base class's cache, valid for the same channel matrix and the same beams. Same
+    // matrix means the same object, not only the same generation time (the base class's
+    // rule): a channel regenerated twice at one instant (a geometry update at the end of an
+    // episode, then the reset of the UEs to their start) would otherwise reuse the long term
+    // of the previous matrix, whose cluster count may differ (NS_ASSERT numCluster <= alpha)
     const uint64_t key =
         MatrixBasedChannelModel::GetKey(aPhasedArrayModel->GetId(), bPhasedArrayModel->GetId());
     const auto cached = m_longTermMap.find(key);
-    if (cached != m_longTermMap.end() &&
-        cached->second->m_channel->m_generatedTime == channelMatrix->m_generatedTime &&
+    if (cached != m_longTermMap.end() && cached->second->m_channel == channelMatrix &&
         cached->second->m_sW == sW && cached->second->m_uW == uW)
     {
         return cached->second->m_longTerm;

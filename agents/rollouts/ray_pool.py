@@ -1,0 +1,401 @@
+"""Rollout workers as Ray actors: each owns its environments (a fallback batch, or ns-3
+processes), runs the jobs the learner hands out and returns numpy trajectories.
+
+This is the only module that imports Ray, and only when a pool is created (the optional extra
+``iabmeta[ray]``). A job is pure (:mod:`agents.rollouts.jobs`), so the pool may run it
+anywhere and, when a worker or its simulator dies mid-rollout, run it again elsewhere: the
+result is the trajectory the first attempt would have returned. Every result is matched to
+its job by id; a job's result is used once, a late duplicate is dropped and counted, and a
+batch returns only when every job has exactly one result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agents.rollouts.base import (
+    DEFAULT_ENVS_PER_JOB,
+    ENV_FAILURES,
+    RolloutBackend,
+    attempts_exhausted,
+    check_jobs,
+)
+from agents.rollouts.jobs import (
+    PolicySnapshot,
+    RolloutError,
+    RolloutJob,
+    RolloutStats,
+    Trajectory,
+)
+from agents.rollouts.runner import PolicyCache, run_jobs
+from bridge.config import ConfigError, ScenarioConfig
+
+
+def import_ray() -> Any:
+    """Ray, or a ConfigError that says how to install it."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(f"distributed rollouts need Ray, which is not installed here ({exc});"
+                          " install the extra: pip install 'iabmeta[ray]'") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What a worker builds its environments from: the backend, the scenario config (as a
+    plain dict) and the ns-3 options (binary, endpoint, timeouts, scenario_args)."""
+
+    backend: str
+    config: dict[str, Any]
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return json.dumps([self.backend, self.config, self.options], sort_keys=True,
+                          default=str)
+
+    @property
+    def frames(self) -> int:
+        return int(self.config["dynamics"]["episode_frames"])
+
+    def make(self, num_envs: int) -> Any:
+        from bridge.ns3.iab_env import make_vector_env
+
+        return make_vector_env(self.backend, num_envs,
+                               config=ScenarioConfig.from_dict(self.config), **self.options)
+
+
+def _loopback_only() -> None:
+    """Make Ray use 127.0.0.1 as this node's address, so that every Ray server (GCS, raylet,
+    workers) listens on loopback only: Ray does that when it runs with multi-node clusters
+    disabled. The environment variable reaches the processes Ray starts; this process read
+    it when Ray was imported, so its copy of the setting is updated as well (the test suite
+    checks the listening sockets)."""
+    import ray._private.ray_constants as ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+class WorkerEnvFailure(RuntimeError):
+    """Raised by a worker whose environment failed (simulator died, hung, spoke garbage);
+    the worker has dropped that environment, so a retry starts on a fresh one."""
+
+
+class RolloutWorker:
+    """A Ray actor (see :class:`RayPool`): environments kept per (spec, size) between jobs,
+    so a deployment that comes back to the same worker keeps its ns-3 processes."""
+
+    def __init__(self, name: str, torch_threads: int = 1) -> None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+        self.name = name
+        self.envs: dict[tuple[str, int], Any] = {}
+        self.cache = PolicyCache()
+
+    def info(self) -> dict[str, Any]:
+        import torch
+
+        return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname(),
+                "torch_threads": torch.get_num_threads()}
+
+    def run(self, spec: EnvSpec, job: RolloutJob, policy: PolicySnapshot) -> Trajectory:
+        job = job.with_policy(policy)
+        key = (spec.key, job.num_envs)
+        try:
+            if key not in self.envs:
+                self.envs[key] = spec.make(job.num_envs)
+            trajectory = run_jobs(self.envs[key], [job], self.cache)[0]
+        except ENV_FAILURES as exc:
+            self._drop(key)
+            raise WorkerEnvFailure(f"{self.name}: {type(exc).__name__}: {exc}") from None
+        except BaseException:
+            self._drop(key)
+            raise
+        trajectory.worker = self.name
+        return trajectory
+
+    def _drop(self, key: tuple[str, int]) -> None:
+        env = self.envs.pop(key, None)
+        if env is not None:
+            try:
+                env.close()
+            except Exception:  # noqa: BLE001 - a broken env may fail to close; it is dropped
+                pass
+
+    def close(self) -> None:
+        for key in list(self.envs):
+            self._drop(key)
+
+
+@dataclass
+class _Flight:
+    job: RolloutJob
+    worker: int
+    started: float
+    attempt: int
+
+
+class RayPool:
+    """``num_workers`` rollout actors on a Ray cluster, shared by every scenario and backend
+    of a run (:meth:`backend` binds one).
+
+    ``address``: ``"local"`` starts a private single-machine cluster bound to loopback (and
+    stops it at :meth:`close`); ``"auto"``, ``"host:port"`` or ``"ray://host:port"``
+    connect to a running cluster (its nodes need iabmeta installed and, for ns-3, the
+    scenarios built). ``num_workers`` defaults to the cluster's CPUs / ``cpus_per_worker``.
+    A job running longer than ``job_timeout_s`` is treated as a dead worker.
+    ``on_dispatch(job, worker_name)`` is called whenever a job is handed to a worker."""
+
+    def __init__(self, address: str = "local", num_workers: int | None = None, *,
+                 cpus_per_worker: float = 1.0, local_cpus: int | None = None,
+                 job_timeout_s: float = 1800.0, start_timeout_s: float = 180.0,
+                 object_store_mb: int = 512, poll_s: float = 1.0,
+                 on_dispatch: Callable[[RolloutJob, str], None] | None = None) -> None:
+        if num_workers is not None and (isinstance(num_workers, bool) or num_workers < 1):
+            raise ConfigError(f"--ray-workers={num_workers!r}: expected an integer >= 1")
+        for name, value in (("cpus_per_worker", cpus_per_worker),
+                            ("job_timeout_s", job_timeout_s),
+                            ("start_timeout_s", start_timeout_s)):
+            if not value > 0:
+                raise ConfigError(f"{name}={value!r}: expected a positive number")
+        ray = import_ray()
+        self._ray = ray
+        self.address = address
+        self.cpus_per_worker = cpus_per_worker
+        self.job_timeout_s = job_timeout_s
+        self.start_timeout_s = start_timeout_s
+        self.poll_s = poll_s
+        self.on_dispatch = on_dispatch
+        self._connected_here = False
+        if not ray.is_initialized():
+            self._connect(address, local_cpus, object_store_mb)
+            self._connected_here = True
+        self._actor = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(RolloutWorker)
+        if num_workers is None:
+            cpus = float(ray.cluster_resources().get("CPU", 1.0))
+            num_workers = max(1, int(cpus // cpus_per_worker))
+        self._spawned = 0
+        self.workers: list[Any] = []
+        self.infos: list[dict[str, Any]] = []
+        self._last: list[dict[tuple[str, int], Any]] = []
+        try:
+            self.workers = [self._spawn() for _ in range(num_workers)]
+            self._last = [{} for _ in self.workers]
+            self.infos = self._wait_ready(self.workers)
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ cluster
+    def _connect(self, address: str, local_cpus: int | None, object_store_mb: int) -> None:
+        ray = self._ray
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        try:
+            if address == "local" or _is_loopback(address):
+                _loopback_only()
+            if address == "local":
+                ray.init(address="local", num_cpus=local_cpus or os.cpu_count() or 1,
+                         include_dashboard=False, object_store_memory=object_store_mb << 20,
+                         log_to_driver=False, logging_level="warning",
+                         namespace="iabmeta", _node_ip_address="127.0.0.1")
+            else:
+                ray.init(address=address, logging_level="warning", namespace="iabmeta")
+        except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; name the address
+            raise ConfigError(f"--ray-address={address!r}: cannot connect to a Ray cluster "
+                              f"there ({type(exc).__name__}: {exc})") from None
+
+    def _spawn(self) -> Any:
+        name = f"w{self._spawned}"
+        self._spawned += 1
+        return self._actor.remote(name)
+
+    def _wait_ready(self, workers: Sequence[Any]) -> list[dict[str, Any]]:
+        refs = [w.info.remote() for w in workers]
+        ready, pending = self._ray.wait(refs, num_returns=len(refs),
+                                        timeout=self.start_timeout_s)
+        if pending:
+            raise RolloutError(f"{len(pending)} of {len(refs)} Ray rollout workers did not start"
+                               f" within {self.start_timeout_s:.0f} s; every node needs iabmeta "
+                               "installed (and free CPUs for the workers)")
+        return self._ray.get(refs)
+
+    def worker_pids(self) -> list[int]:
+        return [int(i["pid"]) for i in self.infos]
+
+    def backend(self, config: ScenarioConfig, backend: str = "fallback", *,
+                envs_per_job: int = DEFAULT_ENVS_PER_JOB, max_attempts: int = 3,
+                ns3_options: dict[str, Any] | None = None) -> RayRollouts:
+        """A rollout backend whose jobs run on this pool's workers, on environments of
+        ``config`` simulated by ``backend`` ("fallback" or "ns3", with ``ns3_options`` for
+        :class:`bridge.ns3.iab_env.Ns3IABVectorEnv`)."""
+        if backend not in ("fallback", "ns3"):
+            raise ConfigError(f"backend={backend!r}: expected 'fallback' or 'ns3'")
+        if ns3_options and backend != "ns3":
+            raise ConfigError(f"ns3_options {sorted(ns3_options)} only apply to backend='ns3'")
+        return RayRollouts(self, EnvSpec(backend, config.to_dict(), dict(ns3_options or {})),
+                           config, envs_per_job, max_attempts)
+
+    # ------------------------------------------------------------------ jobs
+    def _replace(self, w: int, stats: RolloutStats) -> None:
+        old = self.workers[w]
+        try:
+            self._ray.kill(old, no_restart=True)
+        except Exception:  # noqa: BLE001 - already dead
+            pass
+        self.workers[w] = self._spawn()
+        self._last[w] = {}
+        self.infos[w] = self._wait_ready([self.workers[w]])[0]
+        stats.worker_replacements += 1
+
+    @staticmethod
+    def _deployments(job: RolloutJob) -> Any:
+        return tuple((s.task, s.instance_seed) for s in job.slots)
+
+    def _pick(self, queue: deque[RolloutJob], w: int, spec: EnvSpec) -> RolloutJob:
+        """The first queued job whose deployments worker ``w`` simulated last (its ns-3
+        processes continue them), else the first queued job."""
+        last = self._last[w]
+        for i, job in enumerate(queue):
+            if last.get((spec.key, job.num_envs)) == self._deployments(job):
+                del queue[i]
+                return job
+        return queue.popleft()
+
+    def run(self, spec: EnvSpec, jobs: Sequence[RolloutJob], stats: RolloutStats,
+            max_attempts: int = 3) -> list[Trajectory]:
+        """Run ``jobs`` on the workers, one job per idle worker at a time; see the module
+        docstring for what happens when something fails."""
+        ray = self._ray
+        check_jobs(jobs)
+        lost = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError,
+                ray.exceptions.LocalRayletDiedError)
+        policy_refs: dict[int, Any] = {}  # one object-store copy per distinct snapshot
+        queue = deque(jobs)
+        attempts: dict[int, int] = {}
+        results: dict[int, Trajectory] = {}
+        inflight: dict[Any, _Flight] = {}
+
+        def retry(flight: _Flight, cause: str) -> None:
+            stats.failed(f"job {flight.job.job_id} attempt {flight.attempt} on "
+                         f"{self.infos[flight.worker]['name']}: {cause}")
+            if flight.attempt >= max_attempts:
+                raise attempts_exhausted(flight.job, flight.attempt, cause)
+            stats.retries += 1
+            queue.appendleft(flight.job)
+
+        while queue or inflight:
+            busy = {f.worker for f in inflight.values()}
+            for w in range(len(self.workers)):
+                if w in busy or not queue:
+                    continue
+                job = self._pick(queue, w, spec)
+                assert job.policy is not None
+                if id(job.policy) not in policy_refs:
+                    policy_refs[id(job.policy)] = ray.put(job.policy)
+                attempts[job.job_id] = attempts.get(job.job_id, 0) + 1
+                ref = self.workers[w].run.remote(spec, job.without_policy(),
+                                                 policy_refs[id(job.policy)])
+                inflight[ref] = _Flight(job, w, time.monotonic(), attempts[job.job_id])
+                self._last[w][(spec.key, job.num_envs)] = self._deployments(job)
+                if self.on_dispatch is not None:
+                    self.on_dispatch(job, self.infos[w]["name"])
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=self.poll_s)
+            for ref in ready:
+                flight = inflight.pop(ref)
+                try:
+                    trajectory = ray.get(ref)
+                except lost as exc:
+                    self._replace(flight.worker, stats)
+                    retry(flight, f"worker lost ({type(exc).__name__})")
+                    continue
+                except ray.exceptions.RayTaskError as exc:
+                    if isinstance(exc.cause, WorkerEnvFailure):
+                        retry(flight, str(exc.cause))
+                        continue
+                    raise RolloutError(f"job {flight.job.job_id} failed on "
+                                       f"{self.infos[flight.worker]['name']}: "
+                                       f"{type(exc.cause).__name__}: {exc.cause}") from None
+                trajectory.check(flight.job, spec.frames)
+                trajectory.attempt = flight.attempt
+                if trajectory.job_id in results:
+                    stats.duplicates_discarded += 1
+                else:
+                    results[trajectory.job_id] = trajectory
+            now = time.monotonic()
+            for ref, flight in list(inflight.items()):
+                if now - flight.started > self.job_timeout_s:
+                    del inflight[ref]
+                    self._replace(flight.worker, stats)
+                    retry(flight, f"no result within {self.job_timeout_s:.0f} s")
+        missing = [job.job_id for job in jobs if job.job_id not in results]
+        if missing:
+            raise RolloutError(f"jobs {missing} have no result")  # never: the loop waits
+        out = [results[job.job_id] for job in jobs]
+        stats.completed(out)
+        return out
+
+    # ------------------------------------------------------------------ shutdown
+    def close(self) -> None:
+        """Stop the workers (their environments and ns-3 processes with them) and, if this
+        pool connected to Ray, disconnect (a ``local`` cluster stops)."""
+        ray = self._ray
+        if self.workers:
+            try:
+                ray.wait([w.close.remote() for w in self.workers],
+                         num_returns=len(self.workers), timeout=30)
+            except Exception:  # noqa: BLE001 - dead workers need no closing
+                pass
+            for w in self.workers:
+                try:
+                    ray.kill(w, no_restart=True)
+                except Exception:  # noqa: BLE001
+                    pass
+            self.workers = []
+        if self._connected_here and ray.is_initialized():
+            ray.shutdown()
+            self._connected_here = False
+
+    def __enter__(self) -> RayPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class RayRollouts(RolloutBackend):
+    """A rollout backend for one scenario config whose jobs run on a :class:`RayPool` (its
+    own statistics; the pool is closed by its owner, not here)."""
+
+    def __init__(self, pool: RayPool, spec: EnvSpec, config: ScenarioConfig,
+                 envs_per_job: int = DEFAULT_ENVS_PER_JOB, max_attempts: int = 3) -> None:
+        super().__init__(envs_per_job, max_attempts)
+        self.pool = pool
+        self.spec = spec
+        self._config = config
+
+    @property
+    def config(self) -> ScenarioConfig:
+        return self._config
+
+    def run(self, jobs: Sequence[RolloutJob]) -> list[Trajectory]:
+        return self.pool.run(self.spec, jobs, self.stats, self.max_attempts)
+
+    def close(self) -> None:
+        """Nothing to release: the environments belong to the pool's workers."""
