@@ -9,13 +9,14 @@ STAMP := $(VENV)/.installed-dev
 
 all: test
 
-# the main job needs only the core install; tests, lint and ns-3 need the dev and ns3 extras
+# the main job needs only the core install; tests, lint and ns-3 need the dev, ns3 and ray
+# extras
 $(CORE): pyproject.toml .ci/install-python.sh
 	VENV=$(VENV) EXTRAS= bash .ci/install-python.sh
 	touch $(CORE)
 
 $(STAMP): $(CORE)
-	VENV=$(VENV) EXTRAS=dev,ns3 bash .ci/install-python.sh
+	VENV=$(VENV) EXTRAS=dev,ns3,ray bash .ci/install-python.sh
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,7 +35,7 @@ test: lint ns3
 	$(PY) -m pytest -q -ra
 
 test-fast: lint
-	$(PY) -m pytest -q -ra -m "not ns3 and not slow"
+	$(PY) -m pytest -q -ra -m "not ns3 and not slow and not ray"
 
 run: $(CORE)
 	$(VENV)/bin/iabmeta reproduce --quick --out runs/quick

@@ -4,7 +4,7 @@
 set -euo pipefail
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-EXTRAS="${EXTRAS-dev,ns3}"
+EXTRAS="${EXTRAS-dev,ns3,ray}"
 EDITABLE="${EDITABLE:--e}"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"

@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "bridge": ("bridge.ns3.bench", "bench_bridge"),
     "ns3": ("bridge.ns3.iab_bench", "bench_ns3"),
     "ppo": ("agents.bench", "bench_ppo"),
+    "rollouts": ("agents.rollouts.bench", "bench_rollouts"),
 }
 
 

@@ -16,7 +16,7 @@ import json
 import os
 import socket
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +86,41 @@ def _loopback_only() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray-address={address!r}: expected 'local', 'auto', 'host:port' "
+                          "or 'ray://host:port'")
+    return host.strip("[]"), int(port)
+
+
+def _resolve(address: str) -> str:
+    """``auto`` as Ray resolves it (RAY_ADDRESS, else the cluster started on this machine
+    by ``ray start``); other addresses as they are."""
+    if address != "auto":
+        return address
+    found = os.environ.get("RAY_ADDRESS", "")
+    if not found:
+        try:
+            with open("/tmp/ray/ray_current_cluster") as fh:
+                found = fh.read().strip()
+        except OSError:
+            found = ""
+    if not found or found == "auto":
+        raise ConfigError("--ray-address=auto: no running Ray cluster found (neither "
+                          "RAY_ADDRESS nor a cluster started here with `ray start --head`)")
+    return found
+
+
+def _check_reachable(address: str, timeout_s: float) -> None:
+    host, port = _host_port(address)
+    try:
+        socket.create_connection((host, port), timeout=min(timeout_s, 15.0)).close()
+    except OSError as exc:
+        raise ConfigError(f"--ray-address={address!r}: nothing answers at {host}:{port} "
+                          f"({exc})") from None
+
+
 def _is_loopback(address: str) -> bool:
     host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
     return host in ("127.0.0.1", "localhost", "::1")
@@ -96,16 +131,26 @@ class WorkerEnvFailure(RuntimeError):
     the worker has dropped that environment, so a retry starts on a fresh one."""
 
 
-class RolloutWorker:
-    """A Ray actor (see :class:`RayPool`): environments kept per (spec, size) between jobs,
-    so a deployment that comes back to the same worker keeps its ns-3 processes."""
+def env_key(spec: EnvSpec, job: RolloutJob) -> tuple[Any, ...]:
+    """Which environment of a worker runs ``job``: for ns-3 one per set of slots, because its
+    processes carry the slots' episode lineages (a slot that comes back continues its
+    process); for the stateless fallback one per size."""
+    if spec.backend == "ns3":
+        return (spec.key, tuple((s.task, s.instance_seed, s.replica) for s in job.slots))
+    return (spec.key, job.num_envs)
 
-    def __init__(self, name: str, torch_threads: int = 1) -> None:
+
+class RolloutWorker:
+    """A Ray actor (see :class:`RayPool`): keeps up to ``max_envs`` environments between
+    jobs (least recently used closed first), keyed by :func:`env_key`."""
+
+    def __init__(self, name: str, torch_threads: int = 1, max_envs: int = 8) -> None:
         import torch
 
         torch.set_num_threads(torch_threads)
         self.name = name
-        self.envs: dict[tuple[str, int], Any] = {}
+        self.max_envs = max_envs
+        self.envs: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.cache = PolicyCache()
 
     def info(self) -> dict[str, Any]:
@@ -116,9 +161,13 @@ class RolloutWorker:
 
     def run(self, spec: EnvSpec, job: RolloutJob, policy: PolicySnapshot) -> Trajectory:
         job = job.with_policy(policy)
-        key = (spec.key, job.num_envs)
+        key = env_key(spec, job)
         try:
-            if key not in self.envs:
+            if key in self.envs:
+                self.envs.move_to_end(key)
+            else:
+                while len(self.envs) >= self.max_envs:
+                    self._drop(next(iter(self.envs)))
                 self.envs[key] = spec.make(job.num_envs)
             trajectory = run_jobs(self.envs[key], [job], self.cache)[0]
         except ENV_FAILURES as exc:
@@ -130,7 +179,7 @@ class RolloutWorker:
         trajectory.worker = self.name
         return trajectory
 
-    def _drop(self, key: tuple[str, int]) -> None:
+    def _drop(self, key: tuple[Any, ...]) -> None:
         env = self.envs.pop(key, None)
         if env is not None:
             try:
@@ -159,13 +208,15 @@ class RayPool:
     stops it at :meth:`close`); ``"auto"``, ``"host:port"`` or ``"ray://host:port"``
     connect to a running cluster (its nodes need iabmeta installed and, for ns-3, the
     scenarios built). ``num_workers`` defaults to the cluster's CPUs / ``cpus_per_worker``.
-    A job running longer than ``job_timeout_s`` is treated as a dead worker.
+    A job running longer than ``job_timeout_s`` is treated as a dead worker. A worker keeps
+    up to ``max_envs`` environments (for ns-3, one per set of slots: ``max_envs`` x
+    ``envs_per_job`` processes at most).
     ``on_dispatch(job, worker_name)`` is called whenever a job is handed to a worker."""
 
     def __init__(self, address: str = "local", num_workers: int | None = None, *,
                  cpus_per_worker: float = 1.0, local_cpus: int | None = None,
                  job_timeout_s: float = 1800.0, start_timeout_s: float = 180.0,
-                 object_store_mb: int = 512, poll_s: float = 1.0,
+                 object_store_mb: int = 512, poll_s: float = 1.0, max_envs: int = 8,
                  on_dispatch: Callable[[RolloutJob, str], None] | None = None) -> None:
         if num_workers is not None and (isinstance(num_workers, bool) or num_workers < 1):
             raise ConfigError(f"--ray-workers={num_workers!r}: expected an integer >= 1")
@@ -181,9 +232,19 @@ class RayPool:
         self.job_timeout_s = job_timeout_s
         self.start_timeout_s = start_timeout_s
         self.poll_s = poll_s
+        self.max_envs = max_envs
         self.on_dispatch = on_dispatch
         self._connected_here = False
-        if not ray.is_initialized():
+        if address != "local":
+            address = _resolve(address)
+            _host_port(address)  # refuse a malformed address before anything else
+        if ray.is_initialized():
+            current = ray.get_runtime_context().gcs_address
+            if address != "local" and (address.startswith("ray://")
+                                       or _host_port(address) != _host_port(current)):
+                raise ConfigError(f"--ray-address={address!r}: this process is already "
+                                  f"connected to the Ray cluster at {current}")
+        else:
             self._connect(address, local_cpus, object_store_mb)
             self._connected_here = True
         self._actor = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(RolloutWorker)
@@ -193,10 +254,10 @@ class RayPool:
         self._spawned = 0
         self.workers: list[Any] = []
         self.infos: list[dict[str, Any]] = []
-        self._last: list[dict[tuple[str, int], Any]] = []
+        self._held: list[OrderedDict[tuple[Any, ...], None]] = []  # env keys per worker
         try:
             self.workers = [self._spawn() for _ in range(num_workers)]
-            self._last = [{} for _ in self.workers]
+            self._held = [OrderedDict() for _ in self.workers]
             self.infos = self._wait_ready(self.workers)
         except BaseException:
             self.close()
@@ -206,6 +267,9 @@ class RayPool:
     def _connect(self, address: str, local_cpus: int | None, object_store_mb: int) -> None:
         ray = self._ray
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if address != "local":
+            # Ray retries an unreachable head for minutes: check it answers first
+            _check_reachable(address, self.start_timeout_s)
         try:
             if address == "local" or _is_loopback(address):
                 _loopback_only()
@@ -223,7 +287,7 @@ class RayPool:
     def _spawn(self) -> Any:
         name = f"w{self._spawned}"
         self._spawned += 1
-        return self._actor.remote(name)
+        return self._actor.remote(name, max_envs=self.max_envs)
 
     def _wait_ready(self, workers: Sequence[Any]) -> list[dict[str, Any]]:
         refs = [w.info.remote() for w in workers]
@@ -259,23 +323,32 @@ class RayPool:
         except Exception:  # noqa: BLE001 - already dead
             pass
         self.workers[w] = self._spawn()
-        self._last[w] = {}
+        self._held[w] = OrderedDict()
         self.infos[w] = self._wait_ready([self.workers[w]])[0]
         stats.worker_replacements += 1
 
-    @staticmethod
-    def _deployments(job: RolloutJob) -> Any:
-        return tuple((s.task, s.instance_seed) for s in job.slots)
-
     def _pick(self, queue: deque[RolloutJob], w: int, spec: EnvSpec) -> RolloutJob:
-        """The first queued job whose deployments worker ``w`` simulated last (its ns-3
-        processes continue them), else the first queued job."""
-        last = self._last[w]
+        """The first queued job whose environment worker ``w`` holds (its ns-3 processes
+        continue the slots' episodes), else the first queued job no other worker holds, else
+        the first one."""
+        held = self._held[w]
         for i, job in enumerate(queue):
-            if last.get((spec.key, job.num_envs)) == self._deployments(job):
+            if env_key(spec, job) in held:
+                del queue[i]
+                return job
+        others = [h for v, h in enumerate(self._held) if v != w]
+        for i, job in enumerate(queue):
+            if not any(env_key(spec, job) in h for h in others):
                 del queue[i]
                 return job
         return queue.popleft()
+
+    def _holds(self, w: int, key: tuple[Any, ...]) -> None:
+        held = self._held[w]
+        held[key] = None
+        held.move_to_end(key)
+        while len(held) > self.max_envs:
+            held.popitem(last=False)
 
     def run(self, spec: EnvSpec, jobs: Sequence[RolloutJob], stats: RolloutStats,
             max_attempts: int = 3) -> list[Trajectory]:
@@ -313,7 +386,7 @@ class RayPool:
                 ref = self.workers[w].run.remote(spec, job.without_policy(),
                                                  policy_refs[id(job.policy)])
                 inflight[ref] = _Flight(job, w, time.monotonic(), attempts[job.job_id])
-                self._last[w][(spec.key, job.num_envs)] = self._deployments(job)
+                self._holds(w, env_key(spec, job))
                 if self.on_dispatch is not None:
                     self.on_dispatch(job, self.infos[w]["name"])
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=self.poll_s)

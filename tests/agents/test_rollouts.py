@@ -135,3 +135,22 @@ def test_a_dead_shard_worker_is_replaced_and_the_jobs_rerun(setup) -> None:
     assert backend.stats.jobs == 2 * len(jobs)
     assert "ShardWorkerError" in backend.stats.failures[0] or \
         "BrokenPipe" in backend.stats.failures[0]
+
+
+def test_nothing_imports_ray_without_an_address(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tiny = Path(__file__).parents[1] / "data" / "tiny_experiment.toml"
+    code = ("import sys\n"
+            "from agents.cli import main\n"
+            f"assert main(['reproduce', '--quick', '--config', {str(tiny)!r}, '--out', "
+            f"{str(tmp_path / 'run')!r}]) == 0\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'"
+            " or m.endswith('ray_pool')))\n")
+    root = Path(__file__).parents[2]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

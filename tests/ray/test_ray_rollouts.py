@@ -16,7 +16,7 @@ import torch
 from agents.base import Budget
 from agents.maml import MAMLAgent, MAMLConfig
 from agents.rollouts import LocalRollouts
-from agents.rollouts.ray_pool import RayPool
+from agents.rollouts.ray_pool import RayPool, _check_reachable
 from bridge.config import ConfigError
 from bridge.fallback.env import IABVectorEnv
 from bridge.layout import ObservationLayout
@@ -151,6 +151,18 @@ def test_bad_pool_settings_are_refused() -> None:
         RayPool("local", 0)
     with pytest.raises(ConfigError, match="job_timeout_s=-1"):
         RayPool("local", 1, job_timeout_s=-1)
+
+    # malformed or unreachable addresses fail at once (Ray itself retries for minutes)
+    with pytest.raises(ConfigError, match="expected 'local', 'auto'"):
+        RayPool("headnode", 1)
+    for address in ("127.0.0.1:1", "ray://127.0.0.1:1"):
+        with pytest.raises(ConfigError, match="nothing answers at 127.0.0.1:1"):
+            _check_reachable(address, 5.0)
+
+
+def test_a_second_cluster_address_is_refused(pool) -> None:
+    with pytest.raises(ConfigError, match="already connected to the Ray cluster at"):
+        RayPool("127.0.0.1:1", 1)
 
 
 def test_bad_backend_arguments_are_refused(pool, tiny_config) -> None:
