@@ -48,6 +48,7 @@ bench: install ns3
 	$(VENV)/bin/iabmeta bench ppo --json
 	$(VENV)/bin/iabmeta bench bridge --json
 	$(VENV)/bin/iabmeta bench ns3 --json
+	$(VENV)/bin/iabmeta bench rollouts --json
 
 clean:
 	rm -rf ns3_scenarios/build .pytest_cache .ruff_cache

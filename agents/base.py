@@ -21,8 +21,6 @@ from bridge.fallback.env import IABVectorEnv
 from bridge.metrics import HEADLINE_METRICS
 from bridge.tasks import Task, TaskDistribution
 
-# num_envs -> a vector environment of the experiment's scenario config
-EnvFactory = Callable[[int], IABVectorEnv]
 # called after every training iteration with its statistics; returning False stops training
 Callback = Callable[[dict[str, float]], bool | None]
 
@@ -108,6 +106,33 @@ class WallClock:
 
     def expired(self) -> bool:
         return self.limit_s is not None and self.elapsed() + self.longest > self.limit_s
+
+
+class TrainingRun:
+    """The bookkeeping every training loop shares: per-iteration statistics stamped with the
+    iteration, env-steps and wall time, the callback (returning False stops), the wall-clock
+    cap, and the summary ``meta_train`` returns."""
+
+    def __init__(self, callback: Callback | None, max_seconds: float | None) -> None:
+        self.callback = callback
+        self.clock = WallClock(max_seconds)
+        self.iterations = 0
+        self.last: dict[str, float] = {}
+
+    def record(self, stats: dict[str, float], env_steps: int) -> bool:
+        """Log one finished iteration; True when training must stop."""
+        stats.update(iteration=float(self.iterations), env_steps=float(env_steps),
+                     wall_s=self.clock.elapsed())
+        self.iterations += 1
+        self.last = stats
+        if self.callback is not None and self.callback(stats) is False:
+            return True
+        self.clock.tick()
+        return self.clock.expired()
+
+    def summary(self, env_steps: int) -> dict[str, Any]:
+        return {"env_steps": env_steps, "wall_s": self.clock.elapsed(),
+                "iterations": self.iterations, "last": self.last}
 
 
 class Agent(ABC):

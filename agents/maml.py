@@ -17,7 +17,6 @@ runs :meth:`MAMLAgent.adapt`, which replays the same inner step on the held-out 
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +30,7 @@ from agents.base import (
     Agent,
     Budget,
     Callback,
-    WallClock,
+    TrainingRun,
 )
 from agents.core import (
     MaskedMultiCategorical,
@@ -229,10 +228,8 @@ class MAMLAgent(Agent):
         cfg = self.config
         n_tasks, per_task = budget.meta_batch_tasks, budget.adapt_envs
         rng = np.random.default_rng(self.seed + 9_151)
-        start, stats = time.perf_counter(), {}
-        done_iters = 0
         second_order = cfg.meta_gradient != "first_order"
-        clock = WallClock(budget.max_meta_train_s)
+        run = TrainingRun(callback, budget.max_meta_train_s)
         with opened(envs, budget.envs_per_job) as rollouts:
             frames = rollouts.config.dynamics.episode_frames
             per_iter = (cfg.inner_steps + 1) * n_tasks * per_task * frames
@@ -283,23 +280,16 @@ class MAMLAgent(Agent):
                                    [*self.actor.parameters(), *self.critic.parameters()],
                                    cfg.loss, cfg.outer_epochs, 1, cfg.max_grad_norm)
                 post = episode_return_stats(rollout)
-                stats.update(post, iteration=float(it),
-                             env_steps=float(self.env_steps),
-                             wall_s=time.perf_counter() - start)
+                stats.update(post)
                 # does the inner step help? pre: theta's episodes, post: phi's (same tasks)
                 for key in ("episode_return", "throughput_mbps"):
                     stats[f"pre_adapt_{key}"] = pre.get(f"episode_{key}", float("nan"))
                     stats[f"post_adapt_{key}"] = post.get(f"episode_{key}", float("nan"))
                 stats["adapt_gain_return"] = (stats["post_adapt_episode_return"]
                                               - stats["pre_adapt_episode_return"])
-                done_iters += 1
-                if callback is not None and callback(stats) is False:
+                if run.record(stats, self.env_steps):
                     break
-                clock.tick()
-                if clock.expired():
-                    break
-        return {"env_steps": self.env_steps, "wall_s": time.perf_counter() - start,
-                "iterations": done_iters, "last": stats}
+        return run.summary(self.env_steps)
 
     # ------------------------------------------------------------------ meta-test
     def adapt(self, envs: EnvSource, task: Task, episodes: int, instance_seed: int = 0,

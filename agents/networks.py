@@ -212,3 +212,14 @@ class ActorCritic(nn.Module):
         prev_schedule = history.prev_schedule if history is not None else None
         logits = self.head(fields, link_emb, mem, prev_schedule)
         return logits, self.value_head(mem).squeeze(-1), state
+
+
+def recurrent_step(model: ActorCritic, obs: torch.Tensor, history: History,
+                   state: tuple[torch.Tensor, torch.Tensor] | None
+                   ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """One step of a recurrent actor-critic: obs (N, D) and the previous step (N, ...) ->
+    logits (N, B*K, 1+L), value (N,), the new memory state."""
+    step_history = History(history.prev_schedule[None], history.prev_reward[None],
+                           history.prev_done[None])
+    logits, value, state = model(obs[None], step_history, state)
+    return logits[0], value[0], state

@@ -4,7 +4,6 @@ on a held-out task with the same per-episode budget the meta-learners get."""
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from agents.base import (
     Agent,
     Budget,
     Callback,
-    WallClock,
+    TrainingRun,
 )
 from agents.core import (
     MaskedMultiCategorical,
@@ -170,9 +169,7 @@ class PPOAgent(Agent):
         per_iter = cfg.num_steps * env.num_envs
         iterations = max(1, total_env_steps // per_iter)
         cursor = cursor or EnvCursor.start(env, seed=self.seed)
-        start, stats = time.perf_counter(), {}
-        clock = WallClock(max_seconds)
-        history = []
+        run = TrainingRun(callback, max_seconds)
         for it in range(iterations):
             if cfg.anneal_lr:
                 self.optimizer.param_groups[0]["lr"] = linear_schedule(cfg.learning_rate,
@@ -181,17 +178,10 @@ class PPOAgent(Agent):
                               self.layout)
             self.env_steps += per_iter
             stats = ppo_step(self.model, self.optimizer, rollout, cfg)
-            stats.update(episode_return_stats(rollout), iteration=float(it),
-                         env_steps=float(self.env_steps),
-                         wall_s=time.perf_counter() - start)
-            history.append(stats)
-            if callback is not None and callback(stats) is False:
+            stats.update(episode_return_stats(rollout))
+            if run.record(stats, self.env_steps):
                 break
-            clock.tick()
-            if clock.expired():
-                break
-        return {"env_steps": self.env_steps, "wall_s": time.perf_counter() - start,
-                "iterations": len(history), "last": stats}
+        return run.summary(self.env_steps)
 
     def meta_train(self, envs: EnvSource, tasks: TaskDistribution, budget: Budget,
                    callback: Callback | None = None) -> dict[str, Any]:
@@ -205,8 +195,7 @@ class PPOAgent(Agent):
         cfg = self.config
         rng = np.random.default_rng(self.seed + 7_771)
         n = budget.num_envs
-        start, stats, done_iters = time.perf_counter(), {}, 0
-        clock = WallClock(budget.max_meta_train_s)
+        run = TrainingRun(callback, budget.max_meta_train_s)
         with opened(envs, budget.envs_per_job) as rollouts:
             frames = rollouts.config.dynamics.episode_frames
             iterations = max(1, budget.meta_train_env_steps // (n * frames))
@@ -225,17 +214,10 @@ class PPOAgent(Agent):
                                            first_episode=it - first)
                 self.env_steps += n * frames
                 stats = ppo_step(self.model, self.optimizer, rollout, cfg)
-                stats.update(episode_return_stats(rollout), iteration=float(it),
-                             env_steps=float(self.env_steps),
-                             wall_s=time.perf_counter() - start)
-                done_iters += 1
-                if callback is not None and callback(stats) is False:
+                stats.update(episode_return_stats(rollout))
+                if run.record(stats, self.env_steps):
                     break
-                clock.tick()
-                if clock.expired():
-                    break
-        return {"env_steps": self.env_steps, "wall_s": time.perf_counter() - start,
-                "iterations": done_iters, "last": stats}
+        return run.summary(self.env_steps)
 
     # ------------------------------------------------------------------ meta-test
     def adapt(self, envs: EnvSource, task: Task, episodes: int, instance_seed: int = 0,

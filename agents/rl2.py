@@ -9,7 +9,6 @@ GAE runs across the whole trial; PPO updates run full-sequence passes over whole
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from agents.base import (
     Agent,
     Budget,
     Callback,
-    WallClock,
+    TrainingRun,
 )
 from agents.core import (
     MaskedMultiCategorical,
@@ -35,7 +34,7 @@ from agents.core import (
     save_checkpoint,
     seed_everything,
 )
-from agents.networks import ActorCritic, History, action_to_schedule
+from agents.networks import ActorCritic, History, action_to_schedule, recurrent_step
 from agents.ppo import episode_return_stats
 from agents.rollout import Rollout, records_by_episode
 from agents.rollouts import (
@@ -100,30 +99,6 @@ class RL2State:
     prev_done: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
 
 
-class TrialPolicy:
-    """The rollout face of a recurrent actor-critic: one step at a time, memory carried in
-    ``self.state`` and reset only by :meth:`start_trial`."""
-
-    def __init__(self, model: ActorCritic, deterministic: bool = False) -> None:
-        self.model = model
-        self.deterministic = deterministic
-        self.state: Any = None
-
-    def start_trial(self, num_envs: int) -> None:
-        self.state = self.model.initial_state(num_envs)
-
-    def __call__(self, obs: torch.Tensor, mask: torch.Tensor, history: History | None
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        assert history is not None, "a recurrent policy needs the previous action/reward/done"
-        step_history = History(history.prev_schedule[None], history.prev_reward[None],
-                               history.prev_done[None])
-        logits, value, self.state = self.model(obs[None], step_history, self.state)
-        dist = MaskedMultiCategorical(logits[0], mask)
-        action = dist.mode() if self.deterministic else dist.sample()
-        return action, dist.log_prob(action), value[0]
-
-
-
 class RL2Agent(Agent):
     """RL^2 (GRU) or, with ``memory="attention"``, the attention + GRU meta-learner."""
 
@@ -183,8 +158,7 @@ class RL2Agent(Agent):
         episodes = cfg.trial_episodes or budget.adapt_episodes + 1
         n = min(budget.num_envs, cfg.max_trial_envs)
         rng = np.random.default_rng(self.seed + 4_243)
-        start, stats, done_iters = time.perf_counter(), {}, 0
-        clock = WallClock(budget.max_meta_train_s)
+        run = TrainingRun(callback, budget.max_meta_train_s)
         with opened(envs, budget.envs_per_job) as rollouts:
             per_iter = job_steps(episodes, rollouts.config.dynamics.episode_frames) * n
             iterations = max(1, budget.meta_train_env_steps // per_iter)
@@ -199,17 +173,10 @@ class RL2Agent(Agent):
                 rollout = self.run_trial(rollouts, slots, episodes)
                 self.env_steps += per_iter
                 stats = self.update(rollout)
-                stats.update(episode_return_stats(rollout), iteration=float(it),
-                             env_steps=float(self.env_steps),
-                             wall_s=time.perf_counter() - start)
-                done_iters += 1
-                if callback is not None and callback(stats) is False:
+                stats.update(episode_return_stats(rollout))
+                if run.record(stats, self.env_steps):
                     break
-                clock.tick()
-                if clock.expired():
-                    break
-        return {"env_steps": self.env_steps, "wall_s": time.perf_counter() - start,
-                "iterations": done_iters, "last": stats}
+        return run.summary(self.env_steps)
 
     @torch.no_grad()
     def adapt(self, envs: EnvSource, task: Task, episodes: int, instance_seed: int = 0,
@@ -244,13 +211,12 @@ class RL2Agent(Agent):
         obs_t = torch.as_tensor(obs, dtype=torch.float32)
         if state is None:
             state = self.initial_state(obs_t.shape[0])
-        policy = TrialPolicy(self.model, deterministic)
-        policy.state = state.memory
         history = History(action_to_schedule(state.prev_action, self.layout),
                           state.prev_reward, state.prev_done)
-        action, _, _ = policy(obs_t, torch.as_tensor(mask, dtype=torch.bool), history)
-        return action.numpy(), RL2State(policy.state, action, state.prev_reward,
-                                        state.prev_done)
+        logits, _, memory = recurrent_step(self.model, obs_t, history, state.memory)
+        dist = MaskedMultiCategorical(logits, torch.as_tensor(mask, dtype=torch.bool))
+        action = dist.mode() if deterministic else dist.sample()
+        return action.numpy(), RL2State(memory, action, state.prev_reward, state.prev_done)
 
     def save(self, path: str | Path) -> None:
         save_checkpoint(path, {"model": self.model},

@@ -102,6 +102,8 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
     ("[experiment]\nepochs = 3\n", ["experiment.epochs"]),
     ("[tasks.test]\nue_speed_mps = [[0.5, 4.0]]\n", ["overlaps"]),
     ("not toml at all [", ["not valid"]),
+    ("[experiment]\nenvs_per_job = 0\n", ["experiment.envs_per_job=0", ">= 1"]),
+    ("[experiment]\nnum_envs = 2.5\n", ["experiment.num_envs=2.5"]),
 ])
 def test_bad_config_file_gets_a_clear_error(tmp_path, capsys, content, words):
     bad = tmp_path / "bad.toml"
@@ -122,3 +124,10 @@ def test_bad_options_get_a_clear_error(tmp_path, capsys):
     assert "radio.carrier_ghz=500" in capsys.readouterr().err
     assert main(["reproduce", "--quick", "--config", str(tmp_path / "none.toml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["reproduce", "--quick", "--envs-per-job", "-3", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "experiment.envs_per_job=-3" in capsys.readouterr().err
+    # a malformed Ray address is refused before any work (and before Ray is started)
+    assert main(["reproduce", "--quick", "--ray-address", "headnode", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "--ray-address='headnode'" in capsys.readouterr().err

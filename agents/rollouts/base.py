@@ -82,7 +82,12 @@ class RolloutBackend(ABC):
         self.close()
 
 
-def attempts_exhausted(job: RolloutJob, attempts: int, cause: BaseException | str
+def attempts_exhausted(jobs: Sequence[RolloutJob], attempts: int, cause: BaseException | str
                        ) -> RolloutError:
-    return RolloutError(f"rollout job {job.job_id} ({job.num_envs} envs, first task "
-                        f"{job.slots[0].task}) failed {attempts} times; last failure: {cause}")
+    """The error for jobs that failed on every allowed attempt (several when they ran side by
+    side in one environment, which failed as a whole)."""
+    what = (f"rollout job {jobs[0].job_id}" if len(jobs) == 1 else
+            f"rollout jobs {', '.join(str(j.job_id) for j in jobs)} (run side by side)")
+    envs = sum(j.num_envs for j in jobs)
+    return RolloutError(f"{what} ({envs} envs, first task {jobs[0].slots[0].task}) failed "
+                        f"{attempts} times; last failure: {cause}")

@@ -161,6 +161,7 @@ def bench_fallback_rollouts(envs: int = 64, envs_per_job: int = 16, repeats: int
 
 def bench_rollouts() -> dict[str, Any]:
     """Both rollout benchmarks (``iabmeta bench rollouts``); needs the ray extra and the
-    built ns-3 scenarios."""
+    built ns-3 scenarios. This process uses two torch threads, as the study runner does."""
+    torch.set_num_threads(2)
     return {"fallback": bench_fallback_rollouts(), "ns3": bench_ns3_rollouts(),
             "torch": torch.__version__, "timestamp": time.time()}

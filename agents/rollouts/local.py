@@ -74,10 +74,11 @@ class LocalRollouts(RolloutBackend):
                 trajectories = run_jobs(self._env(n), jobs, self._cache)
             except ENV_FAILURES as exc:
                 self._discard(n)
-                self.stats.failed(f"attempt {attempt} of jobs {jobs[0].job_id}..: "
+                ids = ", ".join(str(j.job_id) for j in jobs)
+                self.stats.failed(f"attempt {attempt} of jobs {ids}: "
                                   f"{type(exc).__name__}: {exc}")
                 if attempt == self.max_attempts:
-                    raise attempts_exhausted(jobs[0], attempt, exc) from exc
+                    raise attempts_exhausted(jobs, attempt, exc) from exc
                 self.stats.retries += len(jobs)
                 continue
             for t in trajectories:

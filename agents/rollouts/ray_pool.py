@@ -225,6 +225,9 @@ class RayPool:
                             ("start_timeout_s", start_timeout_s)):
             if not value > 0:
                 raise ConfigError(f"{name}={value!r}: expected a positive number")
+        if address != "local":
+            address = _resolve(address)
+            _host_port(address)  # refuse a malformed address before anything else
         ray = import_ray()
         self._ray = ray
         self.address = address
@@ -235,9 +238,6 @@ class RayPool:
         self.max_envs = max_envs
         self.on_dispatch = on_dispatch
         self._connected_here = False
-        if address != "local":
-            address = _resolve(address)
-            _host_port(address)  # refuse a malformed address before anything else
         if ray.is_initialized():
             current = ray.get_runtime_context().gcs_address
             if address != "local" and (address.startswith("ray://")
@@ -369,7 +369,7 @@ class RayPool:
             stats.failed(f"job {flight.job.job_id} attempt {flight.attempt} on "
                          f"{self.infos[flight.worker]['name']}: {cause}")
             if flight.attempt >= max_attempts:
-                raise attempts_exhausted(flight.job, flight.attempt, cause)
+                raise attempts_exhausted([flight.job], flight.attempt, cause)
             stats.retries += 1
             queue.appendleft(flight.job)
 

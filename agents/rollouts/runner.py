@@ -4,14 +4,15 @@ process or in a remote worker, so a job gives the same trajectory wherever it ru
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
 from agents.core import MaskedMultiCategorical
-from agents.networks import ActorCritic, History
+from agents.networks import ActorCritic, History, recurrent_step
 from agents.rollout import EnvCursor, collect
 from agents.rollouts.jobs import PolicySnapshot, RolloutJob, Trajectory
 from bridge.fallback.rng import STREAM_POLICY, hash_keys, seed_key, to_uniform
@@ -85,10 +86,7 @@ class JobActor:
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.job.trial:
             assert history is not None, "a trial job's policy needs the previous step"
-            step_history = History(history.prev_schedule[None], history.prev_reward[None],
-                                   history.prev_done[None])
-            logits, value, self.state = self.actor(obs[None], step_history, self.state)
-            logits, value = logits[0], value[0]
+            logits, value, self.state = recurrent_step(self.actor, obs, history, self.state)
         else:
             logits, value, _ = self.actor(obs)
         dist = MaskedMultiCategorical(logits, mask)
@@ -112,6 +110,20 @@ class SideBySide:
                 history.prev_schedule[s], history.prev_reward[s], history.prev_done[s])
             outs.append(actor(obs[s], mask[s], sub))
         return tuple(torch.cat(parts) for parts in zip(*outs))  # type: ignore[return-value]
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Policy steps on small batches gain nothing from a second thread, and with the
+    simulators (ns-3 processes, other workers) busy on the other cores OpenMP's waits for a
+    descheduled thread made them up to ten times slower (RL^2 adaptation: 40 s instead of
+    3 s on the loaded 2-core machine). Rollouts run with one thread, as Ray workers do."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def job_slices(jobs: Sequence[RolloutJob]) -> list[slice]:
@@ -149,6 +161,7 @@ def run_jobs(env: Any, jobs: Sequence[RolloutJob], cache: PolicyCache | None = N
     actors = [JobActor(job, actor, layout.action_size) for job, actor in zip(jobs, modules)]
     slices = job_slices(jobs)
     steps = first.steps(env.config.dynamics.episode_frames)
-    rollout = collect(env, cursor, steps, SideBySide(actors, slices), layout,
-                      with_history=first.trial)
+    with one_torch_thread():
+        rollout = collect(env, cursor, steps, SideBySide(actors, slices), layout,
+                          with_history=first.trial)
     return [Trajectory.from_rollout(rollout, s, job.job_id) for job, s in zip(jobs, slices)]

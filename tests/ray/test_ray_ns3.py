@@ -13,7 +13,7 @@ import pytest
 from agents.rollouts import LocalRollouts
 from bridge.ns3.iab_env import make_vector_env
 from tests.ray.conftest import alive, children, process_name, wait_for
-from tests.rollout_checks import assert_same_trajectory, mixed_jobs
+from tests.rollout_checks import BROKEN_NS3_ARGS, assert_same_trajectory, mixed_jobs
 
 pytestmark = [pytest.mark.ray, pytest.mark.ns3]
 
@@ -105,3 +105,15 @@ def test_ns3_rollouts_on_ray(pool, dispatch_log, ns3_config) -> None:
     wait_for(lambda: not any(alive(p) for p in orphans), 15,
              "the dead worker's scenario processes to exit")
     assert remote.stats.jobs == 3 * len(jobs)
+
+
+def test_a_job_failing_on_every_attempt_is_reported(pool, ns3_config) -> None:
+    from agents.rollouts import RolloutError
+
+    remote = pool.backend(ns3_config, "ns3", envs_per_job=6,
+                          ns3_options={"scenario_args": BROKEN_NS3_ARGS})
+    jobs = mixed_jobs(ns3_config, envs_per_job=6)[:1]
+    with pytest.raises(RolloutError, match="failed 3 times") as info:
+        remote.run(jobs)
+    assert "SimulatorDied" in str(info.value) and "sideways" in str(info.value)
+    assert remote.stats.retries == 2 and remote.stats.worker_replacements == 0
