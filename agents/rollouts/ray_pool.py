@@ -1,5 +1,6 @@
-"""Rollout workers as Ray actors: each owns its environments (a fallback batch, or ns-3
-processes), runs the jobs the learner hands out and returns numpy trajectories.
+"""Rollout workers as Ray actors (:mod:`agents.rollouts.ray_worker`): each owns its
+environments (a fallback batch, or ns-3 processes), runs the jobs the learner hands out and
+returns numpy trajectories.
 
 This is the only module that imports Ray, and only when a pool is created (the optional extra
 ``iabmeta[ray]``). A job is pure (:mod:`agents.rollouts.jobs`), so the pool may run it
@@ -11,8 +12,6 @@ batch returns only when every job has exactly one result.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import socket
 import time
@@ -23,19 +22,12 @@ from typing import Any
 
 from agents.rollouts.base import (
     DEFAULT_ENVS_PER_JOB,
-    ENV_FAILURES,
     RolloutBackend,
     attempts_exhausted,
     check_jobs,
 )
-from agents.rollouts.jobs import (
-    PolicySnapshot,
-    RolloutError,
-    RolloutJob,
-    RolloutStats,
-    Trajectory,
-)
-from agents.rollouts.runner import PolicyCache, run_jobs
+from agents.rollouts.jobs import RolloutError, RolloutJob, RolloutStats, Trajectory
+from agents.rollouts.ray_worker import EnvSpec, RolloutWorker, WorkerEnvFailure, env_key
 from bridge.config import ConfigError, ScenarioConfig
 
 
@@ -47,31 +39,6 @@ def import_ray() -> Any:
         raise ConfigError(f"distributed rollouts need Ray, which is not installed here ({exc});"
                           " install the extra: pip install 'iabmeta[ray]'") from None
     return ray
-
-
-@dataclass(frozen=True)
-class EnvSpec:
-    """What a worker builds its environments from: the backend, the scenario config (as a
-    plain dict) and the ns-3 options (binary, endpoint, timeouts, scenario_args)."""
-
-    backend: str
-    config: dict[str, Any]
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return json.dumps([self.backend, self.config, self.options], sort_keys=True,
-                          default=str)
-
-    @property
-    def frames(self) -> int:
-        return int(self.config["dynamics"]["episode_frames"])
-
-    def make(self, num_envs: int) -> Any:
-        from bridge.ns3.iab_env import make_vector_env
-
-        return make_vector_env(self.backend, num_envs,
-                               config=ScenarioConfig.from_dict(self.config), **self.options)
 
 
 def _loopback_only() -> None:
@@ -112,6 +79,12 @@ def _resolve(address: str) -> str:
     return found
 
 
+def _token_available() -> bool:
+    """Whether Ray would find an authentication token here (its variables or file)."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(path)
+
+
 def _check_reachable(address: str, timeout_s: float) -> None:
     host, port = _host_port(address)
     try:
@@ -124,72 +97,6 @@ def _check_reachable(address: str, timeout_s: float) -> None:
 def _is_loopback(address: str) -> bool:
     host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
     return host in ("127.0.0.1", "localhost", "::1")
-
-
-class WorkerEnvFailure(RuntimeError):
-    """Raised by a worker whose environment failed (simulator died, hung, spoke garbage);
-    the worker has dropped that environment, so a retry starts on a fresh one."""
-
-
-def env_key(spec: EnvSpec, job: RolloutJob) -> tuple[Any, ...]:
-    """Which environment of a worker runs ``job``: for ns-3 one per set of slots, because its
-    processes carry the slots' episode lineages (a slot that comes back continues its
-    process); for the stateless fallback one per size."""
-    if spec.backend == "ns3":
-        return (spec.key, tuple((s.task, s.instance_seed, s.replica) for s in job.slots))
-    return (spec.key, job.num_envs)
-
-
-class RolloutWorker:
-    """A Ray actor (see :class:`RayPool`): keeps up to ``max_envs`` environments between
-    jobs (least recently used closed first), keyed by :func:`env_key`."""
-
-    def __init__(self, name: str, torch_threads: int = 1, max_envs: int = 8) -> None:
-        import torch
-
-        torch.set_num_threads(torch_threads)
-        self.name = name
-        self.max_envs = max_envs
-        self.envs: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-        self.cache = PolicyCache()
-
-    def info(self) -> dict[str, Any]:
-        import torch
-
-        return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname(),
-                "torch_threads": torch.get_num_threads()}
-
-    def run(self, spec: EnvSpec, job: RolloutJob, policy: PolicySnapshot) -> Trajectory:
-        job = job.with_policy(policy)
-        key = env_key(spec, job)
-        try:
-            if key in self.envs:
-                self.envs.move_to_end(key)
-            else:
-                while len(self.envs) >= self.max_envs:
-                    self._drop(next(iter(self.envs)))
-                self.envs[key] = spec.make(job.num_envs)
-            trajectory = run_jobs(self.envs[key], [job], self.cache)[0]
-        except ENV_FAILURES as exc:
-            self._drop(key)
-            raise WorkerEnvFailure(f"{self.name}: {type(exc).__name__}: {exc}") from None
-        except BaseException:
-            self._drop(key)
-            raise
-        trajectory.worker = self.name
-        return trajectory
-
-    def _drop(self, key: tuple[Any, ...]) -> None:
-        env = self.envs.pop(key, None)
-        if env is not None:
-            try:
-                env.close()
-            except Exception:  # noqa: BLE001 - a broken env may fail to close; it is dropped
-                pass
-
-    def close(self) -> None:
-        for key in list(self.envs):
-            self._drop(key)
 
 
 @dataclass
@@ -228,6 +135,11 @@ class RayPool:
         if address != "local":
             address = _resolve(address)
             _host_port(address)  # refuse a malformed address before anything else
+            if "RAY_AUTH_MODE" not in os.environ and _token_available():
+                # a cluster started by `ray start` checks tokens, and Ray sends this machine's
+                # token only in token mode, which it reads when it is imported (a cluster
+                # without authentication accepts the token too)
+                os.environ["RAY_AUTH_MODE"] = "token"
         ray = import_ray()
         self._ray = ray
         self.address = address

@@ -1,5 +1,6 @@
 """Fixtures of the Ray tests: one private Ray cluster on loopback for the session, started by
-the tests themselves, with a pool of two rollout workers."""
+the tests themselves, with a pool of two rollout workers (test_ray_study.py starts its own
+head node with the `ray` command, as a cluster is set up)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,8 @@ else:
 
 from agents.rollouts.ray_pool import RayPool  # noqa: E402
 
-# logical CPUs of the test cluster: the session pool's two workers take two, a study run in a
-# subprocess connects to the same cluster and starts two more
-CLUSTER_CPUS = 4
+# logical CPUs of the test cluster: one per rollout worker of the session pool
+CLUSTER_CPUS = 2
 
 
 class DispatchLog:
