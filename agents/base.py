@@ -49,7 +49,7 @@ class Budget:
     # actually spent are reported either way
     max_meta_train_s: float | None = 75.0
     # environments per rollout job: the unit a rollout backend runs (and a Ray worker
-    # receives); the split is the same on every backend, so results do not depend on it
+    # receives); the split does not depend on the backend, so local and Ray runs agree
     envs_per_job: int = 16
 
     def __post_init__(self) -> None:

@@ -179,10 +179,9 @@ class PhaseStore:
     def save_rollout_stats(self, name: str, stats: Any) -> None:
         """Record what the rollout backend did in phase ``name`` (jobs, retries, ...) in
         ``<out>/rollouts.json``, which the report sums."""
-        path = self.out / "rollouts.json"
-        table = json.loads(path.read_text()) if path.exists() else {}
+        table = self.rollout_stats()
         table[name] = stats.to_dict()
-        write_json_atomic(path, table)
+        write_json_atomic(self.out / "rollouts.json", table)
 
     def rollout_stats(self) -> dict[str, Any]:
         path = self.out / "rollouts.json"
@@ -321,8 +320,7 @@ def train_phase(exp: Experiment, study: Study, agent_name: str, seed: int, store
     return {"agent": agent_name, "seed": seed, "study": study.name,
             "env_steps": int(info.get("env_steps", 0)), "wall_s": wall,
             "checkpoint": str(ckpt.relative_to(store.out)), "curve": curve,
-            "info": {k: v for k, v in info.items() if _is_number(v)},
-            "rollouts": rollouts.stats.to_dict()}
+            "info": {k: v for k, v in info.items() if _is_number(v)}}
 
 
 def adapt_phase(exp: Experiment, study: Study, agent_name: str, seed: int, store: PhaseStore

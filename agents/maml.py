@@ -214,7 +214,6 @@ class MAMLAgent(Agent):
         """Episode ``episode`` of every group's slots; values from the (non-adapted) critic,
         evaluated on the whole rollout at once."""
         rollout = rollouts.collect(groups, first_episode=episode)
-        assert rollout.final_obs is not None
         with torch.no_grad():
             rollout.value = self.critic(rollout.obs)[1]
             rollout.next_value = self.critic(rollout.final_obs)[1]

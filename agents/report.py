@@ -160,8 +160,8 @@ def write_report(exp: Any, store: Any, versions: dict[str, str], run_wall_s: flo
 
 def rollout_totals(per_phase: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Sums of the rollout backends' statistics over the phases (jobs, env-steps, retried
-    job attempts, replaced workers, dropped duplicates), with the per-phase table."""
-    keys = ("jobs", "env_steps", "retries", "worker_replacements", "duplicates_discarded")
+    job attempts, replaced workers), with the per-phase table."""
+    keys = ("jobs", "env_steps", "retries", "worker_replacements")
     totals: dict[str, Any] = {k: int(sum(p.get(k, 0) for p in per_phase.values()))
                               for k in keys}
     totals["failures"] = [f"{name}: {f}" for name, p in per_phase.items()
@@ -336,8 +336,7 @@ def _write_markdown(out: Path, results: dict[str, Any]) -> Path:
     if r.get("jobs"):
         lines += [f"Rollouts: {r['jobs']} jobs of at most {b['envs_per_job']} environments "
                   f"({r['env_steps']} env-steps); {r['retries']} job attempts failed and were "
-                  f"re-run, {r['worker_replacements']} workers replaced, "
-                  f"{r['duplicates_discarded']} duplicate results dropped.", ""]
+                  f"re-run, {r['worker_replacements']} workers replaced.", ""]
     for study, data in results["studies"].items():
         methods = data["methods"]
         lines += [f"## Study `{study}`", ""]

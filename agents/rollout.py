@@ -66,9 +66,8 @@ class Rollout:
     prev_action: torch.Tensor
     prev_reward: torch.Tensor
     prev_done: torch.Tensor
+    final_obs: torch.Tensor  # (N, D) after the last step (a critic evaluated afterwards)
     episode_records: list[dict[str, float]] = field(default_factory=list)
-    # (N, D) observation after the last step (for a critic evaluated after the rollout)
-    final_obs: torch.Tensor | None = None
 
     @property
     def steps(self) -> int:
@@ -162,7 +161,7 @@ def collect(env: Any, cursor: EnvCursor, n_steps: int, act_fn: ActFn,
         truncated=torch.stack(trunc_buf), valid=torch.stack(valid_buf),
         next_value=next_value, prev_action=torch.stack(pa_buf),
         prev_reward=torch.stack(pr_buf), prev_done=torch.stack(pd_buf),
-        episode_records=records, final_obs=torch.as_tensor(cursor.obs, dtype=torch.float32))
+        final_obs=torch.as_tensor(cursor.obs, dtype=torch.float32), episode_records=records)
 
 
 def records_by_episode(records: list[dict[str, float]], keys: tuple[str, ...]

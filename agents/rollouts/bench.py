@@ -97,7 +97,7 @@ def bench_fallback_rollouts(envs: int = 64, envs_per_job: int = 16, repeats: int
                             config: ScenarioConfig | None = None) -> dict[str, Any]:
     """One batch of ``envs`` fallback environments (default scenario, one 100-frame episode,
     jobs of ``envs_per_job``) run in this process (side by side in one vector env, as the
-    local backend does, and one job after the other with one torch thread, as a worker does)
+    local backend does, and one job after the other, as a worker does)
     and through Ray with 1 and 2 workers: median wall time per batch over ``repeats``. The
     overhead per batch is Ray with one worker minus the serial in-process run (the same work
     in the same order); a batch of one 1-frame job on a tiny network gives the fixed cost of
@@ -115,8 +115,11 @@ def bench_fallback_rollouts(envs: int = 64, envs_per_job: int = 16, repeats: int
     out: dict[str, Any] = {"benchmark": "fallback_rollouts", "envs": envs,
                            "envs_per_job": envs_per_job, "repeats": repeats}
 
+    trajectory_bytes: dict[str, int] = {}
+
     def measure(run: Callable[[list[RolloutJob]], Any], name: str) -> dict[str, float]:
-        run(batches[name](0))  # warm-up: environments, networks, workers
+        warm_up = run(batches[name](0))  # environments, networks, workers
+        trajectory_bytes[name] = sum(a.nbytes for t in warm_up for a in t.arrays.values())
         times = [_timed(run, batches[name](r))[0] for r in range(1, repeats + 1)]
         return {"median_s": statistics.median(times), "min_s": min(times)}
 
@@ -128,13 +131,9 @@ def bench_fallback_rollouts(envs: int = 64, envs_per_job: int = 16, repeats: int
         def one_by_one(jobs: list[RolloutJob], local: LocalRollouts = local) -> list[Any]:
             return [t for job in jobs for t in local.run([job])]
 
-        # what one worker does: the jobs one after the other, one torch thread
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            out[f"{name}_in_process_serial"] = measure(one_by_one, name)
-        finally:
-            torch.set_num_threads(threads)
+        # what one worker does: the jobs one after the other (rollouts always run with one
+        # torch thread, here as in a worker)
+        out[f"{name}_in_process_serial"] = measure(one_by_one, name)
         local.close()
     for n in (1, 2):
         with RayPool("local", n, local_cpus=2, poll_s=0.01) as pool:
@@ -144,12 +143,9 @@ def bench_fallback_rollouts(envs: int = 64, envs_per_job: int = 16, repeats: int
     steps = envs * 100
     for key in ("batch_in_process", "batch_in_process_serial", "batch_ray_1", "batch_ray_2"):
         out[key]["env_steps_per_s"] = round(steps / out[key]["median_s"], 1)
-    jobs = batches["batch"](0)
-    out["bytes_per_batch"] = {
-        "policy": jobs[0].policy.nbytes if jobs[0].policy is not None else 0,
-        "trajectories": sum(t.arrays[k].nbytes for t in LocalRollouts(
-            lambda n: IABVectorEnv(n, config), config, envs_per_job=envs_per_job).run(jobs)
-            for k in t.arrays)}
+    policy = batches["batch"](0)[0].policy
+    out["bytes_per_batch"] = {"policy": policy.nbytes if policy is not None else 0,
+                              "trajectories": trajectory_bytes["batch"]}
     out["overhead_per_batch_s"] = round(out["batch_ray_1"]["median_s"]
                                         - out["batch_in_process_serial"]["median_s"], 4)
     out["overhead_per_job_round_trip_s"] = round(

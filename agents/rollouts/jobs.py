@@ -190,7 +190,6 @@ class Trajectory:
         arrays = {k: np.ascontiguousarray(getattr(rollout, k)[:, envs].numpy())
                   for k in ARRAY_FIELDS}
         arrays["next_value"] = np.ascontiguousarray(rollout.next_value[envs].numpy())
-        assert rollout.final_obs is not None
         arrays["final_obs"] = np.ascontiguousarray(rollout.final_obs[envs].numpy())
         lo, hi = envs.start or 0, envs.stop
         records = [dict(r, env=int(r["env"]) - lo) for r in rollout.episode_records
@@ -225,20 +224,19 @@ def to_rollout(trajectories: Sequence[Trajectory]) -> Rollout:
     for t in trajectories:
         records += [dict(r, env=int(r["env"]) + offset) for r in t.episode_records]
         offset += t.num_envs
-    return Rollout(**tensors, next_value=next_value, episode_records=records,
-                   final_obs=final_obs)
+    return Rollout(**tensors, next_value=next_value, final_obs=final_obs,
+                   episode_records=records)
 
 
 @dataclass
 class RolloutStats:
     """What a rollout backend did: jobs completed (each exactly once), env-steps in them,
-    job attempts that failed and were re-run, workers replaced, late duplicates dropped."""
+    job attempts that failed and were re-run, workers replaced."""
 
     jobs: int = 0
     env_steps: int = 0
     retries: int = 0
     worker_replacements: int = 0
-    duplicates_discarded: int = 0
     failures: list[str] = field(default_factory=list)
 
     MAX_FAILURES_KEPT = 20
@@ -254,5 +252,4 @@ class RolloutStats:
     def to_dict(self) -> dict[str, Any]:
         return {"jobs": self.jobs, "env_steps": self.env_steps, "retries": self.retries,
                 "worker_replacements": self.worker_replacements,
-                "duplicates_discarded": self.duplicates_discarded,
                 "failures": list(self.failures)}

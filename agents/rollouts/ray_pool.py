@@ -5,9 +5,9 @@ returns numpy trajectories.
 This is the only module that imports Ray, and only when a pool is created (the optional extra
 ``iabmeta[ray]``). A job is pure (:mod:`agents.rollouts.jobs`), so the pool may run it
 anywhere and, when a worker or its simulator dies mid-rollout, run it again elsewhere: the
-result is the trajectory the first attempt would have returned. Every result is matched to
-its job by id; a job's result is used once, a late duplicate is dropped and counted, and a
-batch returns only when every job has exactly one result.
+result is the trajectory the first attempt would have returned. A job has at most one attempt
+in flight, and an attempt that is given up (its worker lost or timed out) is forgotten with its
+worker, so every job ends with exactly one result: none used twice, none lost.
 """
 
 from __future__ import annotations
@@ -95,8 +95,7 @@ def _check_reachable(address: str, timeout_s: float) -> None:
 
 
 def _is_loopback(address: str) -> bool:
-    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
-    return host in ("127.0.0.1", "localhost", "::1")
+    return _host_port(address)[0] in ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass
@@ -142,8 +141,6 @@ class RayPool:
                 os.environ["RAY_AUTH_MODE"] = "token"
         ray = import_ray()
         self._ray = ray
-        self.address = address
-        self.cpus_per_worker = cpus_per_worker
         self.job_timeout_s = job_timeout_s
         self.start_timeout_s = start_timeout_s
         self.poll_s = poll_s
@@ -319,19 +316,13 @@ class RayPool:
                                        f"{type(exc.cause).__name__}: {exc.cause}") from None
                 trajectory.check(flight.job, spec.frames)
                 trajectory.attempt = flight.attempt
-                if trajectory.job_id in results:
-                    stats.duplicates_discarded += 1
-                else:
-                    results[trajectory.job_id] = trajectory
+                results[trajectory.job_id] = trajectory
             now = time.monotonic()
             for ref, flight in list(inflight.items()):
                 if now - flight.started > self.job_timeout_s:
                     del inflight[ref]
                     self._replace(flight.worker, stats)
                     retry(flight, f"no result within {self.job_timeout_s:.0f} s")
-        missing = [job.job_id for job in jobs if job.job_id not in results]
-        if missing:
-            raise RolloutError(f"jobs {missing} have no result")  # never: the loop waits
         out = [results[job.job_id] for job in jobs]
         stats.completed(out)
         return out

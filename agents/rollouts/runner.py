@@ -116,8 +116,8 @@ class SideBySide:
 def one_torch_thread() -> Iterator[None]:
     """Policy steps on small batches gain nothing from a second thread, and with the
     simulators (ns-3 processes, other workers) busy on the other cores OpenMP's waits for a
-    descheduled thread made them up to ten times slower (RL^2 adaptation: 40 s instead of
-    3 s on the loaded 2-core machine). Rollouts run with one thread, as Ray workers do."""
+    descheduled thread slowed them down many times over. Rollouts run with one thread, as
+    Ray workers do."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -291,9 +291,11 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
             self._begin_episode(i, self._instances[i])
         states = self._collect(range(self.num_envs))
         startup = [self._absorb(i, states[i]).get("startup") for i in range(self.num_envs)]
-        self._fast_forward(states)
-        for i in range(self.num_envs):
-            self._absorb(i, states[i])
+        forwarded = {i: states[i] for i in range(self.num_envs) if self._forward[i] > 0}
+        self._fast_forward(forwarded)
+        for i, state in forwarded.items():
+            states[i] = state
+            self._absorb(i, state)
         self._started = True
         self._needs_reset[:] = False
         infos: dict[str, Any] = {"action_mask": self._mask.copy()}
@@ -321,13 +323,11 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
             assert session is not None
             session.send_action(batch[i])
         states = self._collect(range(N))
-        first_startup: dict[int, Any] = {}
-        if resetting.any():
-            startup_states = {int(i): states[int(i)] for i in np.flatnonzero(resetting)}
-            for i, state in startup_states.items():
-                first_startup[i] = self._absorb(i, state).get("startup")
-            self._fast_forward(startup_states)
-            states.update(startup_states)
+        # an autoreset continues its process; only one that had died must fast-forward
+        forwarded = {i: states[i] for i in range(N) if self._forward[i] > 0}
+        first_startup = {i: self._absorb(i, st).get("startup") for i, st in forwarded.items()}
+        self._fast_forward(forwarded)
+        states.update(forwarded)
 
         reward = np.zeros(N, dtype=np.float64)
         terminated = np.zeros(N, dtype=bool)
