@@ -175,7 +175,12 @@ class OpenGymConnection:
         conn = cls(endpoint, context=context, **timeouts)
         try:
             argv = [os.fspath(binary), *scenario_args, *conn.scenario_flags()]
-            conn.attach(ScenarioProcess(argv, cwd=cwd, env=env, stdout_path=stdout_path))
+            # our scenarios watch this pid, not whichever parent they find once their set-up
+            # is done (an environment variable: ns3-gym scenarios ignore it)
+            child_env = {**(os.environ if env is None else env),
+                         "OPENGYM_PARENT_PID": str(os.getpid())}
+            conn.attach(ScenarioProcess(argv, cwd=cwd, env=child_env,
+                                        stdout_path=stdout_path))
         except BaseException:
             conn.close()
             raise

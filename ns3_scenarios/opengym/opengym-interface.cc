@@ -114,6 +114,12 @@ OpenGymInterface::GetEndpoint() const
 }
 
 void
+OpenGymInterface::SetParentPid(pid_t pid)
+{
+    m_parentPid = pid;
+}
+
+void
 OpenGymInterface::SetGetActionSpaceCb(Callback<Ptr<OpenGymSpace>> cb)
 {
     m_actionSpaceCb = cb;
@@ -377,6 +383,21 @@ OpenGymArguments::AddToCommandLine(CommandLine& cmd)
                  openGymTimeoutS);
 }
 
+pid_t
+OpenGymArguments::WatchedParentPid()
+{
+    if (const char* value = std::getenv("OPENGYM_PARENT_PID"))
+    {
+        char* end = nullptr;
+        const long pid = std::strtol(value, &end, 10);
+        if (end != value && *end == '\0' && pid > 0)
+        {
+            return static_cast<pid_t>(pid);
+        }
+    }
+    return getppid();
+}
+
 std::string
 OpenGymArguments::GetEndpoint() const
 {
@@ -399,6 +420,7 @@ OpenGymArguments::CreateInterface() const
     NS_ABORT_MSG_IF(!(openGymTimeoutS > 0),
                     "--openGymTimeout=" << openGymTimeoutS << ", expected a positive number");
     auto openGymInterface = CreateObject<OpenGymInterface>();
+    openGymInterface->SetParentPid(parentPid);
     openGymInterface->SetAttribute("Endpoint", StringValue(GetEndpoint()));
     openGymInterface->SetAttribute("RecvTimeout", TimeValue(Seconds(openGymTimeoutS)));
     return openGymInterface;

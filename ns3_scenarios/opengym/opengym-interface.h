@@ -13,6 +13,7 @@
 #include "ns3/ptr.h"
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <memory>
@@ -54,6 +55,9 @@ class OpenGymInterface : public Object
     void SetPort(uint32_t port);
     void SetEndpoint(const std::string& endpoint);
     std::string GetEndpoint() const;
+    /// The process whose disappearance ends the scenario (default: the parent at
+    /// construction; OpenGymArguments passes the parent at program start).
+    void SetParentPid(pid_t pid);
 
     void SetGetActionSpaceCb(Callback<Ptr<OpenGymSpace>> cb);
     void SetGetObservationSpaceCb(Callback<Ptr<OpenGymSpace>> cb);
@@ -121,6 +125,12 @@ struct OpenGymArguments
     std::string openGymEndpoint;
     uint64_t simSeed{0};
     double openGymTimeoutS{600.0};
+    /// The trainer process to watch: OPENGYM_PARENT_PID when the Python launcher set it,
+    /// else the parent when main() starts (declare the arguments first). A scenario whose
+    /// set-up takes seconds must not take a new parent (init, once the trainer has died
+    /// meanwhile) for its own, or it would wait out the whole timeout as an orphan.
+    pid_t parentPid{WatchedParentPid()};
+    static pid_t WatchedParentPid();
 
     void AddToCommandLine(CommandLine& cmd);
     /// "tcp://localhost:<port>" unless --openGymEndpoint was given.

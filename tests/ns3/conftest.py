@@ -78,9 +78,11 @@ def run_echo_episode(env: Ns3GymEnv, steps: int = 20) -> int:
     return scenario_pid(env)
 
 
-def assert_child_dies_with_parent(script: str, args: list[str], how: str, what: str) -> None:
+def assert_child_dies_with_parent(script: str, args: list[str], how: str, what: str,
+                                  timeout_s: float = 5.0) -> None:
     """Run ``script`` in a Python parent that prints its child's pid, end the parent by exit
-    or by the signal named ``how``, and check the child is gone (not even a zombie)."""
+    or by the signal named ``how``, and check the child is gone (not even a zombie) within
+    ``timeout_s``."""
     root = Path(__file__).resolve().parents[2]
     parent = subprocess.Popen(
         [sys.executable, "-c", script, *args, how],
@@ -94,7 +96,7 @@ def assert_child_dies_with_parent(script: str, args: list[str], how: str, what: 
         if how != "exit":
             parent.send_signal(getattr(signal, how))
         parent.wait(10)
-        assert wait_gone(pid, 5.0), f"{what} {pid} survived its parent ({how})"
+        assert wait_gone(pid, timeout_s), f"{what} {pid} survived its parent ({how})"
     finally:
         parent.kill()
         parent.wait()

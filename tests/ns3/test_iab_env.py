@@ -259,3 +259,26 @@ def test_episode_k_is_the_same_whoever_asks(iab_binary: Path) -> None:
     finally:
         walked.close()
         direct.close()
+
+
+SETUP_PARENT = """
+import sys, tempfile, time
+from bridge.config import ScenarioConfig
+from bridge.instance import generate_instance
+from bridge.ns3.connection import OpenGymConnection
+path = tempfile.mkstemp(suffix=".json")[1]
+generate_instance(ScenarioConfig(), 3).to_json(path)
+conn = OpenGymConnection.launch(sys.argv[1], [f"--instance={path}", "--simSeed=1"])
+print(conn.process.pid, flush=True)  # killed now: the scenario is still setting up
+time.sleep(60)
+"""
+
+
+def test_scenario_outlives_no_parent_killed_during_its_set_up(iab_binary: Path) -> None:
+    """Regression: the scenario took its parent's pid only after the seconds of 3GPP set-up,
+    so a trainer (or Ray worker) killed during the set-up left it waiting out the 600 s
+    timeout as an orphan. It now checks the parent it had when main() started."""
+    from tests.ns3.conftest import assert_child_dies_with_parent
+
+    assert_child_dies_with_parent(SETUP_PARENT, [str(iab_binary)], "SIGKILL", "iab-scenario",
+                                  timeout_s=30.0)

@@ -46,16 +46,19 @@ def run_in_thread(backend, jobs) -> tuple[threading.Thread, dict]:
 
 
 def kill_mid_rollout(pool, dispatch_log, backend, jobs, kill) -> dict:
-    """Run ``jobs`` while ``kill(worker_pid)`` strikes the worker of the first job once it
-    steps its simulator; return the thread's result."""
+    """Run ``jobs`` (each starts its slots at episode 0, so in a fresh process) and call
+    ``kill(worker_pid, new_scenarios)`` as soon as the worker of the first job has started
+    that job's scenario process: the job is then certainly in progress (its processes of
+    earlier jobs may be idle). Returns the thread's result."""
     first = len(dispatch_log.entries)
     pids = {i["name"]: i["pid"] for i in pool.infos}
+    before = {pid: set(scenario_children(pid)) for pid in pids.values()}
     thread, result = run_in_thread(backend, jobs)
     wait_for(lambda: len(dispatch_log.entries) > first, 60, "a job to be dispatched")
     worker_pid = pids[dispatch_log.entries[first][1]]
-    wait_for(lambda: scenario_children(worker_pid), 60, "the worker's iab-scenario process")
-    threading.Event().wait(0.5)
-    kill(worker_pid)
+    new = wait_for(lambda: sorted(set(scenario_children(worker_pid)) - before[worker_pid]), 60,
+                   "the job's iab-scenario process")
+    kill(worker_pid, new)
     thread.join(300)
     assert not thread.is_alive() and "error" not in result, result.get("error")
     return result
@@ -78,8 +81,8 @@ def test_ns3_rollouts_on_ray(pool, dispatch_log, ns3_config) -> None:
     # a scenario process killed mid-rollout: its worker reports it, the job runs again
     victims: list[int] = []
 
-    def kill_simulators(worker_pid: int) -> None:
-        victims.extend(scenario_children(worker_pid))
+    def kill_simulators(worker_pid: int, new: list[int]) -> None:
+        victims.extend(new)
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
 
@@ -93,7 +96,7 @@ def test_ns3_rollouts_on_ray(pool, dispatch_log, ns3_config) -> None:
     # the worker itself killed mid-rollout: replaced, job re-run, its simulators exit too
     orphans: list[int] = []
 
-    def kill_worker(worker_pid: int) -> None:
+    def kill_worker(worker_pid: int, new: list[int]) -> None:
         orphans.extend(scenario_children(worker_pid))
         os.kill(worker_pid, signal.SIGKILL)
 
