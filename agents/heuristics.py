@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 
 from bridge.config import ScenarioConfig
-from bridge.fallback.channel import spectral_efficiency
 from bridge.layout import (
     BACKLOG_SCALE_BYTES,
     SNR_SCALE_DB,
     ObservationLayout,
     half_duplex_conflicts,
 )
+from bridge.model.channel import spectral_efficiency
 
 
 def resolve_half_duplex(action: np.ndarray, layout: ObservationLayout) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bridge.config import ConfigError, ScenarioConfig
-from bridge.fallback.channel import umi_los_probability, umi_pathloss_db
+from bridge.model.channel import umi_los_probability, umi_pathloss_db
 from bridge.tasks import Task
 
 INSTANCE_VERSION = 1

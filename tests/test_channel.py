@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bridge.fallback.channel import (
+from bridge.model.channel import (
     noise_dbm,
     spectral_efficiency,
     umi_los_probability,

@@ -15,8 +15,8 @@ from agents.core import MaskedMultiCategorical
 from agents.networks import ActorCritic, History, recurrent_step
 from agents.rollout import EnvCursor, collect
 from agents.rollouts.jobs import PolicySnapshot, RolloutJob, Trajectory
-from bridge.fallback.rng import STREAM_POLICY, hash_keys, seed_key, to_uniform
 from bridge.layout import ObservationLayout
+from bridge.model.rng import STREAM_POLICY, hash_keys, seed_key, to_uniform
 
 
 class PolicyCache:

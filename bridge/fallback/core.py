@@ -2,7 +2,7 @@
 
 Every array has the environment axis first; the step has no Python loop over environments or
 links (the only loop is over the few ticks inside a frame). Randomness is counter-based
-(:mod:`bridge.fallback.rng`), keyed by each environment's episode seed, so environment ``i``
+(:mod:`bridge.model.rng`), keyed by each environment's episode seed, so environment ``i``
 evolves identically whatever batch it is in. Shapes: N environments, B base stations (donor +
 ``max_iab``), L links (``max_iab`` backhaul + ``max_ues`` access), U UEs, K channels, H = 3 hops.
 
@@ -20,18 +20,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from bridge.config import ConfigError, ScenarioConfig
-from bridge.fallback import rng
-from bridge.fallback.channel import (
-    coherence_frames,
-    fading_quantiles,
-    noise_dbm,
-    panel_coordinates,
-    spectral_efficiency,
-    umi_los_probability,
-    umi_pathloss_db,
-    upa_gain_lin,
-    upa_gain_pq,
-)
 from bridge.instance import ScenarioInstance
 from bridge.layout import (
     BACKLOG_SCALE_BYTES,
@@ -43,6 +31,18 @@ from bridge.layout import (
     validate_action,
 )
 from bridge.metrics import episode_metrics, jain_index
+from bridge.model import rng
+from bridge.model.channel import (
+    coherence_frames,
+    fading_quantiles,
+    noise_dbm,
+    panel_coordinates,
+    spectral_efficiency,
+    umi_los_probability,
+    umi_pathloss_db,
+    upa_gain_lin,
+    upa_gain_pq,
+)
 from bridge.tasks import TASK_DIMENSIONS
 
 H_MAX = 3  # donor -> IAB -> IAB -> UE at most
@@ -397,7 +397,7 @@ class BatchedIABCore:
     # Block fading: the power gain of (tx base station b, rx link r, channel k) in a frame is
     # table[hash(key, STREAM_FADING, frame // coh[r], b, r, k)], from the Rician table when
     # that pair is LOS, else the Rayleigh one; coh[r] is the receiver's coherence in frames.
-    # The hash is a linear combination of the keys (bridge.fallback.rng.hash_keys), so the
+    # The hash is a linear combination of the keys (bridge.model.rng.hash_keys), so the
     # parts that do not change between frames are precomputed.
     def _fading_base(self, frame: np.ndarray) -> np.ndarray:
         """(N, L) uint64: the key, stream, block and receiver part of every fading hash."""

@@ -25,7 +25,7 @@ constexpr double SNR_SCALE_DB = 10.0;
 constexpr double BACKLOG_SCALE_BYTES = 1e6;
 constexpr float OBS_BOUND = 30.0F; ///< every observation value is clipped to +-OBS_BOUND
 
-/// TR 38.901 Table 7.4.2-1, UMi street canyon (as bridge/fallback/channel.py).
+/// TR 38.901 Table 7.4.2-1, UMi street canyon (as bridge/model/channel.py).
 double
 UmiLosProbability(double d2dM)
 {

@@ -1,4 +1,4 @@
-// Counter-based random numbers of the IAB model: a bit-exact port of bridge/fallback/rng.py.
+// Counter-based random numbers of the IAB model: a bit-exact port of bridge/model/rng.py.
 #include "iab-rng.h"
 
 #include <array>

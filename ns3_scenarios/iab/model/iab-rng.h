@@ -1,4 +1,4 @@
-// Counter-based random numbers of the IAB model: a bit-exact port of bridge/fallback/rng.py.
+// Counter-based random numbers of the IAB model: a bit-exact port of bridge/model/rng.py.
 #ifndef IAB_RNG_H
 #define IAB_RNG_H
 
@@ -10,7 +10,7 @@ namespace ns3
 namespace iab
 {
 
-/// Streams: one per kind of randomness (the same numbers as bridge/fallback/rng.py).
+/// Streams: one per kind of randomness (the same numbers as bridge/model/rng.py).
 enum IabRngStream : int64_t
 {
     STREAM_ARRIVALS = 1,

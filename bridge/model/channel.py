@@ -1,4 +1,4 @@
-"""Channel model of the fallback simulator: TR 38.901 UMi street canyon, UPA beams, fading, SE.
+"""Channel model of both backends: TR 38.901 UMi street canyon, UPA beams, fading, SE.
 
 Everything here is vectorised over arbitrary leading dimensions. Powers are in dB unless the
 name says ``_lin``. References: 3GPP TR 38.901 V17 Table 7.4.1-1 (path loss), Table 7.4.2-1
