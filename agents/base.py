@@ -17,7 +17,7 @@ import torch
 from agents.rollout import EnvCursor
 from agents.rollouts.jobs import EnvSlot
 from bridge.config import ConfigError
-from bridge.fallback.env import IABVectorEnv
+from bridge.contract import IABVectorEnvBase
 from bridge.metrics import HEADLINE_METRICS
 from bridge.tasks import Task, TaskDistribution
 
@@ -173,12 +173,12 @@ class Agent(ABC):
         """Rebuild an agent from :meth:`save`'s checkpoint."""
 
 
-def pin_task(env: IABVectorEnv, task: Task, instance_seed: int) -> EnvCursor:
+def pin_task(env: IABVectorEnvBase, task: Task, instance_seed: int) -> EnvCursor:
     """Point every environment of ``env`` at one deployment and start an episode."""
     return pin_tasks(env, [task], [instance_seed])
 
 
-def pin_tasks(env: IABVectorEnv, tasks: list[Task], instance_seeds: list[int]) -> EnvCursor:
+def pin_tasks(env: IABVectorEnvBase, tasks: list[Task], instance_seeds: list[int]) -> EnvCursor:
     """Environment i simulates (tasks[i // per_task], instance_seeds[i // per_task]) from a
     fresh episode; later ``EnvCursor.start(env)`` calls keep these deployments. Environment
     j of a task gets the episodes of replica j (:class:`agents.rollouts.EnvSlot`), so the

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.config import ConfigError
+from bridge.contract import BACKENDS, DEFAULT_BACKEND
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "fallback": ("bridge.fallback.bench", "bench_fallback"),
@@ -21,7 +22,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=("fallback", "ns3"), default="fallback",
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help="simulator: the batched numpy fallback (default) or real ns-3")
     p.add_argument("--config", type=Path, default=None, metavar="FILE",
                    help="TOML or YAML experiment file ([scenario], [tasks], [experiment])")

@@ -31,6 +31,7 @@ import numpy as np
 
 from agents.heuristics import HEURISTICS, make_heuristic
 from bridge.config import ConfigError, ScenarioConfig, load_config, read_table
+from bridge.contract import BACKENDS, make_vector_env, supports_frame_replay
 from bridge.metrics import HEADLINE_METRICS
 from bridge.tasks import Task, TaskDistribution
 
@@ -136,7 +137,8 @@ def build_experiment(args: argparse.Namespace) -> Experiment:
             raise ConfigError(f"experiment.studies has {name!r}; expected 'main' or 'small'")
         tasks = TaskDistribution.for_config(cfg, raw.get("tasks"))
         fits = (cfg.topology.n_iab + 1) <= 2 and cfg.radio.n_channels <= 3
-        studies.append(Study(name, cfg, tasks, upper_bound=fits and args.backend == "fallback"))
+        studies.append(Study(name, cfg, tasks,
+                             upper_bound=fits and supports_frame_replay(args.backend)))
     budget = budget.replace(seeds=seeds)
     return Experiment(backend=args.backend, seed=int(args.seed), quick=bool(args.quick),
                       agents=agents, seeds=tuple(seeds), budget=budget, studies=studies,
@@ -209,15 +211,9 @@ def _json_default(obj: Any) -> Any:
 # ---------------------------------------------------------------------------- environments
 def env_factory(backend: str, config: ScenarioConfig) -> Callable[[int], Any]:
     """num_envs -> a vector environment of ``config`` on ``backend``."""
-    if backend == "fallback":
-        from bridge.fallback.env import IABVectorEnv
-
-        return lambda n: IABVectorEnv(n, config)
-    if backend == "ns3":
-        from bridge.ns3.iab_env import make_vector_env
-
-        return lambda n: make_vector_env("ns3", n, config=config)
-    raise ConfigError(f"--backend={backend!r}: expected 'fallback' or 'ns3'")
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend={backend!r}: expected one of {list(BACKENDS)}")
+    return lambda n: make_vector_env(backend, n, config=config)
 
 
 def rollout_backend(exp: Experiment, study: Study) -> Any:
@@ -264,7 +260,7 @@ def evaluate_policy(make_env: Callable[[int], Any], study: Study, exp: Experimen
             for episode in range(budget.adapt_episodes + 1):
                 for _ in range(study.config.dynamics.episode_frames):
                     if policy_name == "upper_bound":
-                        action = policy.act_on_core(env.core)
+                        action = policy.act_on_env(env)
                     else:
                         action = policy.act(obs, info["action_mask"])
                     obs, _, _, trunc, info = env.step(action)

@@ -2,8 +2,9 @@
 core with full knowledge of that frame's channel and traffic, best one kept.
 
 It is a per-frame (myopic) upper bound: at any state, no policy's frame objective exceeds the
-oracle's. It runs on the fallback only (it clones the simulator state) and only for small
-configurations, where enumeration is affordable.
+oracle's. It needs the contract's frame-replay capability (``env.frame_replay()``, offered by
+the fallback only: it clones the simulator state) and only runs on small configurations, where
+enumeration is affordable.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import itertools
 
 import numpy as np
 
+from bridge.contract import IABVectorEnvBase
 from bridge.fallback.core import BatchedIABCore
 from bridge.layout import half_duplex_conflicts
 
@@ -82,6 +84,11 @@ class ExhaustiveUpperBound:
 
     def reset(self, num_envs: int) -> None:
         return None
+
+    def act_on_env(self, env: IABVectorEnvBase) -> np.ndarray:
+        """The best allocation of every environment of ``env`` (a vector env whose backend
+        supports frame replay; others raise CapabilityUnavailable naming the backend)."""
+        return self.act_on_core(env.frame_replay())
 
     def act_on_core(self, core: BatchedIABCore) -> np.ndarray:
         check_oracle_size(core)

@@ -39,7 +39,7 @@ from agents.rollouts import (
     source_envs,
     task_slots,
 )
-from bridge.fallback.env import IABVectorEnv
+from bridge.contract import IABVectorEnvBase
 from bridge.layout import ObservationLayout
 from bridge.tasks import Task, TaskDistribution
 
@@ -159,7 +159,7 @@ class PPOAgent(Agent):
                            cqi_prior=self.config.cqi_prior)
 
     # ------------------------------------------------------------------ training
-    def learn(self, env: IABVectorEnv, total_env_steps: int, callback: Callback | None = None,
+    def learn(self, env: IABVectorEnvBase, total_env_steps: int, callback: Callback | None = None,
               cursor: EnvCursor | None = None, max_seconds: float | None = None
               ) -> dict[str, Any]:
         """CleanRL's loop on any vector environment of this layout, in this process:

@@ -23,14 +23,12 @@ from agents.rollouts.jobs import (
     to_rollout,
 )
 from bridge.config import ScenarioConfig
-from bridge.fallback.sharded import ShardWorkerError
-from bridge.ns3.connection import SimulatorError
-from bridge.protocol.errors import ProtocolError
+from bridge.contract.errors import EnvironmentFailure
 
 # Failures of an environment (a simulator process that died, hung or spoke garbage, a shard
 # worker that died), as opposed to bad input or a bug: the job is re-run on a fresh one.
-ENV_FAILURES: tuple[type[BaseException], ...] = (SimulatorError, ProtocolError,
-                                                 ConnectionError, ShardWorkerError)
+# Every backend's failure derives from the contract's one class.
+ENV_FAILURES: type[EnvironmentFailure] = EnvironmentFailure
 
 DEFAULT_ENVS_PER_JOB = 16
 

@@ -62,7 +62,7 @@ def bench_ns3_rollouts(workers: Sequence[int] = (1, 2), deployments: int = 4,
     cluster, and in this process (all environments side by side). Warm rounds continue each
     deployment in the process that ran its previous episodes (the workers keep them)."""
     from agents.rollouts.ray_pool import RayPool
-    from bridge.ns3.iab_env import make_vector_env
+    from bridge.contract import make_vector_env
 
     config = config or ScenarioConfig().replace(dynamics__episode_frames=100)
 

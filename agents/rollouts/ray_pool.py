@@ -29,6 +29,7 @@ from agents.rollouts.base import (
 from agents.rollouts.jobs import RolloutError, RolloutJob, RolloutStats, Trajectory
 from agents.rollouts.ray_worker import EnvSpec, RolloutWorker, WorkerEnvFailure, env_key
 from bridge.config import ConfigError, ScenarioConfig
+from bridge.contract import BACKENDS
 
 
 def import_ray() -> Any:
@@ -217,8 +218,8 @@ class RayPool:
         """A rollout backend whose jobs run on this pool's workers, on environments of
         ``config`` simulated by ``backend`` ("fallback" or "ns3", with ``ns3_options`` for
         :class:`bridge.ns3.iab_env.Ns3IABVectorEnv`)."""
-        if backend not in ("fallback", "ns3"):
-            raise ConfigError(f"backend={backend!r}: expected 'fallback' or 'ns3'")
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend={backend!r}: expected one of {list(BACKENDS)}")
         if ns3_options and backend != "ns3":
             raise ConfigError(f"ns3_options {sorted(ns3_options)} only apply to backend='ns3'")
         return RayRollouts(self, EnvSpec(backend, config.to_dict(), dict(ns3_options or {})),

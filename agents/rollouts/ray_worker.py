@@ -37,7 +37,7 @@ class EnvSpec:
         return int(self.config["dynamics"]["episode_frames"])
 
     def make(self, num_envs: int) -> Any:
-        from bridge.ns3.iab_env import make_vector_env
+        from bridge.contract import make_vector_env
 
         return make_vector_env(self.backend, num_envs,
                                config=ScenarioConfig.from_dict(self.config), **self.options)

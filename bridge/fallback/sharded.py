@@ -18,24 +18,20 @@ from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from bridge.config import ScenarioConfig
-from bridge.fallback.env import (
-    IABVectorEnv,
-    action_space,
-    as_config,
-    observation_space,
-    per_env_seeds,
-)
+from bridge.contract.deployments import per_env_seeds
+from bridge.contract.errors import EnvironmentFailure
+from bridge.contract.spaces import action_space, as_config, observation_space
+from bridge.fallback.env import IABVectorEnv
 from bridge.layout import ObservationLayout
 from bridge.tasks import Task, TaskDistribution
 
 _TIMEOUT_S = 120.0
 
 
-class ShardWorkerError(RuntimeError):
+class ShardWorkerError(EnvironmentFailure):
     """A shard worker died or did not answer in time."""
 
 
@@ -120,11 +116,8 @@ class ShardedIABVectorEnv(VectorEnv):
         self.layout = ObservationLayout.from_config(self.config)
         self.single_observation_space = observation_space(self.config)
         self.single_action_space = action_space(self.config)
-        bound = float(self.single_observation_space.high.flat[0])
-        self.observation_space = spaces.Box(-bound, bound, (self.num_envs, self.layout.size),
-                                            np.float32)
-        self.action_space = spaces.MultiDiscrete(
-            np.full((self.num_envs, self.layout.action_size), self.layout.n_choices))
+        self.observation_space = observation_space(self.config, self.num_envs)
+        self.action_space = action_space(self.config, self.num_envs)
         edges = np.linspace(0, self.num_envs, int(workers) + 1).round().astype(int)
         self._slices = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
         self._shm = shared_memory.SharedMemory(create=True,
@@ -151,8 +144,14 @@ class ShardedIABVectorEnv(VectorEnv):
     def _call(self, cmd: str, payloads: Sequence[Any]) -> list[Any]:
         if self._closed:
             raise RuntimeError("the environment is closed")
-        for conn, payload in zip(self._conns, payloads):
-            conn.send((cmd, payload))
+        for w, (conn, payload) in enumerate(zip(self._conns, payloads)):
+            try:
+                conn.send((cmd, payload))
+            except OSError as exc:  # BrokenPipeError: the worker is gone
+                proc = self._procs[w]
+                proc.join(1.0)
+                raise ShardWorkerError(f"shard worker {w} (pid {proc.pid}) is gone ({exc}); "
+                                       f"exit code {proc.exitcode}") from None
         out = []
         for w, (conn, proc) in enumerate(zip(self._conns, self._procs)):
             if not conn.poll(_TIMEOUT_S):

@@ -12,6 +12,7 @@ import zmq
 from google.protobuf.message import DecodeError
 from gymnasium import spaces
 
+from bridge.contract.errors import EnvironmentFailure
 from bridge.ns3.process import ScenarioProcess, format_exit_status
 from bridge.ns3.transport import PeerClosed, Transport, open_transport
 from bridge.protocol import ns3opengym_pb2 as pb
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 
-class SimulatorError(RuntimeError):
+class SimulatorError(EnvironmentFailure):
     """The scenario process failed; the message names it, its state and its stderr tail."""
 
 

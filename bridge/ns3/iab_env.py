@@ -1,11 +1,10 @@
-"""The IAB environment on the ns-3 backend (iab-scenario processes) and the backend factory.
+"""The IAB environment on the ns-3 backend: iab-scenario processes behind the env contract.
 
-:class:`Ns3IABEnv` and :class:`Ns3IABVectorEnv` have the same spaces, observation layout,
-``info["action_mask"]``, reward, per-step info keys and ``info["episode_metrics"]`` as
-:class:`bridge.fallback.env.IABEnv` / :class:`~bridge.fallback.env.IABVectorEnv`, and choose the
-deployment and the episode seeds in exactly the same way, so the same seeds give the same
-network, traffic, incumbents and mobility on both backends. Select the backend with
-:func:`make_env` / :func:`make_vector_env`.
+:class:`Ns3IABVectorEnv` implements :class:`bridge.contract.vector_env.IABVectorEnvBase` (the
+same spaces, deployments, episode seeds, autoreset and info keys as the fallback's), so the
+same seeds give the same network, traffic, incumbents and mobility on both backends; it does
+not support frame replay. Select the backend with :func:`bridge.contract.make_env` /
+:func:`bridge.contract.make_vector_env`.
 
 Each environment owns one ``iab-scenario`` process per deployment (launched directly, no
 shell, through :class:`bridge.ns3.connection.OpenGymConnection`); the deployment travels as a
@@ -36,42 +35,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
-from gymnasium.vector import AutoresetMode, VectorEnv
 
 from bridge.config import ScenarioConfig
-from bridge.fallback.env import (
-    Deployments,
-    IABEnv,
-    IABVectorEnv,
-    PinnedDeployments,
-    action_space,
-    as_config,
-    first_seed,
-    observation_space,
-)
+from bridge.contract.single_env import IABSingleEnv
+from bridge.contract.vector_env import STEP_COUNTERS, BackendStep, IABVectorEnvBase
 from bridge.instance import ScenarioInstance
-from bridge.layout import ObservationLayout, validate_action
 from bridge.metrics import episode_metrics
 from bridge.ns3.connection import EnvState, OpenGymConnection, wait_all
-from bridge.tasks import Task, TaskDistribution
+from bridge.tasks import TaskDistribution
 
-__all__ = [
-    "BACKENDS",
-    "Ns3IABEnv",
-    "Ns3IABVectorEnv",
-    "make_env",
-    "make_vector_env",
-]
+__all__ = ["Ns3IABEnv", "Ns3IABVectorEnv"]
 
-BACKENDS = ("fallback", "ns3")
 SCENARIO_NAME = "iab-scenario"
 _CHUNK_BITS = 21
 _CHUNK_MASK = (1 << _CHUNK_BITS) - 1
-_STEP_COUNTERS = ("delivered_bytes", "dropped_bytes", "sinr_violations", "half_duplex_conflicts",
-                  "invalid_actions", "incumbent_collisions")
 
 
 def _default_binary() -> Path:
@@ -132,12 +110,12 @@ class _Session:
             self.instance_path.unlink(missing_ok=True)
 
 
-class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
+class Ns3IABVectorEnv(IABVectorEnvBase):
     """N IAB networks, each simulated by its own ns-3 process, stepped concurrently.
 
-    Same constructor arguments, deployment rules (``task_split``, :meth:`set_tasks`,
-    ``new_deployment_each_episode``), seeding, next-step autoreset and info keys as
-    :class:`bridge.fallback.env.IABVectorEnv`. Extra keyword arguments: ``binary`` (default:
+    The contract's constructor arguments, deployment rules (``task_split``, :meth:`set_tasks`,
+    ``new_deployment_each_episode``), seeding, next-step autoreset and info keys. Extra
+    keyword arguments: ``binary`` (default:
     the built ``iab-scenario``), ``endpoint`` (``"tcp"`` or ``"ipc"``), ``connect_timeout_s``,
     ``step_timeout_s`` and ``scenario_args`` (e.g. ns-3 attribute flags such as
     ``--ns3::IabLinkGainModel::SubbandsPerChannel=2``).
@@ -146,7 +124,7 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
     array-gain self-test) only on the steps where a process was started.
     """
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    backend = "ns3"
 
     def __init__(self, num_envs: int = 1, config: ScenarioConfig | dict | str | None = None,
                  task_split: str | None = None, tasks: TaskDistribution | None = None,
@@ -154,19 +132,7 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
                  binary: str | os.PathLike[str] | None = None, endpoint: str = "tcp",
                  connect_timeout_s: float = 60.0, step_timeout_s: float = 300.0,
                  scenario_args: Sequence[str] = ()) -> None:
-        if int(num_envs) < 1:
-            raise ValueError(f"num_envs={num_envs!r}: expected an integer >= 1")
-        self.config = as_config(config)
-        self.num_envs = int(num_envs)
-        self.layout = ObservationLayout.from_config(self.config)
-        self.single_observation_space = observation_space(self.config)
-        self.single_action_space = action_space(self.config)
-        self.observation_space = spaces.Box(-np.inf, np.inf,
-                                            shape=(self.num_envs, self.layout.size),
-                                            dtype=np.float32)
-        self.action_space = spaces.MultiDiscrete(
-            np.full((self.num_envs, self.layout.action_size), self.layout.n_choices,
-                    dtype=np.int64))
+        super().__init__(num_envs, config, task_split, tasks, new_deployment_each_episode)
         self.binary = Path(binary) if binary is not None else _default_binary()
         self._launch_options: dict[str, Any] = {
             "endpoint": endpoint,
@@ -175,13 +141,8 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
             "spin_s": 0.0002 if self.num_envs == 1 else 0.0,
         }
         self.scenario_args = list(scenario_args)
-        self._deploy = Deployments(self.config, self.num_envs, task_split, tasks,
-                                    new_deployment_each_episode)
         self._sessions: list[_Session | None] = [None] * self.num_envs
         self._forward = [0] * self.num_envs  # episodes a fresh process must still skip
-        self._instances: list[ScenarioInstance] = []
-        self._needs_reset = np.zeros(self.num_envs, dtype=bool)
-        self._started = False
         self._obs = np.zeros((self.num_envs, self.layout.size), dtype=np.float32)
         self._mask = np.zeros((self.num_envs, self.layout.action_size, self.layout.n_choices),
                               dtype=bool)
@@ -203,7 +164,7 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
         it just ran episode k-1 of the same lineage, else start one at episode 0 (to be
         fast-forwarded to k by :meth:`_fast_forward`). The initial state is then awaited by
         :meth:`_collect`."""
-        base, episode = self._deploy.base_seed[i], self._deploy.episode[i]
+        base, episode = self._deploy.base_seed(i), self._deploy.episode(i)
         session = self._sessions[i]
         alive = session is not None and session.conn.process is not None \
             and session.conn.process.is_alive()
@@ -275,14 +236,13 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
             session.startup = info["startup"]
         return info
 
-    # -------------------------------------------------------------- gym API
-    def reset(self, *, seed: int | Sequence[int] | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=first_seed(seed))
+    # -------------------------------------------------------------- contract hooks
+    def _reset_backend(self, deployments_changed: bool
+                       ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         if self.closed:
             raise RuntimeError("reset() on a closed Ns3IABVectorEnv")
-        if self._deploy.on_reset(seed, options, started=self._started) or not self._instances:
-            self._instances = [self._deploy.instance(i) for i in range(self.num_envs)]
+        if deployments_changed:
+            self._instances = self._deploy.instances()
         for i in range(self.num_envs):
             session = self._sessions[i]
             if session is not None and not session.at_episode_end:
@@ -296,32 +256,21 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
         for i, state in forwarded.items():
             states[i] = state
             self._absorb(i, state)
-        self._started = True
-        self._needs_reset[:] = False
-        infos: dict[str, Any] = {"action_mask": self._mask.copy()}
+        extra: dict[str, Any] = {}
         if any(s is not None for s in startup):
-            infos["startup"] = np.array(startup, dtype=object)
-        return self._obs.copy(), infos
+            extra["startup"] = np.array(startup, dtype=object)
+        return self._obs.copy(), self._mask.copy(), extra
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                  np.ndarray, dict[str, Any]]:
-        if not self._started or self.closed:
-            raise RuntimeError("call reset() before step()")
+    def _step_backend(self, actions: np.ndarray, resetting: np.ndarray) -> BackendStep:
         N, B, K = self.num_envs, self.layout.n_bs, self.layout.n_channels
-        resetting = self._needs_reset.copy()
-        actions = np.asarray(actions)
-        if resetting.any() and actions.ndim == 2:
-            actions = np.where(resetting[:, None], 0, actions)
-        batch = validate_action(actions, self.layout, batch=N)
         for i in np.flatnonzero(resetting):
-            self._deploy.episode[i] += 1
             if self._deploy.new_each_episode:
                 self._instances[i] = self._deploy.instance(int(i))
             self._begin_episode(int(i), self._instances[i])
         for i in np.flatnonzero(~resetting):
             session = self._sessions[i]
             assert session is not None
-            session.send_action(batch[i])
+            session.send_action(actions[i])
         states = self._collect(range(N))
         # an autoreset continues its process; only one that had died must fast-forward
         forwarded = {i: states[i] for i in range(N) if self._forward[i] > 0}
@@ -330,13 +279,12 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
         states.update(forwarded)
 
         reward = np.zeros(N, dtype=np.float64)
-        terminated = np.zeros(N, dtype=bool)
         truncated = np.zeros(N, dtype=bool)
         infos: dict[str, Any] = {
             "sinr_db": np.full((N, B, K), -np.inf),
             "allocation": np.full((N, B, K), -1, dtype=np.int64),
         }
-        for key in _STEP_COUNTERS:
+        for key in STEP_COUNTERS:
             infos[key] = np.zeros(N, dtype=np.int64)
         acc_rows: list[dict[str, Any] | None] = [None] * N
         startup: list[Any] = [None] * N
@@ -350,18 +298,15 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
             sinr = np.array([-np.inf if v is None else v for v in info["sinr_db"]])
             infos["sinr_db"][i] = sinr.reshape(B, K)
             infos["allocation"][i] = np.asarray(info["allocation"]).reshape(B, K)
-            for key in _STEP_COUNTERS:
+            for key in STEP_COUNTERS:
                 infos[key][i] = info[key]
             if states[i].game_over:
                 acc_rows[i] = info["episode"]
-        if truncated.any():
-            infos["episode_metrics"] = self._episode_metrics(acc_rows)
-            infos["_episode_metrics"] = truncated.copy()
         if any(s is not None for s in startup):
             infos["startup"] = np.array(startup, dtype=object)
-        self._needs_reset = truncated | terminated
-        infos["action_mask"] = self._mask.copy()
-        return self._obs.copy(), reward, terminated, truncated, infos
+        metrics = self._episode_metrics(acc_rows) if truncated.any() else None
+        return BackendStep(self._obs.copy(), self._mask.copy(), reward, truncated, infos,
+                           metrics)
 
     def _episode_metrics(self, rows: list[dict[str, Any] | None]) -> dict[str, np.ndarray]:
         """bridge.metrics.episode_metrics over the scenarios' accumulators (zeros elsewhere)."""
@@ -389,9 +334,8 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
         out["episode_return"] = returns
         return out
 
-    def close_extras(self, **kwargs: Any) -> None:
+    def _close_backend(self) -> None:
         self._close_sessions()
-        self._started = False
 
     def __del__(self) -> None:
         try:
@@ -400,96 +344,16 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
             pass
 
 
-class Ns3IABEnv(gym.Env):
+class Ns3IABEnv(IABSingleEnv):
     """One IAB network on the ns-3 backend (``gymnasium.Env``): the vector env with N = 1.
 
-    Same API as :class:`bridge.fallback.env.IABEnv`; extra keyword arguments as
-    :class:`Ns3IABVectorEnv`.
+    The contract's single-env API; extra keyword arguments as :class:`Ns3IABVectorEnv`.
     """
 
-    metadata = {"render_modes": []}
-
-    def __init__(self, config: ScenarioConfig | dict | str | None = None,
-                 task_split: str | None = None, tasks: TaskDistribution | None = None,
-                 new_deployment_each_episode: bool = False, **ns3_options: Any) -> None:
-        self.config = as_config(config)
-        self._vec = Ns3IABVectorEnv(1, self.config, task_split, tasks,
-                                    new_deployment_each_episode, **ns3_options)
-        self.layout = self._vec.layout
-        self.observation_space = self._vec.single_observation_space
-        self.action_space = self._vec.single_action_space
-        self._done = False
-        self._started = False
-
-    @property
-    def instance(self) -> ScenarioInstance:
-        return self._vec.instances[0]
+    vector_class = Ns3IABVectorEnv
 
     @property
     def startup(self) -> dict[str, Any]:
         """Start-up report of the current process (beam convention, self-test gains)."""
         session = self._vec._sessions[0]  # noqa: SLF001
         return dict(session.startup) if session is not None else {}
-
-    def set_task(self, task: Task | None, instance_seed: int) -> None:
-        self._vec.set_tasks([task], [instance_seed])
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        obs, info = self._vec.reset(seed=seed, options=options)
-        self._done = False
-        self._started = True
-        return obs[0], {"action_mask": info["action_mask"][0]}
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
-        if self._done:
-            raise RuntimeError("the episode has ended: call reset() before step()")
-        batch = validate_action(action, self.layout)
-        obs, reward, term, trunc, infos = self._vec.step(batch)
-        info: dict[str, Any] = {k: v[0] for k, v in infos.items()
-                                if isinstance(v, np.ndarray) and v.dtype != object
-                                and not k.startswith("_")}
-        if "episode_metrics" in infos:
-            info["episode_metrics"] = {k: float(v[0])
-                                       for k, v in infos["episode_metrics"].items()}
-        self._done = bool(term[0] or trunc[0])
-        return obs[0], float(reward[0]), bool(term[0]), bool(trunc[0]), info
-
-    def close(self) -> None:
-        self._vec.close()
-        super().close()
-
-
-def make_env(backend: str = "fallback", config: ScenarioConfig | dict | str | None = None,
-             task_split: str | None = None, tasks: TaskDistribution | None = None,
-             new_deployment_each_episode: bool = False, **ns3_options: Any
-             ) -> IABEnv | Ns3IABEnv:
-    """One IAB environment on ``backend`` ("fallback" or "ns3"); ``ns3_options`` go to
-    :class:`Ns3IABEnv` (binary, endpoint, timeouts, scenario_args)."""
-    if backend == "fallback":
-        if ns3_options:
-            raise ValueError(f"options {sorted(ns3_options)} only apply to backend='ns3'")
-        return IABEnv(config, task_split, tasks, new_deployment_each_episode)
-    if backend == "ns3":
-        return Ns3IABEnv(config, task_split, tasks, new_deployment_each_episode, **ns3_options)
-    raise ValueError(f"backend={backend!r}: expected one of {list(BACKENDS)}")
-
-
-def make_vector_env(backend: str = "fallback", num_envs: int = 1,
-                    config: ScenarioConfig | dict | str | None = None,
-                    task_split: str | None = None, tasks: TaskDistribution | None = None,
-                    new_deployment_each_episode: bool = False, **ns3_options: Any
-                    ) -> IABVectorEnv | Ns3IABVectorEnv:
-    """``num_envs`` IAB environments on ``backend``: the batched numpy core ("fallback") or
-    one ns-3 process per environment, stepped concurrently ("ns3")."""
-    if backend == "fallback":
-        if ns3_options:
-            raise ValueError(f"options {sorted(ns3_options)} only apply to backend='ns3'")
-        return IABVectorEnv(num_envs, config, task_split, tasks, new_deployment_each_episode)
-    if backend == "ns3":
-        return Ns3IABVectorEnv(num_envs, config, task_split, tasks, new_deployment_each_episode,
-                               **ns3_options)
-    raise ValueError(f"backend={backend!r}: expected one of {list(BACKENDS)}")

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import zmq
 
+from bridge.contract.errors import EnvironmentFailure
 from bridge.protocol.errors import ProtocolError
 
 __all__ = [
@@ -55,7 +56,7 @@ _IPC_DIR: Path | None = None
 _IPC_COUNTER = itertools.count()
 
 
-class PeerClosed(ConnectionError):
+class PeerClosed(EnvironmentFailure, ConnectionError):
     """The scenario closed its end of the connection (it exited or gave up)."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bridge.contract.errors import EnvironmentFailure
 
-class ProtocolError(RuntimeError):
+
+class ProtocolError(EnvironmentFailure):
     """A message from the peer is malformed or out of sequence.
 
     The message names what was expected and what arrived, e.g. ``expected Any of type

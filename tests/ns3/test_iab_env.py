@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from bridge.config import ScenarioConfig
+from bridge.contract import make_env, make_vector_env
 from bridge.fallback.env import IABEnv, IABVectorEnv
 from bridge.ns3.build import scenario_binary
 from bridge.ns3.iab_bench import largest_backlog
-from bridge.ns3.iab_env import Ns3IABEnv, Ns3IABVectorEnv, make_env, make_vector_env
+from bridge.ns3.iab_env import Ns3IABEnv, Ns3IABVectorEnv
 
 
 def wait_gone(pid: int, timeout_s: float = 5.0) -> bool:

@@ -7,7 +7,7 @@ import pytest
 
 from agents.rollouts import LocalRollouts, RolloutError
 from bridge.config import ScenarioConfig
-from bridge.ns3.iab_env import make_vector_env
+from bridge.contract import make_vector_env
 from tests.rollout_checks import BROKEN_NS3_ARGS, mixed_jobs
 
 pytestmark = pytest.mark.ns3

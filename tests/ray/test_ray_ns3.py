@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from agents.rollouts import LocalRollouts
-from bridge.ns3.iab_env import make_vector_env
+from bridge.contract import make_vector_env
 from tests.ray.conftest import alive, children, process_name, wait_for
 from tests.rollout_checks import BROKEN_NS3_ARGS, assert_same_trajectory, mixed_jobs
 
