@@ -396,6 +396,20 @@ class OpenGymConnection:
         self._owe_reply = False
         self.deadline = time.monotonic() + self.step_timeout_s
 
+    def send_continue(self, episode_seed: int) -> None:
+        """Answer the pending game-over EnvStateMsg with ``continueEpisode`` (our extension,
+        see ns3opengym.proto): the scenario starts episode ``episode_seed`` in this process and
+        its next EnvStateMsg is that episode's first state."""
+        if not self._owe_reply:
+            raise RuntimeError(
+                f"connection on {self.endpoint}: no EnvStateMsg is waiting for an answer"
+            )
+        msg = pb.EnvActMsg()
+        msg.continueEpisode.episodeSeed = int(episode_seed)
+        self.transport.send(msg.SerializeToString())
+        self._owe_reply = False
+        self.deadline = time.monotonic() + self.step_timeout_s
+
     def send_stop(self) -> None:
         """Answer the pending EnvStateMsg with stopSimReq=true; the scenario then exits."""
         if not self._owe_reply:

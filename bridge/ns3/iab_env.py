@@ -10,7 +10,7 @@ Each environment owns one ``iab-scenario`` process per deployment (launched dire
 shell, through :class:`bridge.ns3.connection.OpenGymConnection`); the deployment travels as a
 temporary JSON file (``--instance``), the episode seed as ``--simSeed``. When an episode ends
 and the next one keeps the deployment, the process is not restarted: the reply to its
-game-over state asks for a new episode (``[-1, seed chunks...]``, see
+game-over state asks for a new episode (the EnvActMsg field ``continueEpisode``, see
 ``ns3_scenarios/iab/model/iab-gym-env.h``), which keeps the generated 3GPP channels (several
 seconds of set-up per deployment).
 
@@ -48,8 +48,6 @@ from bridge.tasks import TaskDistribution
 __all__ = ["Ns3IABEnv", "Ns3IABVectorEnv"]
 
 SCENARIO_NAME = "iab-scenario"
-_CHUNK_BITS = 21
-_CHUNK_MASK = (1 << _CHUNK_BITS) - 1
 
 
 def _default_binary() -> Path:
@@ -89,14 +87,10 @@ class _Session:
     def send_action(self, action: np.ndarray) -> None:
         self.conn.send_action(action.astype(np.int32, copy=False), validate=False)
 
-    def send_continue(self, episode_seed: int, action_size: int) -> None:
+    def send_continue(self, episode_seed: int) -> None:
         """Answer the game-over state: start episode ``episode_seed`` in this process."""
-        command = np.zeros(action_size, dtype=np.int32)
-        command[0] = -1
-        for i in range(3):
-            command[1 + i] = (int(episode_seed) >> (_CHUNK_BITS * i)) & _CHUNK_MASK
         self.episode_seed = int(episode_seed)
-        self.conn.send_action(command, validate=False)
+        self.conn.send_continue(self.episode_seed)
         self.at_episode_end = False
 
     def close(self) -> None:
@@ -171,7 +165,7 @@ class Ns3IABVectorEnv(IABVectorEnvBase):
         if (session is not None and alive and session.at_episode_end
                 and session.instance_dict == instance.to_dict()
                 and session.base_seed == base and session.episode == episode - 1):
-            session.send_continue(self._deploy.episode_seed(i), self.layout.action_size)
+            session.send_continue(self._deploy.episode_seed(i))
             session.episode = episode
             self._forward[i] = 0
             return
@@ -201,8 +195,7 @@ class Ns3IABVectorEnv(IABVectorEnvBase):
                 if states[i].game_over:
                     session.episode += 1
                     self._forward[i] -= 1
-                    session.send_continue(self._deploy.episode_seed(i, session.episode),
-                                          self.layout.action_size)
+                    session.send_continue(self._deploy.episode_seed(i, session.episode))
                 else:
                     session.send_action(idle)
             states.update(self._collect(pending))

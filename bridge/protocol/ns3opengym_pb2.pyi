@@ -182,9 +182,17 @@ class EnvStateMsg(_message.Message):
     def __init__(self, obsData: _Optional[_Union[DataContainer, _Mapping]] = ..., reward: _Optional[float] = ..., isGameOver: _Optional[bool] = ..., reason: _Optional[_Union[EnvStateMsg.Reason, str]] = ..., info: _Optional[str] = ...) -> None: ...
 
 class EnvActMsg(_message.Message):
-    __slots__ = ("actData", "stopSimReq")
+    __slots__ = ("actData", "stopSimReq", "continueEpisode")
     ACTDATA_FIELD_NUMBER: _ClassVar[int]
     STOPSIMREQ_FIELD_NUMBER: _ClassVar[int]
+    CONTINUEEPISODE_FIELD_NUMBER: _ClassVar[int]
     actData: DataContainer
     stopSimReq: bool
-    def __init__(self, actData: _Optional[_Union[DataContainer, _Mapping]] = ..., stopSimReq: _Optional[bool] = ...) -> None: ...
+    continueEpisode: ContinueEpisode
+    def __init__(self, actData: _Optional[_Union[DataContainer, _Mapping]] = ..., stopSimReq: _Optional[bool] = ..., continueEpisode: _Optional[_Union[ContinueEpisode, _Mapping]] = ...) -> None: ...
+
+class ContinueEpisode(_message.Message):
+    __slots__ = ("episodeSeed",)
+    EPISODESEED_FIELD_NUMBER: _ClassVar[int]
+    episodeSeed: int
+    def __init__(self, episodeSeed: _Optional[int] = ...) -> None: ...

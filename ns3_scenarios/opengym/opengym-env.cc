@@ -52,6 +52,13 @@ OpenGymEnv::SetOpenGymInterface(Ptr<OpenGymInterface> openGymInterface)
     openGymInterface->SetGetRewardCb(MakeCallback(&OpenGymEnv::GetReward, this));
     openGymInterface->SetGetExtraInfoCb(MakeCallback(&OpenGymEnv::GetExtraInfo, this));
     openGymInterface->SetExecuteActionsCb(MakeCallback(&OpenGymEnv::ExecuteActions, this));
+    openGymInterface->SetContinueEpisodeCb(MakeCallback(&OpenGymEnv::ContinueEpisode, this));
+}
+
+bool
+OpenGymEnv::ContinueEpisode(uint64_t /* episodeSeed */)
+{
+    return false;
 }
 
 Ptr<OpenGymInterface>

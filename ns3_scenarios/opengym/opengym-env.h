@@ -32,6 +32,10 @@ class OpenGymEnv : public Object
     virtual float GetReward() = 0;
     virtual std::string GetExtraInfo() = 0;
     virtual bool ExecuteActions(Ptr<OpenGymDataContainer> action) = 0;
+    /// Answer to EnvActMsg.continueEpisode (our extension): start a new episode with this
+    /// seed, the next state being its first. Default: unsupported (false; the interface
+    /// then exits with a protocol error).
+    virtual bool ContinueEpisode(uint64_t episodeSeed);
 
     /// Register this environment's hooks as the interface's callbacks.
     void SetOpenGymInterface(Ptr<OpenGymInterface> openGymInterface);

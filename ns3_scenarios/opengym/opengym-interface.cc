@@ -161,6 +161,12 @@ OpenGymInterface::SetExecuteActionsCb(Callback<bool, Ptr<OpenGymDataContainer>> 
     m_executeActionsCb = cb;
 }
 
+void
+OpenGymInterface::SetContinueEpisodeCb(Callback<bool, uint64_t> cb)
+{
+    m_continueEpisodeCb = cb;
+}
+
 bool
 OpenGymInterface::IsInitialized() const
 {
@@ -334,9 +340,21 @@ OpenGymInterface::NotifyCurrentState()
         Simulator::Stop();
         return;
     }
+    if (act.has_continueepisode())
+    {
+        const uint64_t seed = act.continueepisode().episodeseed();
+        if (m_continueEpisodeCb.IsNull() || !m_continueEpisodeCb(seed))
+        {
+            Fail(OPENGYM_EXIT_PROTOCOL_ERROR,
+                 "EnvActMsg.continueEpisode (episode seed " + std::to_string(seed) +
+                     ") is not supported by this scenario in this state");
+        }
+        return;
+    }
     if (!act.has_actdata())
     {
-        Fail(OPENGYM_EXIT_PROTOCOL_ERROR, "EnvActMsg has no actData and no stopSimReq");
+        Fail(OPENGYM_EXIT_PROTOCOL_ERROR,
+             "EnvActMsg has no actData, no stopSimReq and no continueEpisode");
     }
     std::string error;
     Ptr<OpenGymDataContainer> action =

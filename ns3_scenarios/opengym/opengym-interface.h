@@ -66,6 +66,7 @@ class OpenGymInterface : public Object
     void SetGetRewardCb(Callback<float> cb);
     void SetGetExtraInfoCb(Callback<std::string> cb);
     void SetExecuteActionsCb(Callback<bool, Ptr<OpenGymDataContainer>> cb);
+    void SetContinueEpisodeCb(Callback<bool, uint64_t> cb);
 
     /// Connect and do the handshake (called by the first NotifyCurrentState if not before).
     void Init();
@@ -111,6 +112,7 @@ class OpenGymInterface : public Object
     Callback<float> m_rewardCb;
     Callback<std::string> m_extraInfoCb;
     Callback<bool, Ptr<OpenGymDataContainer>> m_executeActionsCb;
+    Callback<bool, uint64_t> m_continueEpisodeCb;
 };
 
 /**

@@ -176,15 +176,7 @@ IabGymEnv::ExecuteActions(Ptr<OpenGymDataContainer> action)
     const std::vector<int32_t>& data = box->GetData();
     if (m_network->IsEpisodeOver())
     {
-        if (data.size() >= 4 && data[0] == -1)
-        {
-            m_continue = true;
-            m_nextSeed = static_cast<int64_t>(static_cast<uint64_t>(data[1]) |
-                                              (static_cast<uint64_t>(data[2]) << 21) |
-                                              (static_cast<uint64_t>(data[3]) << 42));
-            return true;
-        }
-        NS_LOG_WARN("an action after the end of the episode that is not a continuation");
+        NS_LOG_WARN("an action after the end of the episode (expected continueEpisode or stop)");
         return false;
     }
     if (data.size() != m_network->GetActionSize())
@@ -196,6 +188,19 @@ IabGymEnv::ExecuteActions(Ptr<OpenGymDataContainer> action)
     }
     m_action = data;
     m_actionValid = true;
+    return true;
+}
+
+bool
+IabGymEnv::ContinueEpisode(uint64_t episodeSeed)
+{
+    if (!m_network->IsEpisodeOver())
+    {
+        NS_LOG_WARN("continueEpisode in the middle of an episode");
+        return false;
+    }
+    m_continue = true;
+    m_nextSeed = static_cast<int64_t>(episodeSeed);
     return true;
 }
 

@@ -28,9 +28,11 @@ namespace ns3
  * (isGameOver, reason GameOver), "episode" = accumulators and metrics.
  *
  * Episode continuation (an extension; ns3-gym clients never use it): a reply to the game-over
- * state with stopSimReq=false and the action [-1, s0, s1, s2] starts a new episode of the same
- * deployment in the same process with episode seed s0 | s1 << 21 | s2 << 42 (21-bit chunks),
- * keeping the already generated channels; the next state is its initial state.
+ * state with the EnvActMsg field continueEpisode (episodeSeed) instead of an action starts a
+ * new episode of the same deployment in the same process with that episode seed, keeping the
+ * already generated channels; the next state is its initial state. It is a field of its own,
+ * not an action value, so it works for every action size (one entry with max_iab=0 and
+ * n_channels=1).
  */
 class IabGymEnv : public OpenGymEnv
 {
@@ -52,6 +54,7 @@ class IabGymEnv : public OpenGymEnv
     float GetReward() override;
     std::string GetExtraInfo() override;
     bool ExecuteActions(Ptr<OpenGymDataContainer> action) override;
+    bool ContinueEpisode(uint64_t episodeSeed) override;
 
   protected:
     void DoDispose() override;
