@@ -14,8 +14,8 @@ class EnvironmentFailure(RuntimeError):
     """
 
 
-class CapabilityUnavailable(EnvironmentFailure, NotImplementedError):
+class CapabilityUnavailable(NotImplementedError):
     """The backend does not offer an optional capability of the contract (e.g. frame replay
     for the exhaustive upper bound on ns-3); the message names the backend and the capability.
-    It is also a ``NotImplementedError``: retrying on a fresh environment cannot help, so
-    callers should check ``supports_frame_replay`` instead of catching it."""
+    Deliberately not an :class:`EnvironmentFailure`: a fresh environment of the same backend
+    would lack it too, so rollouts must not retry; callers check ``supports_frame_replay``."""

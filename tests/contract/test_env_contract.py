@@ -301,8 +301,10 @@ def test_backend_selector() -> None:
 
 def test_one_error_hierarchy() -> None:
     for cls in (SimulatorError, SimulatorDied, SimulatorTimeout, ProtocolError, PeerClosed,
-                ShardWorkerError, CapabilityUnavailable):
+                ShardWorkerError):
         assert issubclass(cls, EnvironmentFailure), cls
+    # retrying on a fresh environment cannot give a backend a capability it lacks
+    assert not issubclass(CapabilityUnavailable, EnvironmentFailure)
     assert issubclass(PeerClosed, ConnectionError)  # still what transports raise
     from agents.rollouts import ENV_FAILURES
 
