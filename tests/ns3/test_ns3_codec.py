@@ -230,3 +230,31 @@ def test_malformed_spaces_raise_protocol_error() -> None:
     pack_any(zero.space, pb.DiscreteSpace(n=0))
     with pytest.raises(ProtocolError, match="n=0, expected n >= 1"):
         proto_to_space(zero)
+
+
+def test_continue_episode_is_a_field_ns3gym_peers_skip() -> None:
+    """EnvActMsg.continueEpisode (our extension, field 16) parses under ns3-gym's own
+    EnvActMsg (fields 1 and 2 only) as a message with no action and no stop request, and our
+    messages without it are byte-identical to ns3-gym's."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    legacy = descriptor_pb2.FileDescriptorProto(name="legacy_ns3gym.proto", package="legacy")
+    msg = legacy.message_type.add(name="EnvActMsg")
+    msg.field.add(name="actData", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
+                  label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    msg.field.add(name="stopSimReq", number=2,
+                  type=descriptor_pb2.FieldDescriptorProto.TYPE_BOOL,
+                  label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(legacy)
+    LegacyAct = message_factory.GetMessageClass(pool.FindMessageTypeByName("legacy.EnvActMsg"))
+
+    ours = pb.EnvActMsg()
+    ours.continueEpisode.episodeSeed = (1 << 62) - 5
+    theirs = LegacyAct.FromString(ours.SerializeToString())
+    assert theirs.actData == b"" and theirs.stopSimReq is False
+    assert pb.EnvActMsg.FromString(ours.SerializeToString()).continueEpisode.episodeSeed == \
+        (1 << 62) - 5
+    stop = pb.EnvActMsg(stopSimReq=True)
+    assert not stop.HasField("continueEpisode")
+    assert LegacyAct(stopSimReq=True).SerializeToString() == stop.SerializeToString()
