@@ -16,6 +16,8 @@
 #include "ns3/string.h"
 #include "ns3/uinteger.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -28,6 +30,17 @@ NS_LOG_COMPONENT_DEFINE("IabLinkGainModel");
 NS_OBJECT_ENSURE_REGISTERED(IabChannelConditionModel);
 NS_OBJECT_ENSURE_REGISTERED(IabLinkGainModel);
 NS_OBJECT_ENSURE_REGISTERED(IabSpectrumPropagationLossModel);
+
+double
+UmiLosProbability(double d2dM)
+{
+    const double d = std::max(d2dM, 1e-9);
+    if (d <= 18.0)
+    {
+        return 1.0;
+    }
+    return 18.0 / d + std::exp(-d / 36.0) * (1.0 - 18.0 / d);
+}
 
 // ---- IabChannelConditionModel ----------------------------------------------------------------
 
@@ -657,7 +670,62 @@ IabLinkGainModel::LossDb(uint32_t bs, uint32_t rxLink)
         m_clampMobility->SetPosition(Vector(t.x + ux * target, t.y + uy * target, r.z));
         rx = m_clampMobility;
     }
-    return -m_pathLoss->CalcRxPower(0.0, tx, rx);
+    return PathLossDb(m_pathLoss, tx, rx);
+}
+
+double
+IabLinkGainModel::PathLossDb(Ptr<ThreeGppPropagationLossModel> model,
+                             Ptr<MobilityModel> bs,
+                             Ptr<MobilityModel> rx)
+{
+    return -model->CalcRxPower(0.0, rx, bs);
+}
+
+std::string
+IabLinkGainModel::GetPathLossReportJson() const
+{
+    // a separate model without shadowing, its LOS state set per row
+    auto condition = CreateObject<IabChannelConditionModel>();
+    auto model = CreateObject<ThreeGppUmiStreetCanyonPropagationLossModel>();
+    model->SetAttribute("Frequency", DoubleValue(m_inst.carrierGhz * 1e9));
+    model->SetAttribute("ShadowingEnabled", BooleanValue(false));
+    model->SetAttribute("BuildingPenetrationLossesEnabled", BooleanValue(false));
+    model->SetChannelConditionModel(condition);
+    nlohmann::json rows = nlohmann::json::array();
+    for (uint32_t b = 0; b < m_bsNodes.GetN(); ++b)
+    {
+        for (uint32_t r = 0; r < m_nLinks; ++r)
+        {
+            if (m_linkParent[r] < 0 || (r < m_maxIab && b == r + 1))
+            {
+                continue;
+            }
+            Ptr<MobilityModel> tx = BsMobility(b);
+            Ptr<MobilityModel> rx = ReceiverMobility(r);
+            const Vector t = tx->GetPosition();
+            const Vector p = rx->GetPosition();
+            const uint32_t txNode = m_bsNodes.Get(b)->GetId();
+            const uint32_t rxNode = rx->GetObject<Node>()->GetId();
+            double lossDb[2];
+            for (int los = 0; los < 2; ++los)
+            {
+                condition->SetLos(txNode, rxNode, los == 1);
+                lossDb[los] = PathLossDb(model, tx, rx);
+            }
+            const double d2d = std::hypot(p.x - t.x, p.y - t.y);
+            rows.push_back({{"bs", b},
+                            {"link", r},
+                            {"d2d_m", d2d},
+                            {"h_bs_m", t.z},
+                            {"h_rx_m", p.z},
+                            {"los_probability", UmiLosProbability(d2d)},
+                            {"loss_los_db", lossDb[1]},
+                            {"loss_nlos_db", lossDb[0]}});
+        }
+    }
+    condition->Dispose();
+    model->Dispose();
+    return rows.dump();
 }
 
 Ptr<ThreeGppSpectrumPropagationLossModel>

@@ -26,6 +26,9 @@
 namespace ns3
 {
 
+/// LOS probability of TR 38.901 Table 7.4.2-1, UMi street canyon (as the numpy twin's).
+double UmiLosProbability(double d2dM);
+
 /**
  * LOS/NLOS state of every node pair, set from outside (the IAB network draws it with the
  * fallback's counter-based hash, so both backends see the same LOS states). Pairs never set
@@ -158,6 +161,14 @@ class IabLinkGainModel : public Object
     /// Wall-clock seconds spent in geometry updates and in per-frame signal refreshes.
     std::pair<double, double> GetComputeSeconds() const;
 
+    /**
+     * Diagnostic (iab-scenario --pathLossReport): for every (base station, link receiver)
+     * pair at the current positions, the 2D distance, both heights, the LOS probability and
+     * the path loss (dB, no shadowing) in LOS and in NLOS, through the same call as the
+     * simulation's (PathLossDb). A JSON array of objects; cheap (no 3GPP channel generation).
+     */
+    std::string GetPathLossReportJson() const;
+
   protected:
     void DoDispose() override;
 
@@ -173,8 +184,18 @@ class IabLinkGainModel : public Object
     Ptr<MobilityModel> ReceiverMobility(uint32_t link) const;
     Ptr<UniformPlanarArray> ReceiverArray(uint32_t link) const;
     Ptr<MobilityModel> BsMobility(uint32_t bs) const;
-    /// Path loss (+ shadowing in statistical mode), dB, the 2D distance clamped to [10 m, 5 km].
+    /// Path loss (+ shadowing in statistical mode), dB, the 2D distance clamped to [10 m, 5 km]
+    /// in deterministic mode.
     double LossDb(uint32_t bs, uint32_t rxLink);
+    /**
+     * -CalcRxPower of @p model between a base station and a receiver, receiver first: ns-3
+     * 3.44's ThreeGppUmiStreetCanyonPropagationLossModel takes the first node's height as
+     * h_UT when neither is at 10 m (its GetUtAndBsHeights returns min(za, za)), which made
+     * the NLOS loss 0.3 (h_BS - h_UT) dB too high with the base station first.
+     */
+    static double PathLossDb(Ptr<ThreeGppPropagationLossModel> model,
+                             Ptr<MobilityModel> bs,
+                             Ptr<MobilityModel> rx);
     /// |w^H a|^2 (linear) of an array turned toward @p target, seen from @p direction.
     double PanelGain(Ptr<UniformPlanarArray> array, const Vector& target,
                      const Vector& direction) const;
