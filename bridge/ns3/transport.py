@@ -205,8 +205,10 @@ class UnixStreamTransport(Transport):
     """
 
     def __init__(
-        self, endpoint: str, *, poll_interval_s: float = 0.1, send_timeout_s: float = 120.0
+        self, endpoint: str, *, poll_interval_s: float = 0.1, send_timeout_s: float = 120.0,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
+        self.max_frame_bytes = min(int(max_frame_bytes), MAX_FRAME_BYTES)
         self._own_dir: Path | None = None
         if endpoint == "unix":
             base = None
@@ -280,11 +282,11 @@ class UnixStreamTransport(Transport):
         if filled < 4:
             return None
         (length,) = _HEADER.unpack_from(self._buffer)
-        if length > MAX_FRAME_BYTES:
+        if length > self.max_frame_bytes:
             raise ProtocolError(
                 f"frame from the scenario on {self.endpoint} announces {length} bytes, more than "
-                f"the limit of {MAX_FRAME_BYTES} (expected a 4-byte little-endian length prefix "
-                "followed by an ns3opengym message)"
+                f"the limit of {self.max_frame_bytes} (expected a 4-byte little-endian length "
+                "prefix followed by an ns3opengym message)"
             )
         end = 4 + length
         if filled < end:
@@ -402,10 +404,16 @@ def open_transport(
     context: zmq.Context | None = None,
     poll_interval_s: float = 0.1,
     send_timeout_s: float = 120.0,
+    max_frame_bytes: int = MAX_FRAME_BYTES,
 ) -> Transport:
-    """Bind the transport that ``endpoint`` names (see the module docstring)."""
+    """Bind the transport that ``endpoint`` names (see the module docstring).
+
+    ``max_frame_bytes`` bounds a received message on the Unix transport (checked on its
+    length prefix, before it is read); ZeroMQ delivers whole messages, so the connection
+    checks their size after receipt."""
     if is_unix_endpoint(endpoint):
         return UnixStreamTransport(
-            endpoint, poll_interval_s=poll_interval_s, send_timeout_s=send_timeout_s
+            endpoint, poll_interval_s=poll_interval_s, send_timeout_s=send_timeout_s,
+            max_frame_bytes=max_frame_bytes,
         )
     return ZmqTransport(endpoint, context=context, poll_interval_s=poll_interval_s)
