@@ -9,7 +9,8 @@ network, traffic, incumbents and mobility on both backends. Select the backend w
 
 Each environment owns one ``iab-scenario`` process per deployment (launched directly, no
 shell, through :class:`bridge.ns3.connection.OpenGymConnection`); the deployment travels as a
-temporary JSON file (``--instance``), the episode seed as ``--simSeed``. When an episode ends
+JSON file in the run directory (``--instance``, see :mod:`bridge.ns3.rundir`), the episode seed
+as ``--simSeed``. When an episode ends
 and the next one keeps the deployment, the process is not restarted: the reply to its
 game-over state asks for a new episode (``[-1, seed chunks...]``, see
 ``ns3_scenarios/iab/model/iab-gym-env.h``), which keeps the generated 3GPP channels (several
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,8 @@ from bridge.fallback.env import (
 from bridge.instance import ScenarioInstance
 from bridge.layout import ObservationLayout, validate_action
 from bridge.metrics import episode_metrics
-from bridge.ns3.connection import EnvState, OpenGymConnection, wait_all
+from bridge.ns3.connection import EnvState, OpenGymConnection, SimulatorError, wait_all
+from bridge.ns3.rundir import write_instance_file
 from bridge.tasks import Task, TaskDistribution
 
 __all__ = [
@@ -87,10 +88,8 @@ class _Session:
                  launch_options: dict[str, Any], scenario_args: Sequence[str]) -> None:
         self.instance = instance
         self.instance_dict = instance.to_dict()
-        fd, path = tempfile.mkstemp(prefix="iab-instance-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.instance_dict, f)
-        self.instance_path = Path(path)
+        self.instance_path = write_instance_file(self.instance_dict)
+        path = self.instance_path
         self.episode_seed = int(episode_seed)
         self.at_episode_end = False
         # the lineage: reset seed of the process's first episode and the running episode
@@ -182,6 +181,8 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
         self._instances: list[ScenarioInstance] = []
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
         self._started = False
+        # why the processes were stopped by a failure (step() refuses until reset())
+        self._failure: str | None = None
         self._obs = np.zeros((self.num_envs, self.layout.size), dtype=np.float32)
         self._mask = np.zeros((self.num_envs, self.layout.action_size, self.layout.n_choices),
                               dtype=bool)
@@ -251,7 +252,8 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
         conns = {s.conn: i for i, s in sessions.items() if s is not None}
         try:
             states = wait_all(list(conns))
-        except BaseException:
+        except BaseException as exc:
+            self._failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             self._close_sessions()
             raise
         return {conns[c]: st for c, st in states.items()}
@@ -281,6 +283,7 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
         super().reset(seed=first_seed(seed))
         if self.closed:
             raise RuntimeError("reset() on a closed Ns3IABVectorEnv")
+        self._failure = None
         if self._deploy.on_reset(seed, options, started=self._started) or not self._instances:
             self._instances = [self._deploy.instance(i) for i in range(self.num_envs)]
         for i in range(self.num_envs):
@@ -307,6 +310,10 @@ class Ns3IABVectorEnv(PinnedDeployments, VectorEnv):
                                                   np.ndarray, dict[str, Any]]:
         if not self._started or self.closed:
             raise RuntimeError("call reset() before step()")
+        if self._failure is not None:
+            raise SimulatorError(
+                f"the ns-3 simulator stopped with {self._failure}; its processes are gone: "
+                "call reset() before step()")
         N, B, K = self.num_envs, self.layout.n_bs, self.layout.n_channels
         resetting = self._needs_reset.copy()
         actions = np.asarray(actions)

@@ -18,7 +18,6 @@ that closed its end raises :class:`PeerClosed`.
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import os
 import shutil
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import zmq
 
+from bridge.ns3.rundir import run_dir
 from bridge.protocol.errors import ProtocolError
 
 __all__ = [
@@ -51,7 +51,6 @@ _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _HEADER = struct.Struct("<I")
 _INITIAL_BUFFER_BYTES = 64 * 1024
 _SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
-_IPC_DIR: Path | None = None
 _IPC_COUNTER = itertools.count()
 
 
@@ -101,11 +100,10 @@ class Transport(ABC):
 
 # ------------------------------------------------------------------------------------ ZeroMQ
 def _ipc_dir() -> Path:
-    global _IPC_DIR
-    if _IPC_DIR is None:
-        _IPC_DIR = Path(tempfile.mkdtemp(prefix="iabmeta-zmq-"))
-        atexit.register(shutil.rmtree, _IPC_DIR, True)
-    return _IPC_DIR
+    """Where ``ipc`` sockets go: inside the run directory, so no exit leaves them behind."""
+    path = run_dir() / "zmq"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
 
 
 def _check_loopback(endpoint: str) -> None:
