@@ -216,3 +216,88 @@ def test_random_truncated_and_mutated_messages_decode_or_raise_protocol_error() 
     print(f"fuzz: {cases} messages, {counts}")
     assert cases >= 1000 and counts["refused"] > cases // 3
     assert peak_rss_mb() - before < 300
+
+
+def random_space(rng: random.Random, depth: int = 0) -> pb.SpaceDescription:
+    """A random space description, hostile one time in a few: huge or many dimensions, odd
+    dtypes and bounds, deep or wide nesting, wrong Any payloads."""
+
+    def pick(usual: list, hostile: list) -> object:
+        return rng.choice(hostile if rng.random() < 0.15 else usual)
+
+    kind = pick([pb.Discrete, pb.Box, pb.Box, pb.Tuple, pb.Dict], [0, 7])
+    if depth > 8:
+        kind = pb.Box
+    desc = pb.SpaceDescription(type=kind)
+    if kind == pb.Discrete:
+        pack_any(desc.space, pb.DiscreteSpace(n=pick([1, 3, 100], [-5, 0, 2**31 - 1])))
+    elif kind in (pb.Tuple, pb.Dict):
+        width = pick([1, 2, 3], [0, 40, 1100]) if depth < 1 else pick([1, 2], [0, 1, 2])
+        children = [random_space(rng, depth + 1) for _ in range(min(width, 3))]
+        children = [children[i % len(children)] for i in range(width)] if children else []
+        if kind == pb.Tuple:
+            pack_any(desc.space, pb.TupleSpace(element=children))
+        else:
+            copies = []
+            for i, child in enumerate(children):
+                named = pb.SpaceDescription()
+                named.CopyFrom(child)
+                named.name = pick([f"k{i}"], ["dup", ""])
+                copies.append(named)
+            pack_any(desc.space, pb.DictSpace(element=copies))
+    else:
+        dims = pick([0, 1, 2, 3], [9, 33, 65])
+        shape = [pick([1, 2, 7], [0, 2**16, 2**32 - 1]) for _ in range(dims)]
+        bounds = pick([(-1.0, 1.0), (0.0, 5.0), (float("-inf"), float("inf"))],
+                      [(1.0, -1.0), (float("nan"), 0.0), (3.4e38, float("inf")),
+                       (float("inf"), float("inf"))])
+        pack_any(desc.space, pb.BoxSpace(low=bounds[0], high=bounds[1],
+                                         dtype=pick([1, 2, 3, 4], [0, 9]), shape=shape))
+    if rng.random() < 0.03:
+        desc.space.type_url = rng.choice(["", "type.googleapis.com/ns3opengym.BoxSpace",
+                                          "type.googleapis.com/other.Message"])
+    return desc
+
+
+def leaf_spaces(space: spaces.Space) -> list[spaces.Space]:
+    if isinstance(space, spaces.Tuple):
+        return [leaf for sub in space.spaces for leaf in leaf_spaces(sub)]
+    if isinstance(space, spaces.Dict):
+        return [leaf for sub in space.spaces.values() for leaf in leaf_spaces(sub)]
+    return [space]
+
+
+def test_random_hostile_spaces_build_or_raise_protocol_error() -> None:
+    rng = random.Random(7)
+    built = refused = 0
+    slowest = grown = 0.0
+    deadline = time.monotonic() + 10.0
+    while built + refused < 1500 and time.monotonic() < deadline:
+        raw = init_bytes(random_space(rng), random_space(rng))
+        start, rss = time.perf_counter(), peak_rss_mb()
+        try:
+            init = decode_sim_init(raw)
+        except ProtocolError:
+            refused += 1
+            continue
+        finally:
+            slowest = max(slowest, time.perf_counter() - start)
+            grown = max(grown, peak_rss_mb() - rss)
+        built += 1
+        # an accepted space takes its own (small enough) samples back through the decoder
+        space = init.observation_space
+        if sum(int(np.prod(s.shape or (1,))) for s in leaf_spaces(space)) > 10_000:
+            continue
+        codec = SpaceCodec(space)
+        sample = space.sample()
+        try:
+            codec.check(sample)
+        except ValueError:
+            continue  # gymnasium sampled inf from a half-infinite Box: not sendable
+        state = pb.EnvStateMsg()
+        codec.encode(sample, state.obsData)
+        decode_state(state.SerializeToString(), codec)
+    print(f"random spaces: {built} built, {refused} refused, slowest {slowest:.3f} s, "
+          f"peak memory growth in a decode {grown:.0f} MB")
+    assert slowest < PER_MESSAGE_S and grown < 200
+    assert built > 10 and refused > 100

@@ -82,7 +82,7 @@ class DecodeLimits:
     """
 
     max_message_bytes: int = 64 << 20
-    max_elements: int = 1 << 22
+    max_elements: int = 1 << 20
     max_spaces: int = 4096
     max_depth: int = 16
     max_dims: int = 8
