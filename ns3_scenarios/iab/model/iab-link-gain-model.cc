@@ -319,6 +319,8 @@ IabLinkGainModel::DoDispose()
     m_bsMobility.clear();
     m_ueMobility.clear();
     m_clampMobility = nullptr;
+    m_clampNode = nullptr;
+    m_plainPathLoss = nullptr;
     Object::DoDispose();
 }
 
@@ -397,6 +399,8 @@ IabLinkGainModel::Install(const IabScenarioInstance& instance)
         m_ueArray.push_back(MakeArray(instance.ueArrayRows, instance.ueArrayCols));
     }
     m_clampMobility = CreateObject<ConstantPositionMobilityModel>();
+    m_clampNode = CreateObject<Node>(); // created last: the other nodes keep their ids
+    m_clampNode->AggregateObject(m_clampMobility);
 
     const double fcHz = instance.carrierGhz * 1e9;
     m_pathLoss = CreateObject<ThreeGppUmiStreetCanyonPropagationLossModel>();
@@ -413,6 +417,14 @@ IabLinkGainModel::Install(const IabScenarioInstance& instance)
         m_condition = m_iabCondition;
     }
     m_pathLoss->SetChannelConditionModel(m_condition);
+    if (!m_deterministic)
+    {
+        m_plainPathLoss = CreateObject<ThreeGppUmiStreetCanyonPropagationLossModel>();
+        m_plainPathLoss->SetAttribute("Frequency", DoubleValue(fcHz));
+        m_plainPathLoss->SetAttribute("ShadowingEnabled", BooleanValue(false));
+        m_plainPathLoss->SetAttribute("BuildingPenetrationLossesEnabled", BooleanValue(false));
+        m_plainPathLoss->SetChannelConditionModel(m_condition);
+    }
 
     if (!m_deterministic)
     {
@@ -658,19 +670,46 @@ IabLinkGainModel::LossDb(uint32_t bs, uint32_t rxLink)
 {
     Ptr<MobilityModel> tx = BsMobility(bs);
     Ptr<MobilityModel> rx = ReceiverMobility(rxLink);
+    if (m_deterministic)
+    {
+        return ClampedPathLossDb(m_pathLoss, nullptr, tx, rx);
+    }
+    // the shadowing model is called once per pair and update, at the real position, as before
+    const double lossDb = PathLossDb(m_pathLoss, tx, rx);
     const Vector t = tx->GetPosition();
     const Vector r = rx->GetPosition();
     const double d2d = std::hypot(r.x - t.x, r.y - t.y);
-    if (m_deterministic && (d2d < 10.0 || d2d > 5000.0))
+    if (d2d >= 10.0 && d2d <= 5000.0)
     {
-        // the fallback clamps the 2D distance to the model's validity range
-        const double target = std::clamp(d2d, 10.0, 5000.0);
-        const double ux = d2d > 1e-9 ? (r.x - t.x) / d2d : 1.0;
-        const double uy = d2d > 1e-9 ? (r.y - t.y) / d2d : 0.0;
-        m_clampMobility->SetPosition(Vector(t.x + ux * target, t.y + uy * target, r.z));
-        rx = m_clampMobility;
+        return lossDb;
     }
-    return PathLossDb(m_pathLoss, tx, rx);
+    const double shadowDb = lossDb - PathLossDb(m_plainPathLoss, tx, rx);
+    return ClampedPathLossDb(m_plainPathLoss, m_iabCondition, tx, rx) + shadowDb;
+}
+
+double
+IabLinkGainModel::ClampedPathLossDb(Ptr<ThreeGppPropagationLossModel> model,
+                                    Ptr<IabChannelConditionModel> condition,
+                                    Ptr<MobilityModel> tx,
+                                    Ptr<MobilityModel> rx) const
+{
+    const Vector t = tx->GetPosition();
+    const Vector r = rx->GetPosition();
+    const double d2d = std::hypot(r.x - t.x, r.y - t.y);
+    if (d2d >= 10.0 && d2d <= 5000.0)
+    {
+        return PathLossDb(model, tx, rx);
+    }
+    const double target = std::clamp(d2d, 10.0, 5000.0);
+    const double ux = d2d > 1e-9 ? (r.x - t.x) / d2d : 1.0;
+    const double uy = d2d > 1e-9 ? (r.y - t.y) / d2d : 0.0;
+    m_clampMobility->SetPosition(Vector(t.x + ux * target, t.y + uy * target, r.z));
+    if (condition)
+    {
+        const bool los = condition->GetChannelCondition(tx, rx)->IsLos();
+        condition->SetLos(tx->GetObject<Node>()->GetId(), m_clampNode->GetId(), los);
+    }
+    return PathLossDb(model, tx, m_clampMobility);
 }
 
 double
@@ -710,7 +749,7 @@ IabLinkGainModel::GetPathLossReportJson() const
             for (int los = 0; los < 2; ++los)
             {
                 condition->SetLos(txNode, rxNode, los == 1);
-                lossDb[los] = PathLossDb(model, tx, rx);
+                lossDb[los] = ClampedPathLossDb(model, condition, tx, rx);
             }
             const double d2d = std::hypot(p.x - t.x, p.y - t.y);
             rows.push_back({{"bs", b},
