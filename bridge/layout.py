@@ -144,10 +144,11 @@ def validate_action(action: object, layout: ObservationLayout, batch: int | None
             raise ValueError(f"action[{bad}]={arr[tuple(bad)]!r} is not a whole number")
     elif not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
         raise ValueError(f"action has dtype {arr.dtype}; expected integers")
-    arr = arr.astype(np.int64)
+    # range check on the values as given: a cast first would wrap 1e19 or 2**63 to int64
     out_of_range = (arr < 0) | (arr >= layout.n_choices)
     if np.any(out_of_range):
         bad = np.argwhere(out_of_range)[0].tolist()
-        raise ValueError(f"action[{bad}]={int(arr[tuple(bad)])} is out of range; "
+        value = arr[tuple(bad)].item()
+        raise ValueError(f"action[{bad}]={value!r} is out of range; "
                          f"expected 0 (idle) .. {layout.n_choices - 1} (link index + 1)")
-    return arr.reshape(-1, layout.action_size)
+    return arr.astype(np.int64).reshape(-1, layout.action_size)

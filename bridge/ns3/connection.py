@@ -16,7 +16,7 @@ from bridge.contract.errors import EnvironmentFailure
 from bridge.ns3.process import ScenarioProcess, format_exit_status
 from bridge.ns3.transport import PeerClosed, Transport, open_transport
 from bridge.protocol import ns3opengym_pb2 as pb
-from bridge.protocol.codec import SpaceCodec, proto_to_space
+from bridge.protocol.codec import DEFAULT_LIMITS, DecodeLimits, SpaceCodec, proto_to_space
 from bridge.protocol.errors import ProtocolError
 
 __all__ = [
@@ -26,8 +26,17 @@ __all__ = [
     "SimulatorDied",
     "SimulatorError",
     "SimulatorTimeout",
+    "decode_sim_init",
+    "decode_state",
     "wait_all",
 ]
+
+
+#: What the exit codes of our scenarios mean (OpenGymExitCode in opengym-interface.h).
+SCENARIO_EXIT_CODES = {
+    4: "the scenario gave up on Python (no reply within --openGymTimeout, or its parent died)",
+    5: "protocol error: the scenario refused a message from Python",
+}
 
 
 class SimulatorError(EnvironmentFailure):
@@ -100,7 +109,8 @@ class OpenGymConnection:
     checks every ``poll_interval_s`` whether the attached process is still alive. Blocking
     receives first busy-poll for up to ``spin_s`` (0 disables it; see ``_recv_blocking``).
     On the Unix transport a scenario that exits closes its socket, which is seen at once; the
-    exit status is then awaited for up to ``exit_wait_s`` to report it.
+    exit status is then awaited for up to ``exit_wait_s`` to report it. Every message from the
+    scenario is bounded by ``decode_limits`` (:class:`bridge.protocol.codec.DecodeLimits`).
     """
 
     def __init__(
@@ -114,6 +124,7 @@ class OpenGymConnection:
         spin_s: float = 0.0002,
         stderr_lines: int = 20,
         exit_wait_s: float = 1.0,
+        decode_limits: DecodeLimits = DEFAULT_LIMITS,
     ) -> None:
         if connect_timeout_s <= 0 or step_timeout_s <= 0 or poll_interval_s <= 0:
             raise ValueError(
@@ -126,6 +137,7 @@ class OpenGymConnection:
         self.stderr_lines = stderr_lines
         self.spin_s = float(spin_s)
         self.exit_wait_s = float(exit_wait_s)
+        self.decode_limits = decode_limits
         self._spin_ok = True
         self._spin_probe = 0
         self.process: ScenarioProcess | None = None
@@ -146,6 +158,7 @@ class OpenGymConnection:
             context=context,
             poll_interval_s=self.poll_interval_s,
             send_timeout_s=self.step_timeout_s,
+            max_frame_bytes=decode_limits.max_message_bytes,
         )
         self.endpoint = self.transport.endpoint
         self.port = self.transport.port
@@ -166,12 +179,12 @@ class OpenGymConnection:
         env: Mapping[str, str] | None = None,
         stdout_path: str | os.PathLike[str] | None = None,
         context: zmq.Context | None = None,
-        **timeouts: float,
+        **timeouts: Any,
     ) -> OpenGymConnection:
         """Bind a socket and start ``binary *scenario_args <endpoint flags>`` attached to it.
 
         ``timeouts``: the keyword arguments of the constructor (``connect_timeout_s``,
-        ``step_timeout_s``, ``poll_interval_s``, ``spin_s``, ...).
+        ``step_timeout_s``, ``poll_interval_s``, ``spin_s``, ``decode_limits``, ...).
         """
         conn = cls(endpoint, context=context, **timeouts)
         try:
@@ -205,6 +218,8 @@ class OpenGymConnection:
         if proc is not None and proc.poll() is not None:
             tail = proc.stderr_tail(self.stderr_lines)
             status = format_exit_status(proc.returncode)
+            if proc.returncode in SCENARIO_EXIT_CODES:
+                status += f" ({SCENARIO_EXIT_CODES[proc.returncode]})"
             message = (
                 f"scenario {proc.name} (pid {proc.pid}) died with {status} while Python waited "
                 f"for {what} on {self.endpoint}"
@@ -321,53 +336,20 @@ class OpenGymConnection:
         return state
 
     def _on_init(self, raw: bytes) -> SimInit:
-        msg = pb.SimInitMsg()
-        try:
-            msg.ParseFromString(raw)
-        except DecodeError as exc:
-            raise ProtocolError(
-                f"{len(raw)} bytes from {self._describe_peer()} do not parse as the expected "
-                f"ns3opengym.SimInitMsg: {exc}"
-            ) from exc
-        for name in ("obsSpace", "actSpace"):
-            if not msg.HasField(name):
-                raise ProtocolError(
-                    f"SimInitMsg from {self._describe_peer()} has no {name} "
-                    f"(expected ns3opengym.SimInitMsg with both spaces, got {len(raw)} bytes)"
-                )
-        obs_space = proto_to_space(msg.obsSpace, "SimInitMsg.obsSpace")
-        act_space = proto_to_space(msg.actSpace, "SimInitMsg.actSpace")
-        self._obs_codec = SpaceCodec(obs_space)
-        self._act_codec = SpaceCodec(act_space)
-        self.init = SimInit(obs_space, act_space, int(msg.simProcessId), int(msg.wafShellProcessId))
+        self.init = decode_sim_init(raw, self.decode_limits, self._describe_peer())
+        self._obs_codec = SpaceCodec(self.init.observation_space)
+        self._act_codec = SpaceCodec(self.init.action_space)
         self.transport.send(pb.SimInitAck(done=True, stopSimReq=False).SerializeToString())
         self.expecting = "EnvStateMsg"
         self.deadline = time.monotonic() + self.step_timeout_s
         return self.init
 
     def _on_state(self, raw: bytes) -> EnvState:
-        msg = self._state_msg
-        try:
-            msg.ParseFromString(raw)
-        except DecodeError as exc:
-            raise ProtocolError(
-                f"{len(raw)} bytes from {self._describe_peer()} do not parse as the expected "
-                f"ns3opengym.EnvStateMsg: {exc}"
-            ) from exc
-        if not msg.HasField("obsData"):
-            raise ProtocolError(
-                f"message from {self._describe_peer()} ({len(raw)} bytes) is not an "
-                "EnvStateMsg: expected ns3opengym.EnvStateMsg with obsData"
-            )
         assert self._obs_codec is not None
-        obs = self._obs_codec.decode(msg.obsData, "EnvStateMsg.obsData")
-        game_over = msg.isGameOver
-        if game_over:
-            reason = "GameOver" if msg.reason == pb.EnvStateMsg.GameOver else "SimulationEnd"
-        else:
-            reason = ""
+        state = decode_state(raw, self._obs_codec, self.decode_limits, self._describe_peer(),
+                             self._state_msg)
         self._owe_reply = True
-        return EnvState(obs, float(msg.reward), game_over, reason, msg.info)
+        return state
 
     # ------------------------------------------------------------------------------ send
     @property
@@ -450,6 +432,65 @@ class OpenGymConnection:
 
     def __repr__(self) -> str:
         return f"OpenGymConnection({self.endpoint}, process={self.process!r})"
+
+
+def decode_sim_init(raw: bytes, limits: DecodeLimits = DEFAULT_LIMITS,
+                    peer: str = "the scenario") -> SimInit:
+    """Parse a SimInitMsg and build both spaces within ``limits``.
+
+    Raises:
+        ProtocolError: anything else than a well-formed SimInitMsg within the limits.
+    """
+    limits.check_message(len(raw), f"SimInitMsg from {peer}")
+    msg = pb.SimInitMsg()
+    try:
+        msg.ParseFromString(raw)
+    except DecodeError as exc:
+        raise ProtocolError(
+            f"{len(raw)} bytes from {peer} do not parse as the expected "
+            f"ns3opengym.SimInitMsg: {exc}"
+        ) from exc
+    for name in ("obsSpace", "actSpace"):
+        if not msg.HasField(name):
+            raise ProtocolError(
+                f"SimInitMsg from {peer} has no {name} "
+                f"(expected ns3opengym.SimInitMsg with both spaces, got {len(raw)} bytes)"
+            )
+    obs_space = proto_to_space(msg.obsSpace, "SimInitMsg.obsSpace", limits)
+    act_space = proto_to_space(msg.actSpace, "SimInitMsg.actSpace", limits)
+    return SimInit(obs_space, act_space, int(msg.simProcessId), int(msg.wafShellProcessId))
+
+
+def decode_state(raw: bytes, obs_codec: SpaceCodec, limits: DecodeLimits = DEFAULT_LIMITS,
+                 peer: str = "the scenario", msg: pb.EnvStateMsg | None = None) -> EnvState:
+    """Parse an EnvStateMsg (into ``msg`` if given, to reuse it) and decode its observation.
+
+    Raises:
+        ProtocolError: not a well-formed EnvStateMsg within the limits, or an observation that
+            is not a member of the observation space's wire form.
+    """
+    limits.check_message(len(raw), f"EnvStateMsg from {peer}")
+    if msg is None:
+        msg = pb.EnvStateMsg()
+    try:
+        msg.ParseFromString(raw)
+    except DecodeError as exc:
+        raise ProtocolError(
+            f"{len(raw)} bytes from {peer} do not parse as the expected "
+            f"ns3opengym.EnvStateMsg: {exc}"
+        ) from exc
+    if not msg.HasField("obsData"):
+        raise ProtocolError(
+            f"message from {peer} ({len(raw)} bytes) is not an "
+            "EnvStateMsg: expected ns3opengym.EnvStateMsg with obsData"
+        )
+    obs = obs_codec.decode(msg.obsData, "EnvStateMsg.obsData")
+    game_over = msg.isGameOver
+    if game_over:
+        reason = "GameOver" if msg.reason == pb.EnvStateMsg.GameOver else "SimulationEnd"
+    else:
+        reason = ""
+    return EnvState(obs, float(msg.reward), game_over, reason, msg.info)
 
 
 def wait_all(

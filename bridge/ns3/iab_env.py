@@ -8,7 +8,8 @@ not support frame replay. Select the backend with :func:`bridge.contract.make_en
 
 Each environment owns one ``iab-scenario`` process per deployment (launched directly, no
 shell, through :class:`bridge.ns3.connection.OpenGymConnection`); the deployment travels as a
-temporary JSON file (``--instance``), the episode seed as ``--simSeed``. When an episode ends
+JSON file in the run directory (``--instance``, see :mod:`bridge.ns3.rundir`), the episode seed
+as ``--simSeed``. When an episode ends
 and the next one keeps the deployment, the process is not restarted: the reply to its
 game-over state asks for a new episode (the EnvActMsg field ``continueEpisode``, see
 ``ns3_scenarios/iab/model/iab-gym-env.h``), which keeps the generated 3GPP channels (several
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,8 @@ from bridge.contract.single_env import IABSingleEnv
 from bridge.contract.vector_env import STEP_COUNTERS, BackendStep, IABVectorEnvBase
 from bridge.instance import ScenarioInstance
 from bridge.metrics import episode_metrics
-from bridge.ns3.connection import EnvState, OpenGymConnection, wait_all
+from bridge.ns3.connection import EnvState, OpenGymConnection, SimulatorError, wait_all
+from bridge.ns3.rundir import write_instance_file
 from bridge.tasks import TaskDistribution
 
 __all__ = ["Ns3IABEnv", "Ns3IABVectorEnv"]
@@ -63,10 +64,8 @@ class _Session:
                  launch_options: dict[str, Any], scenario_args: Sequence[str]) -> None:
         self.instance = instance
         self.instance_dict = instance.to_dict()
-        fd, path = tempfile.mkstemp(prefix="iab-instance-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.instance_dict, f)
-        self.instance_path = Path(path)
+        self.instance_path = write_instance_file(self.instance_dict)
+        path = self.instance_path
         self.episode_seed = int(episode_seed)
         self.at_episode_end = False
         # the lineage: reset seed of the process's first episode and the running episode
@@ -137,6 +136,8 @@ class Ns3IABVectorEnv(IABVectorEnvBase):
         self.scenario_args = list(scenario_args)
         self._sessions: list[_Session | None] = [None] * self.num_envs
         self._forward = [0] * self.num_envs  # episodes a fresh process must still skip
+        # why the processes were stopped by a failure (step() refuses until reset())
+        self._failure: str | None = None
         self._obs = np.zeros((self.num_envs, self.layout.size), dtype=np.float32)
         self._mask = np.zeros((self.num_envs, self.layout.action_size, self.layout.n_choices),
                               dtype=bool)
@@ -205,7 +206,8 @@ class Ns3IABVectorEnv(IABVectorEnvBase):
         conns = {s.conn: i for i, s in sessions.items() if s is not None}
         try:
             states = wait_all(list(conns))
-        except BaseException:
+        except BaseException as exc:
+            self._failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             self._close_sessions()
             raise
         return {conns[c]: st for c, st in states.items()}
@@ -234,6 +236,7 @@ class Ns3IABVectorEnv(IABVectorEnvBase):
                        ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         if self.closed:
             raise RuntimeError("reset() on a closed Ns3IABVectorEnv")
+        self._failure = None
         if deployments_changed:
             self._instances = self._deploy.instances()
         for i in range(self.num_envs):
@@ -253,6 +256,14 @@ class Ns3IABVectorEnv(IABVectorEnvBase):
         if any(s is not None for s in startup):
             extra["startup"] = np.array(startup, dtype=object)
         return self._obs.copy(), self._mask.copy(), extra
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                  np.ndarray, dict[str, Any]]:
+        if self._failure is not None:
+            raise SimulatorError(
+                f"the ns-3 simulator stopped with {self._failure}; its processes are gone: "
+                "call reset() before step()")
+        return super().step(actions)
 
     def _step_backend(self, actions: np.ndarray, resetting: np.ndarray) -> BackendStep:
         N, B, K = self.num_envs, self.layout.n_bs, self.layout.n_channels

@@ -14,6 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from bridge.ns3.rundir import remove_run_dir
+
 __all__ = ["ScenarioProcess", "format_exit_status"]
 
 _LIVE: weakref.WeakSet[ScenarioProcess] = weakref.WeakSet()
@@ -67,9 +69,11 @@ def _cleanup(popen: subprocess.Popen[bytes], files: list[IO[bytes]], grace_s: fl
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    """Stop every live scenario, then let the signal do what it would have done."""
+    """Stop every live scenario and remove the run directory (atexit does not run on a
+    signal), then let the signal do what it would have done."""
     for proc in list(_LIVE):
         proc.close(grace_s=0.2)
+    remove_run_dir()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 

@@ -18,7 +18,6 @@ that closed its end raises :class:`PeerClosed`.
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import os
 import shutil
@@ -32,6 +31,7 @@ from pathlib import Path
 import zmq
 
 from bridge.contract.errors import EnvironmentFailure
+from bridge.ns3.rundir import run_dir
 from bridge.protocol.errors import ProtocolError
 
 __all__ = [
@@ -52,7 +52,6 @@ _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _HEADER = struct.Struct("<I")
 _INITIAL_BUFFER_BYTES = 64 * 1024
 _SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
-_IPC_DIR: Path | None = None
 _IPC_COUNTER = itertools.count()
 
 
@@ -102,11 +101,10 @@ class Transport(ABC):
 
 # ------------------------------------------------------------------------------------ ZeroMQ
 def _ipc_dir() -> Path:
-    global _IPC_DIR
-    if _IPC_DIR is None:
-        _IPC_DIR = Path(tempfile.mkdtemp(prefix="iabmeta-zmq-"))
-        atexit.register(shutil.rmtree, _IPC_DIR, True)
-    return _IPC_DIR
+    """Where ``ipc`` sockets go: inside the run directory, so no exit leaves them behind."""
+    path = run_dir() / "zmq"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
 
 
 def _check_loopback(endpoint: str) -> None:
@@ -206,8 +204,10 @@ class UnixStreamTransport(Transport):
     """
 
     def __init__(
-        self, endpoint: str, *, poll_interval_s: float = 0.1, send_timeout_s: float = 120.0
+        self, endpoint: str, *, poll_interval_s: float = 0.1, send_timeout_s: float = 120.0,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
+        self.max_frame_bytes = min(int(max_frame_bytes), MAX_FRAME_BYTES)
         self._own_dir: Path | None = None
         if endpoint == "unix":
             base = None
@@ -281,11 +281,11 @@ class UnixStreamTransport(Transport):
         if filled < 4:
             return None
         (length,) = _HEADER.unpack_from(self._buffer)
-        if length > MAX_FRAME_BYTES:
+        if length > self.max_frame_bytes:
             raise ProtocolError(
                 f"frame from the scenario on {self.endpoint} announces {length} bytes, more than "
-                f"the limit of {MAX_FRAME_BYTES} (expected a 4-byte little-endian length prefix "
-                "followed by an ns3opengym message)"
+                f"the limit of {self.max_frame_bytes} (expected a 4-byte little-endian length "
+                "prefix followed by an ns3opengym message)"
             )
         end = 4 + length
         if filled < end:
@@ -403,10 +403,16 @@ def open_transport(
     context: zmq.Context | None = None,
     poll_interval_s: float = 0.1,
     send_timeout_s: float = 120.0,
+    max_frame_bytes: int = MAX_FRAME_BYTES,
 ) -> Transport:
-    """Bind the transport that ``endpoint`` names (see the module docstring)."""
+    """Bind the transport that ``endpoint`` names (see the module docstring).
+
+    ``max_frame_bytes`` bounds a received message on the Unix transport (checked on its
+    length prefix, before it is read); ZeroMQ delivers whole messages, so the connection
+    checks their size after receipt."""
     if is_unix_endpoint(endpoint):
         return UnixStreamTransport(
-            endpoint, poll_interval_s=poll_interval_s, send_timeout_s=send_timeout_s
+            endpoint, poll_interval_s=poll_interval_s, send_timeout_s=send_timeout_s,
+            max_frame_bytes=max_frame_bytes,
         )
     return ZmqTransport(endpoint, context=context, poll_interval_s=poll_interval_s)

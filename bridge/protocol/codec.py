@@ -14,6 +14,11 @@ Rules that the wire format imposes (see NS3-NOTES.md):
 * ``Discrete`` has no ``start`` on the wire: only ``start == 0`` is accepted.
 * Only Discrete, Box, Tuple and Dict exist in the protocol; other spaces are refused.
 
+Everything a peer sends is bounded by :class:`DecodeLimits` (message bytes, total elements,
+sub-spaces, nesting depth, Box dimensions, entries of one Tuple or Dict): a message beyond a
+limit, or malformed in any other way, raises :class:`ProtocolError` before anything of its
+declared size is allocated, never MemoryError, RecursionError or a numpy/gymnasium error.
+
 The hot path is :class:`SpaceCodec`: build one per space and reuse it; it keeps scratch
 messages and precomputed dtypes so encoding and decoding do no per-element Python work.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,7 +42,9 @@ from bridge.protocol.errors import ProtocolError
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "BoundsWidenedWarning",
+    "DecodeLimits",
     "SpaceCodec",
     "TYPE_URL_PREFIX",
     "data_to_proto",
@@ -52,6 +60,88 @@ __all__ = [
 
 class BoundsWidenedWarning(UserWarning):
     """Per-element Box bounds were replaced by their scalar hull to fit the wire format."""
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What a peer's message may declare at most; beyond any of these it is a ProtocolError.
+
+    Why: a space of a few bytes can declare a Box of 2**32 entries (gymnasium would allocate
+    its bounds, tens of GB) or nest Tuples deeper than Python's recursion limit. The defaults
+    are far above what ns3-gym scenarios use and keep one decode under about a second and a
+    few hundred MB.
+
+    Attributes:
+        max_message_bytes: bytes of one message (the Unix transport refuses a longer frame
+            from its length prefix, before reading it).
+        max_elements: entries of a whole space (the sum of its Box sizes, 1 per Discrete).
+        max_spaces: sub-spaces of a whole space (every Discrete, Box, Tuple and Dict).
+        max_depth: nesting of Tuple and Dict (a Box at top level has depth 0).
+        max_dims: dimensions of one Box.
+        max_children: elements of one Tuple or keys of one Dict.
+    """
+
+    max_message_bytes: int = 64 << 20
+    max_elements: int = 1 << 20
+    max_spaces: int = 4096
+    max_depth: int = 16
+    max_dims: int = 8
+    max_children: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_message_bytes", "max_elements", "max_spaces", "max_depth",
+                     "max_dims", "max_children"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"DecodeLimits.{name}={value!r}: expected an integer >= 1")
+
+    def check_message(self, size: int, what: str) -> None:
+        """Raise ProtocolError if a message of ``size`` bytes is over ``max_message_bytes``."""
+        if size > self.max_message_bytes:
+            raise ProtocolError(
+                f"{what} of {size} bytes exceeds DecodeLimits.max_message_bytes="
+                f"{self.max_message_bytes}"
+            )
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+
+class _Budget:
+    """What is left of the limits while one space is decoded."""
+
+    def __init__(self, limits: DecodeLimits) -> None:
+        self.limits = limits
+        self.elements = 0
+        self.spaces = 0
+
+    def enter(self, where: str, depth: int) -> None:
+        self.spaces += 1
+        if self.spaces > self.limits.max_spaces:
+            raise ProtocolError(
+                f"{where}: the space has more than DecodeLimits.max_spaces="
+                f"{self.limits.max_spaces} sub-spaces"
+            )
+        if depth > self.limits.max_depth:
+            raise ProtocolError(
+                f"{where}: Tuple/Dict nesting deeper than DecodeLimits.max_depth="
+                f"{self.limits.max_depth}"
+            )
+
+    def children(self, where: str, count: int, kind: str) -> None:
+        if count > self.limits.max_children:
+            raise ProtocolError(
+                f"{where}: {kind} with {count} elements, more than DecodeLimits.max_children="
+                f"{self.limits.max_children}"
+            )
+
+    def add_elements(self, where: str, count: int) -> None:
+        self.elements += count
+        if self.elements > self.limits.max_elements:
+            raise ProtocolError(
+                f"{where}: the space declares more than DecodeLimits.max_elements="
+                f"{self.limits.max_elements} entries in total"
+            )
 
 
 def type_url(message_cls: Any) -> str:
@@ -246,17 +336,33 @@ def _int_bound(value: float, dtype: np.dtype, low: bool) -> int:
     return int(min(max(bound, info.min), info.max))
 
 
-def proto_to_space(desc: pb.SpaceDescription, where: str = "space") -> spaces.Space:
-    """Build the gymnasium space described by a ``SpaceDescription``.
+def proto_to_space(
+    desc: pb.SpaceDescription, where: str = "space", limits: DecodeLimits = DEFAULT_LIMITS
+) -> spaces.Space:
+    """Build the gymnasium space described by a ``SpaceDescription``, within ``limits``.
 
     Raises:
-        ProtocolError: unknown type, Any payload of the wrong type, or impossible parameters.
+        ProtocolError: unknown type, Any payload of the wrong type, impossible parameters, or
+            a space beyond ``limits``; nothing else (any other failure of gymnasium or numpy
+            on a hostile description is reported as a ProtocolError too).
     """
+    try:
+        return _proto_to_space(desc, where, _Budget(limits), 0)
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, OverflowError, RuntimeError, MemoryError) as exc:
+        raise ProtocolError(f"{where}: the space cannot be built: {exc!r}") from exc
+
+
+def _proto_to_space(desc: pb.SpaceDescription, where: str, budget: _Budget,
+                    depth: int) -> spaces.Space:
+    budget.enter(where, depth)
     kind = desc.type
     if kind == pb.Discrete:
         msg = unpack_any(desc.space, pb.DiscreteSpace(), where)
         if msg.n <= 0:
             raise ProtocolError(f"{where}: DiscreteSpace.n={msg.n}, expected n >= 1")
+        budget.add_elements(where, 1)
         return spaces.Discrete(int(msg.n))
     if kind == pb.Box:
         msg = unpack_any(desc.space, pb.BoxSpace(), where)
@@ -264,8 +370,14 @@ def proto_to_space(desc: pb.SpaceDescription, where: str = "space") -> spaces.Sp
             raise ProtocolError(
                 f"{where}: BoxSpace.dtype={msg.dtype}, expected INT, UINT, FLOAT or DOUBLE"
             )
+        if len(msg.shape) > budget.limits.max_dims:
+            raise ProtocolError(
+                f"{where}: BoxSpace has {len(msg.shape)} dimensions, more than "
+                f"DecodeLimits.max_dims={budget.limits.max_dims}"
+            )
         dtype = _WIRE_TO_NUMPY[msg.dtype][0]
         shape = tuple(int(d) for d in msg.shape)
+        budget.add_elements(where, math.prod(shape))  # exact: Python integers
         low, high = float(msg.low), float(msg.high)
         if math.isnan(low) or math.isnan(high) or low > high:
             raise ProtocolError(f"{where}: BoxSpace bounds [{low}, {high}], expected low <= high")
@@ -279,16 +391,19 @@ def proto_to_space(desc: pb.SpaceDescription, where: str = "space") -> spaces.Sp
         return spaces.Box(low, high, shape=shape, dtype=dtype)
     if kind == pb.Tuple:
         msg = unpack_any(desc.space, pb.TupleSpace(), where)
-        return spaces.Tuple(
-            [proto_to_space(el, f"{where}[{i}]") for i, el in enumerate(msg.element)]
-        )
+        budget.children(where, len(msg.element), "TupleSpace")
+        return spaces.Tuple([
+            _proto_to_space(el, f"{where}[{i}]", budget, depth + 1)
+            for i, el in enumerate(msg.element)
+        ])
     if kind == pb.Dict:
         msg = unpack_any(desc.space, pb.DictSpace(), where)
+        budget.children(where, len(msg.element), "DictSpace")
         items: dict[str, spaces.Space] = {}
         for el in msg.element:
             if el.name in items:
                 raise ProtocolError(f"{where}: DictSpace key {el.name!r} appears twice")
-            items[el.name] = proto_to_space(el, f"{where}[{el.name!r}]")
+            items[el.name] = _proto_to_space(el, f"{where}[{el.name!r}]", budget, depth + 1)
         return spaces.Dict(items)
     raise ProtocolError(
         f"{where}: SpaceDescription.type={kind}, expected Discrete(1), Box(2), Tuple(3) or Dict(4)"
@@ -566,6 +681,10 @@ class SpaceCodec:
                 for i, (c, el) in enumerate(zip(self._children, tup.element, strict=True))
             )
         dct = unpack_any(container.data, pb.DictDataContainer(), where)
+        if len(dct.element) != len(self._keys):
+            raise ProtocolError(
+                f"{where}: DictDataContainer has {len(dct.element)} keys, expected {self._keys}"
+            )
         by_name = {el.name: el for el in dct.element}
         if len(by_name) != len(dct.element) or set(by_name) != set(self._keys):
             raise ProtocolError(
@@ -589,20 +708,28 @@ def data_to_proto(
 
 
 def proto_to_data(
-    container: pb.DataContainer, space: spaces.Space | None = None, where: str = "data"
+    container: pb.DataContainer, space: spaces.Space | None = None, where: str = "data",
+    limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> Any:
     """Decode a ``DataContainer``; check it against ``space`` if given.
 
     Without a space the container describes itself: Box -> array of the wire dtype and shape,
-    Discrete -> ``np.int64``, Tuple -> ``tuple``, Dict -> ``dict`` in wire order.
+    Discrete -> ``np.int64``, Tuple -> ``tuple``, Dict -> ``dict`` in wire order; its nesting,
+    dimensions and entries are bounded by ``limits`` as a space's are.
 
     Raises:
-        ProtocolError: the container is malformed or does not match ``space``.
+        ProtocolError: the container is malformed, beyond ``limits`` or does not match ``space``.
     """
     if space is not None:
         return SpaceCodec(space).decode(container, where)
+    return _proto_to_data(container, where, _Budget(limits), 0)
+
+
+def _proto_to_data(container: pb.DataContainer, where: str, budget: _Budget, depth: int) -> Any:
+    budget.enter(where, depth)
     kind = container.type
     if kind == pb.Discrete:
+        budget.add_elements(where, 1)
         return np.int64(unpack_any(container.data, pb.DiscreteDataContainer(), where).data)
     if kind == pb.Box:
         box = unpack_any(container.data, pb.BoxDataContainer(), where)
@@ -610,23 +737,33 @@ def proto_to_data(
             raise ProtocolError(
                 f"{where}: BoxDataContainer.dtype={box.dtype}, expected INT, UINT, FLOAT or DOUBLE"
             )
+        if len(box.shape) > budget.limits.max_dims:
+            raise ProtocolError(
+                f"{where}: BoxDataContainer has {len(box.shape)} dimensions, more than "
+                f"DecodeLimits.max_dims={budget.limits.max_dims}"
+            )
         dtype, field = _WIRE_TO_NUMPY[box.dtype]
         shape = tuple(int(d) for d in box.shape)
         values = getattr(box, field)
-        size = int(np.prod(shape, dtype=np.int64))
+        size = math.prod(shape)
         if len(values) != size:
             filled = [f for f in _DATA_FIELDS if len(getattr(box, f))]
             raise ProtocolError(
                 f"{where}: BoxDataContainer.{field} has {len(values)} values, expected {size} "
                 f"for shape {list(shape)} (fields with data: {filled})"
             )
+        budget.add_elements(where, size)
         return np.array(values, dtype=dtype).reshape(shape)
     if kind == pb.Tuple:
         tup = unpack_any(container.data, pb.TupleDataContainer(), where)
-        return tuple(proto_to_data(el, None, f"{where}[{i}]") for i, el in enumerate(tup.element))
+        budget.children(where, len(tup.element), "TupleDataContainer")
+        return tuple(_proto_to_data(el, f"{where}[{i}]", budget, depth + 1)
+                     for i, el in enumerate(tup.element))
     if kind == pb.Dict:
         dct = unpack_any(container.data, pb.DictDataContainer(), where)
-        return {el.name: proto_to_data(el, None, f"{where}[{el.name!r}]") for el in dct.element}
+        budget.children(where, len(dct.element), "DictDataContainer")
+        return {el.name: _proto_to_data(el, f"{where}[{el.name!r}]", budget, depth + 1)
+                for el in dct.element}
     raise ProtocolError(
         f"{where}: DataContainer.type={kind}, expected Discrete(1), Box(2), Tuple(3) or Dict(4)"
     )

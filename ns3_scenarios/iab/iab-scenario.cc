@@ -7,7 +7,8 @@
 // seed (the fallback's per-episode seed: same traffic, on/off, incumbents, mobility and LOS
 // draws) and the ns-3 run number. One agent step per frame; see iab-gym-env.h for the
 // spaces, the info JSON and the episode-continuation extension. --selfTest builds the
-// network, prints the beam self-test as JSON and exits without connecting.
+// network, prints the beam self-test as JSON and exits without connecting; --pathLossReport
+// prints every link's path loss (see IabLinkGainModel::GetPathLossReportJson) and exits.
 #include "iab-gym-env.h"
 #include "iab-scenario-instance.h"
 
@@ -29,10 +30,15 @@ main(int argc, char* argv[])
     OpenGymArguments gym;
     std::string instancePath;
     bool selfTest = false;
+    bool pathLossReport = false;
     CommandLine cmd(__FILE__);
     gym.AddToCommandLine(cmd);
     cmd.AddValue("instance", "scenario instance JSON written by bridge.instance", instancePath);
     cmd.AddValue("selfTest", "print the beam self-test as JSON and exit", selfTest);
+    cmd.AddValue("pathLossReport",
+                 "print the path loss of every (base station, receiver) pair at the start "
+                 "positions (JSON, LOS and NLOS, no shadowing) and exit",
+                 pathLossReport);
     cmd.Parse(argc, argv);
     if (instancePath.empty())
     {
@@ -42,6 +48,18 @@ main(int argc, char* argv[])
     gym.ApplySeed();
     const IabScenarioInstance instance = IabScenarioInstance::FromFile(instancePath);
 
+    if (pathLossReport)
+    {
+        // deterministic: only nodes and positions are needed, no 3GPP channels
+        IabScenarioInstance plain = instance;
+        plain.deterministic = true;
+        auto gains = CreateObject<IabLinkGainModel>();
+        gains->Install(plain);
+        std::cout << gains->GetPathLossReportJson() << std::endl;
+        gains->Dispose();
+        Simulator::Destroy();
+        return 0;
+    }
     auto env = CreateObject<IabGymEnv>();
     env->Setup(instance, static_cast<int64_t>(gym.simSeed));
     if (selfTest)

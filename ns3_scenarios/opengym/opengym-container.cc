@@ -3,6 +3,8 @@
 
 #include "ns3/log.h"
 
+#include <algorithm>
+
 namespace ns3
 {
 
@@ -178,6 +180,186 @@ OpenGymDataContainer::CreateFromDataContainer(const ns3opengym::DataContainer& m
 {
     std::string ignored;
     return FromMessage(msg, "actData", error ? error : &ignored);
+}
+
+namespace
+{
+
+const char*
+SpaceTypeName(int type)
+{
+    switch (type)
+    {
+    case ns3opengym::Discrete:
+        return "Discrete";
+    case ns3opengym::Box:
+        return "Box";
+    case ns3opengym::Tuple:
+        return "Tuple";
+    case ns3opengym::Dict:
+        return "Dict";
+    default:
+        return "an unknown type";
+    }
+}
+
+std::string
+DtypeName(int dtype)
+{
+    return ns3opengym::Dtype_IsValid(dtype) ? ns3opengym::Dtype_Name(dtype)
+                                            : std::to_string(dtype);
+}
+
+std::string
+ShapeText(const google::protobuf::RepeatedField<uint32_t>& shape)
+{
+    std::string text = "[";
+    for (int i = 0; i < shape.size(); ++i)
+    {
+        text += (i ? ", " : "") + std::to_string(shape.Get(i));
+    }
+    return text + "]";
+}
+
+int
+BoxValueCount(const ns3opengym::BoxDataContainer& box)
+{
+    switch (box.dtype())
+    {
+    case ns3opengym::INT:
+        return box.intdata_size();
+    case ns3opengym::UINT:
+        return box.uintdata_size();
+    case ns3opengym::FLOAT:
+        return box.floatdata_size();
+    case ns3opengym::DOUBLE:
+        return box.doubledata_size();
+    default:
+        return -1;
+    }
+}
+
+} // namespace
+
+bool
+OpenGymDataContainer::CheckAgainstSpace(const ns3opengym::DataContainer& msg,
+                                        const ns3opengym::SpaceDescription& space,
+                                        const std::string& where,
+                                        std::string* error)
+{
+    if (msg.type() != space.type())
+    {
+        *error = where + ": a " + SpaceTypeName(msg.type()) + " container (type " +
+                 std::to_string(msg.type()) + "), expected " + SpaceTypeName(space.type()) +
+                 " for the declared space";
+        return false;
+    }
+    switch (space.type())
+    {
+    case ns3opengym::Discrete: {
+        ns3opengym::DiscreteDataContainer discrete;
+        return UnpackChecked(msg.data(), &discrete, where, error);
+    }
+    case ns3opengym::Box: {
+        ns3opengym::BoxSpace boxSpace;
+        ns3opengym::BoxDataContainer box;
+        if (!UnpackChecked(space.space(), &boxSpace, where + " (space)", error) ||
+            !UnpackChecked(msg.data(), &box, where, error))
+        {
+            return false;
+        }
+        if (box.dtype() != boxSpace.dtype())
+        {
+            *error = where + ": Box of dtype " + DtypeName(box.dtype()) + ", expected " +
+                     DtypeName(boxSpace.dtype()) + " as declared";
+            return false;
+        }
+        uint64_t expected = 1;
+        for (uint32_t d : boxSpace.shape())
+        {
+            expected *= d;
+        }
+        const int count = BoxValueCount(box);
+        if (box.shape().size() != boxSpace.shape().size() ||
+            !std::equal(box.shape().begin(), box.shape().end(), boxSpace.shape().begin()) ||
+            count < 0 || static_cast<uint64_t>(count) != expected)
+        {
+            *error = where + ": Box of shape " + ShapeText(box.shape()) + " with " +
+                     std::to_string(count) + " entries, expected shape " +
+                     ShapeText(boxSpace.shape()) + " (" + std::to_string(expected) +
+                     " entries) as declared";
+            return false;
+        }
+        return true;
+    }
+    case ns3opengym::Tuple: {
+        ns3opengym::TupleSpace tupleSpace;
+        ns3opengym::TupleDataContainer tuple;
+        if (!UnpackChecked(space.space(), &tupleSpace, where + " (space)", error) ||
+            !UnpackChecked(msg.data(), &tuple, where, error))
+        {
+            return false;
+        }
+        if (tuple.element_size() != tupleSpace.element_size())
+        {
+            *error = where + ": Tuple of " + std::to_string(tuple.element_size()) +
+                     " elements, expected " + std::to_string(tupleSpace.element_size());
+            return false;
+        }
+        for (int i = 0; i < tuple.element_size(); ++i)
+        {
+            if (!CheckAgainstSpace(tuple.element(i),
+                                   tupleSpace.element(i),
+                                   where + "[" + std::to_string(i) + "]",
+                                   error))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+    case ns3opengym::Dict: {
+        ns3opengym::DictSpace dictSpace;
+        ns3opengym::DictDataContainer dict;
+        if (!UnpackChecked(space.space(), &dictSpace, where + " (space)", error) ||
+            !UnpackChecked(msg.data(), &dict, where, error))
+        {
+            return false;
+        }
+        std::string keys;
+        for (const auto& element : dict.element())
+        {
+            keys += (keys.empty() ? "'" : ", '") + element.name() + "'";
+        }
+        if (dict.element_size() != dictSpace.element_size())
+        {
+            *error = where + ": Dict with keys [" + keys + "], expected " +
+                     std::to_string(dictSpace.element_size()) + " keys";
+            return false;
+        }
+        for (const auto& sub : dictSpace.element())
+        {
+            const auto found =
+                std::find_if(dict.element().begin(), dict.element().end(), [&](const auto& e) {
+                    return e.name() == sub.name();
+                });
+            if (found == dict.element().end())
+            {
+                *error = where + ": Dict with keys [" + keys + "] has no key '" + sub.name() +
+                         "'";
+                return false;
+            }
+            if (!CheckAgainstSpace(*found, sub, where + "['" + sub.name() + "']", error))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+    default:
+        *error = where + ": the declared space has type " + std::to_string(space.type());
+        return false;
+    }
 }
 
 // ---- Discrete -----------------------------------------------------------------------------

@@ -40,6 +40,19 @@ class OpenGymDataContainer : public Object
      */
     static Ptr<OpenGymDataContainer> CreateFromDataContainer(const ns3opengym::DataContainer& msg,
                                                              std::string* error);
+
+    /**
+     * Check that a value's wire form has the structure of @p space: the container type, the
+     * Any type URLs, the Box dtype and shape (so the number of entries), the Tuple length and
+     * the Dict keys, recursively. Values are not range-checked (a scenario decides what an
+     * out-of-range entry means). A well-formed message of the wrong structure is a protocol
+     * error, not something to idle through.
+     * @return false with the first difference (named by its path from @p where) in @p error.
+     */
+    static bool CheckAgainstSpace(const ns3opengym::DataContainer& msg,
+                                  const ns3opengym::SpaceDescription& space,
+                                  const std::string& where,
+                                  std::string* error);
 };
 
 std::ostream& operator<<(std::ostream& os, const Ptr<OpenGymDataContainer>& container);

@@ -280,6 +280,7 @@ OpenGymInterface::Init()
     NS_ABORT_MSG_IF(!obsSpace || !actSpace, "OpenGymInterface::Init: a space callback gave null");
     obsSpace->FillSpaceDescription(init.mutable_obsspace());
     actSpace->FillSpaceDescription(init.mutable_actspace());
+    m_actSpaceDesc = std::make_unique<ns3opengym::SpaceDescription>(init.actspace());
     NS_LOG_INFO("observation space " << obsSpace << ", action space " << actSpace);
     SendMessage(init, "SimInitMsg");
 
@@ -357,6 +358,12 @@ OpenGymInterface::NotifyCurrentState()
              "EnvActMsg has no actData, no stopSimReq and no continueEpisode");
     }
     std::string error;
+    if (!OpenGymDataContainer::CheckAgainstSpace(act.actdata(), *m_actSpaceDesc, "EnvActMsg.actData",
+                                                 &error))
+    {
+        Fail(OPENGYM_EXIT_PROTOCOL_ERROR,
+             "the action does not have the structure of the declared action space: " + error);
+    }
     Ptr<OpenGymDataContainer> action =
         OpenGymDataContainer::CreateFromDataContainer(act.actdata(), &error);
     if (!action)

@@ -28,7 +28,9 @@ namespace ns3
 enum OpenGymExitCode : int
 {
     OPENGYM_EXIT_PEER_GONE = 4,      ///< no reply within RecvTimeout, or the parent process died
-    OPENGYM_EXIT_PROTOCOL_ERROR = 5, ///< a message from Python did not parse / had the wrong type
+    OPENGYM_EXIT_PROTOCOL_ERROR = 5, ///< a message from Python did not parse, had the wrong
+                                     ///< type or structure (an action not of the declared
+                                     ///< space), or came in several ZeroMQ parts
 };
 
 /**
@@ -104,6 +106,8 @@ class OpenGymInterface : public Object
     // reused between steps to avoid allocations on the hot path
     std::unique_ptr<ns3opengym::EnvStateMsg> m_stateMsg;
     std::unique_ptr<ns3opengym::EnvActMsg> m_actMsg;
+    /// the action space announced at the handshake: every action must have its structure
+    std::unique_ptr<ns3opengym::SpaceDescription> m_actSpaceDesc;
 
     Callback<Ptr<OpenGymSpace>> m_actionSpaceCb;
     Callback<Ptr<OpenGymSpace>> m_observationSpaceCb;

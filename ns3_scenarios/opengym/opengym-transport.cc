@@ -153,6 +153,28 @@ ZmqOpenGymTransport::Receive(const uint8_t** data, size_t* size, std::string* er
         *error = std::string("receive failed: ") + err.what();
         return RecvStatus::ERROR;
     }
+    if (m_frame->more())
+    {
+        // ns3-gym's messages are single-part: count the other parts (a multipart message
+        // arrives whole, so they are there at once) and refuse the message
+        size_t parts = 1;
+        zmq::message_t rest;
+        try
+        {
+            bool more = true;
+            while (more && m_socket->recv(rest, zmq::recv_flags::dontwait))
+            {
+                ++parts;
+                more = rest.more();
+            }
+        }
+        catch (const zmq::error_t&)
+        {
+        }
+        *error = "a ZeroMQ message of " + std::to_string(parts) +
+                 " parts, expected a single-part ns3opengym message";
+        return RecvStatus::INVALID;
+    }
     *data = static_cast<const uint8_t*>(m_frame->data());
     *size = m_frame->size();
     return RecvStatus::FRAME;

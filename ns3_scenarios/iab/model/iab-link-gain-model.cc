@@ -16,6 +16,8 @@
 #include "ns3/string.h"
 #include "ns3/uinteger.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -28,6 +30,17 @@ NS_LOG_COMPONENT_DEFINE("IabLinkGainModel");
 NS_OBJECT_ENSURE_REGISTERED(IabChannelConditionModel);
 NS_OBJECT_ENSURE_REGISTERED(IabLinkGainModel);
 NS_OBJECT_ENSURE_REGISTERED(IabSpectrumPropagationLossModel);
+
+double
+UmiLosProbability(double d2dM)
+{
+    const double d = std::max(d2dM, 1e-9);
+    if (d <= 18.0)
+    {
+        return 1.0;
+    }
+    return 18.0 / d + std::exp(-d / 36.0) * (1.0 - 18.0 / d);
+}
 
 // ---- IabChannelConditionModel ----------------------------------------------------------------
 
@@ -306,6 +319,8 @@ IabLinkGainModel::DoDispose()
     m_bsMobility.clear();
     m_ueMobility.clear();
     m_clampMobility = nullptr;
+    m_clampNode = nullptr;
+    m_plainPathLoss = nullptr;
     Object::DoDispose();
 }
 
@@ -384,6 +399,8 @@ IabLinkGainModel::Install(const IabScenarioInstance& instance)
         m_ueArray.push_back(MakeArray(instance.ueArrayRows, instance.ueArrayCols));
     }
     m_clampMobility = CreateObject<ConstantPositionMobilityModel>();
+    m_clampNode = CreateObject<Node>(); // created last: the other nodes keep their ids
+    m_clampNode->AggregateObject(m_clampMobility);
 
     const double fcHz = instance.carrierGhz * 1e9;
     m_pathLoss = CreateObject<ThreeGppUmiStreetCanyonPropagationLossModel>();
@@ -400,6 +417,14 @@ IabLinkGainModel::Install(const IabScenarioInstance& instance)
         m_condition = m_iabCondition;
     }
     m_pathLoss->SetChannelConditionModel(m_condition);
+    if (!m_deterministic)
+    {
+        m_plainPathLoss = CreateObject<ThreeGppUmiStreetCanyonPropagationLossModel>();
+        m_plainPathLoss->SetAttribute("Frequency", DoubleValue(fcHz));
+        m_plainPathLoss->SetAttribute("ShadowingEnabled", BooleanValue(false));
+        m_plainPathLoss->SetAttribute("BuildingPenetrationLossesEnabled", BooleanValue(false));
+        m_plainPathLoss->SetChannelConditionModel(m_condition);
+    }
 
     if (!m_deterministic)
     {
@@ -645,19 +670,101 @@ IabLinkGainModel::LossDb(uint32_t bs, uint32_t rxLink)
 {
     Ptr<MobilityModel> tx = BsMobility(bs);
     Ptr<MobilityModel> rx = ReceiverMobility(rxLink);
+    if (m_deterministic)
+    {
+        return ClampedPathLossDb(m_pathLoss, nullptr, tx, rx);
+    }
+    // the shadowing model is called once per pair and update, at the real position, as before
+    const double lossDb = PathLossDb(m_pathLoss, tx, rx);
     const Vector t = tx->GetPosition();
     const Vector r = rx->GetPosition();
     const double d2d = std::hypot(r.x - t.x, r.y - t.y);
-    if (m_deterministic && (d2d < 10.0 || d2d > 5000.0))
+    if (d2d >= 10.0 && d2d <= 5000.0)
     {
-        // the fallback clamps the 2D distance to the model's validity range
-        const double target = std::clamp(d2d, 10.0, 5000.0);
-        const double ux = d2d > 1e-9 ? (r.x - t.x) / d2d : 1.0;
-        const double uy = d2d > 1e-9 ? (r.y - t.y) / d2d : 0.0;
-        m_clampMobility->SetPosition(Vector(t.x + ux * target, t.y + uy * target, r.z));
-        rx = m_clampMobility;
+        return lossDb;
     }
-    return -m_pathLoss->CalcRxPower(0.0, tx, rx);
+    const double shadowDb = lossDb - PathLossDb(m_plainPathLoss, tx, rx);
+    return ClampedPathLossDb(m_plainPathLoss, m_iabCondition, tx, rx) + shadowDb;
+}
+
+double
+IabLinkGainModel::ClampedPathLossDb(Ptr<ThreeGppPropagationLossModel> model,
+                                    Ptr<IabChannelConditionModel> condition,
+                                    Ptr<MobilityModel> tx,
+                                    Ptr<MobilityModel> rx) const
+{
+    const Vector t = tx->GetPosition();
+    const Vector r = rx->GetPosition();
+    const double d2d = std::hypot(r.x - t.x, r.y - t.y);
+    if (d2d >= 10.0 && d2d <= 5000.0)
+    {
+        return PathLossDb(model, tx, rx);
+    }
+    const double target = std::clamp(d2d, 10.0, 5000.0);
+    const double ux = d2d > 1e-9 ? (r.x - t.x) / d2d : 1.0;
+    const double uy = d2d > 1e-9 ? (r.y - t.y) / d2d : 0.0;
+    m_clampMobility->SetPosition(Vector(t.x + ux * target, t.y + uy * target, r.z));
+    if (condition)
+    {
+        const bool los = condition->GetChannelCondition(tx, rx)->IsLos();
+        condition->SetLos(tx->GetObject<Node>()->GetId(), m_clampNode->GetId(), los);
+    }
+    return PathLossDb(model, tx, m_clampMobility);
+}
+
+double
+IabLinkGainModel::PathLossDb(Ptr<ThreeGppPropagationLossModel> model,
+                             Ptr<MobilityModel> bs,
+                             Ptr<MobilityModel> rx)
+{
+    return -model->CalcRxPower(0.0, rx, bs);
+}
+
+std::string
+IabLinkGainModel::GetPathLossReportJson() const
+{
+    // a separate model without shadowing, its LOS state set per row
+    auto condition = CreateObject<IabChannelConditionModel>();
+    auto model = CreateObject<ThreeGppUmiStreetCanyonPropagationLossModel>();
+    model->SetAttribute("Frequency", DoubleValue(m_inst.carrierGhz * 1e9));
+    model->SetAttribute("ShadowingEnabled", BooleanValue(false));
+    model->SetAttribute("BuildingPenetrationLossesEnabled", BooleanValue(false));
+    model->SetChannelConditionModel(condition);
+    nlohmann::json rows = nlohmann::json::array();
+    for (uint32_t b = 0; b < m_bsNodes.GetN(); ++b)
+    {
+        for (uint32_t r = 0; r < m_nLinks; ++r)
+        {
+            if (m_linkParent[r] < 0 || (r < m_maxIab && b == r + 1))
+            {
+                continue;
+            }
+            Ptr<MobilityModel> tx = BsMobility(b);
+            Ptr<MobilityModel> rx = ReceiverMobility(r);
+            const Vector t = tx->GetPosition();
+            const Vector p = rx->GetPosition();
+            const uint32_t txNode = m_bsNodes.Get(b)->GetId();
+            const uint32_t rxNode = rx->GetObject<Node>()->GetId();
+            double lossDb[2];
+            for (int los = 0; los < 2; ++los)
+            {
+                condition->SetLos(txNode, rxNode, los == 1);
+                lossDb[los] = ClampedPathLossDb(model, condition, tx, rx);
+            }
+            const double d2d = std::hypot(p.x - t.x, p.y - t.y);
+            rows.push_back({{"bs", b},
+                            {"link", r},
+                            {"d2d_m", d2d},
+                            {"h_bs_m", t.z},
+                            {"h_rx_m", p.z},
+                            {"los_probability", UmiLosProbability(d2d)},
+                            {"loss_los_db", lossDb[1]},
+                            {"loss_nlos_db", lossDb[0]}});
+        }
+    }
+    condition->Dispose();
+    model->Dispose();
+    return rows.dump();
 }
 
 Ptr<ThreeGppSpectrumPropagationLossModel>

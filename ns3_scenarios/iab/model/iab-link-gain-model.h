@@ -26,6 +26,9 @@
 namespace ns3
 {
 
+/// LOS probability of TR 38.901 Table 7.4.2-1, UMi street canyon (as the numpy twin's).
+double UmiLosProbability(double d2dM);
+
 /**
  * LOS/NLOS state of every node pair, set from outside (the IAB network draws it with the
  * fallback's counter-based hash, so both backends see the same LOS states). Pairs never set
@@ -158,6 +161,14 @@ class IabLinkGainModel : public Object
     /// Wall-clock seconds spent in geometry updates and in per-frame signal refreshes.
     std::pair<double, double> GetComputeSeconds() const;
 
+    /**
+     * Diagnostic (iab-scenario --pathLossReport): for every (base station, link receiver)
+     * pair at the current positions, the 2D distance, both heights, the LOS probability and
+     * the path loss (dB, no shadowing) in LOS and in NLOS, through the same calls as the
+     * simulation's (ClampedPathLossDb, PathLossDb). A JSON array of objects; cheap (no 3GPP channel generation).
+     */
+    std::string GetPathLossReportJson() const;
+
   protected:
     void DoDispose() override;
 
@@ -173,8 +184,30 @@ class IabLinkGainModel : public Object
     Ptr<MobilityModel> ReceiverMobility(uint32_t link) const;
     Ptr<UniformPlanarArray> ReceiverArray(uint32_t link) const;
     Ptr<MobilityModel> BsMobility(uint32_t bs) const;
-    /// Path loss (+ shadowing in statistical mode), dB, the 2D distance clamped to [10 m, 5 km].
+    /**
+     * Path loss (+ shadowing in statistical mode), dB, the 2D distance clamped to the model's
+     * range [10 m, 5 km] as the twin does. Statistical mode keeps ns-3's shadowing of the real
+     * pair: full(real) - plain(real) + plain(clamped), with the shadowing-free m_plainPathLoss.
+     */
     double LossDb(uint32_t bs, uint32_t rxLink);
+    /**
+     * PathLossDb of @p model with the receiver moved along the line from @p tx to the nearest
+     * point whose 2D distance is in [10 m, 5 km] (a stand-in node; unchanged inside the range).
+     * With @p condition, the stand-in pair gets the LOS state of the real pair first.
+     */
+    double ClampedPathLossDb(Ptr<ThreeGppPropagationLossModel> model,
+                             Ptr<IabChannelConditionModel> condition,
+                             Ptr<MobilityModel> tx,
+                             Ptr<MobilityModel> rx) const;
+    /**
+     * -CalcRxPower of @p model between a base station and a receiver, receiver first: ns-3
+     * 3.44's ThreeGppUmiStreetCanyonPropagationLossModel takes the first node's height as
+     * h_UT when neither is at 10 m (its GetUtAndBsHeights returns min(za, za)), which made
+     * the NLOS loss 0.3 (h_BS - h_UT) dB too high with the base station first.
+     */
+    static double PathLossDb(Ptr<ThreeGppPropagationLossModel> model,
+                             Ptr<MobilityModel> bs,
+                             Ptr<MobilityModel> rx);
     /// |w^H a|^2 (linear) of an array turned toward @p target, seen from @p direction.
     double PanelGain(Ptr<UniformPlanarArray> array, const Vector& target,
                      const Vector& direction) const;
@@ -229,6 +262,8 @@ class IabLinkGainModel : public Object
     std::vector<UeChannel> m_ueChannels;
     Ptr<SpectrumSignalParameters> m_txParams;
     Ptr<MobilityModel> m_clampMobility; ///< stand-in receiver when closer than 10 m (2D)
+    Ptr<Node> m_clampNode;              ///< its node (the condition model looks nodes up)
+    Ptr<ThreeGppPropagationLossModel> m_plainPathLoss; ///< statistical: no shadowing
 
     std::vector<double> m_lossDb;  ///< (B x L)
     std::vector<double> m_gain;    ///< (L x L x K)

@@ -25,18 +25,6 @@ constexpr double SNR_SCALE_DB = 10.0;
 constexpr double BACKLOG_SCALE_BYTES = 1e6;
 constexpr float OBS_BOUND = 30.0F; ///< every observation value is clipped to +-OBS_BOUND
 
-/// TR 38.901 Table 7.4.2-1, UMi street canyon (as bridge/model/channel.py).
-double
-UmiLosProbability(double d2dM)
-{
-    const double d = std::max(d2dM, 1e-9);
-    if (d <= 18.0)
-    {
-        return 1.0;
-    }
-    return 18.0 / d + std::exp(-d / 36.0) * (1.0 - 18.0 / d);
-}
-
 double
 Jain(const std::vector<int64_t>& x)
 {
