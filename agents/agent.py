@@ -19,6 +19,7 @@ from torch import nn
 
 from agents.budget import Budget
 from agents.hyperparams import AgentConfig
+from agents.networks import ActorCritic
 from agents.policy_gradient import linear_schedule
 from agents.rollouts.trajectory import Rollout
 from bridge.layout import ObservationLayout
@@ -158,6 +159,18 @@ class Agent(ABC):
     def act(self, obs: np.ndarray, mask: np.ndarray, state: Any = None,
             deterministic: bool = False) -> tuple[np.ndarray, Any]:
         """One batched decision."""
+
+    def network(self, **options: Any) -> ActorCritic:
+        """An actor-critic of the config's shared sizes and idle bias (``options`` go to
+        :class:`ActorCritic`: memory, attention, a different idle bias...)."""
+        cfg = self.config
+        options.setdefault("idle_bias", cfg.idle_bias)
+        return ActorCritic(self.layout, cfg.hidden, cfg.link_hidden, cfg.rank, **options)
+
+    def adam(self, parameters: Any, lr: float | None = None) -> torch.optim.Adam:
+        """Adam with the config's epsilon, at ``lr`` (default: the base learning rate)."""
+        return torch.optim.Adam(parameters, lr=self.config.base_learning_rate if lr is None
+                                else lr, eps=self.config.adam_eps)
 
     # ------------------------------------------------------------------ training loop
     def anneal(self, progress: float) -> None:

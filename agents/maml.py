@@ -27,7 +27,6 @@ from torch.func import functional_call
 from agents.agent import CURVE_METRICS, Agent, Callback, episode_return_stats
 from agents.budget import Budget
 from agents.hyperparams import AgentConfig
-from agents.networks import ActorCritic
 from agents.policy_gradient import (
     MaskedMultiCategorical,
     PPOLossConfig,
@@ -155,13 +154,9 @@ class MAMLAgent(Agent):
     config: MAMLConfig
 
     def build(self) -> None:
-        cfg = self.config
-        self.actor = ActorCritic(self.layout, cfg.hidden, cfg.link_hidden, cfg.rank,
-                                 idle_bias=cfg.idle_bias)
-        self.critic = ActorCritic(self.layout, cfg.hidden, cfg.link_hidden, cfg.rank)
-        self.optimizer = torch.optim.Adam(
-            [*self.actor.parameters(), *self.critic.parameters()], lr=cfg.outer_lr,
-            eps=cfg.adam_eps)
+        self.actor = self.network()
+        self.critic = self.network(idle_bias=0.0)
+        self.optimizer = self.adam([*self.actor.parameters(), *self.critic.parameters()])
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"actor": self.actor, "critic": self.critic}

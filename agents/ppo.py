@@ -99,16 +99,13 @@ class PPOAgent(Agent):
 
     def build(self) -> None:
         self.model = self._new_model()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate,
-                                          eps=self.config.adam_eps)
+        self.optimizer = self.adam(self.model.parameters())
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"model": self.model}
 
     def _new_model(self) -> ActorCritic:
-        return ActorCritic(self.layout, self.config.hidden, self.config.link_hidden,
-                           self.config.rank, memory="none", idle_bias=self.config.idle_bias,
-                           cqi_prior=self.config.cqi_prior)
+        return self.network(cqi_prior=self.config.cqi_prior)
 
     # ------------------------------------------------------------------ training
     def learn(self, env: Any, total_env_steps: int, callback: Callback | None = None,
@@ -171,8 +168,7 @@ class PPOAgent(Agent):
         cfg = self.config
         n = source_envs(envs, num_envs)
         model = copy.deepcopy(self.model) if cfg.adapt_from == "init" else self._new_model()
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.adapt_learning_rate,
-                                     eps=cfg.adam_eps)
+        optimizer = self.adam(model.parameters(), lr=cfg.adapt_learning_rate)
         curve: list[dict[str, float]] = []
         with opened(envs) as rollouts:
             for episode in range(episodes + 1):

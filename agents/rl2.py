@@ -19,7 +19,7 @@ import torch
 from agents.agent import CURVE_METRICS, Agent, Callback, episode_return_stats
 from agents.budget import Budget
 from agents.hyperparams import PPOUpdateConfig
-from agents.networks import ActorCritic, History, action_to_schedule, recurrent_step
+from agents.networks import History, action_to_schedule, recurrent_step
 from agents.policy_gradient import (
     MaskedMultiCategorical,
     explained_variance,
@@ -93,12 +93,9 @@ class RL2Agent(Agent):
     def build(self) -> None:
         cfg = self.config
         self.name = "rl2" if cfg.memory == "gru" else "attention"
-        self.model = ActorCritic(self.layout, cfg.hidden, cfg.link_hidden, cfg.rank,
-                                 memory=cfg.memory, attention_heads=cfg.attention_heads,
-                                 attention_window=cfg.attention_window,
-                                 idle_bias=cfg.idle_bias)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate,
-                                          eps=cfg.adam_eps)
+        self.model = self.network(memory=cfg.memory, attention_heads=cfg.attention_heads,
+                                  attention_window=cfg.attention_window)
+        self.optimizer = self.adam(self.model.parameters())
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"model": self.model}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.agent import TORCH_THREADS
-from agents.budget import Budget, profile_budget
+from agents.budget import PROFILES, Budget, profile_budget
 from agents.heuristics import HEURISTICS
 from agents.hyperparams import AgentConfig
 from agents.registry import AGENT_NAMES, agent_config
@@ -193,8 +193,10 @@ def _budget(exp_raw: dict[str, Any], profile: str | None, backend: str,
             n_seeds: int | None, envs_per_job: int | None) -> Budget:
     """The profile's budget with the experiment table's budget fields (popped from it) and
     the command line's ``--seeds`` and ``--envs-per-job`` applied, validated."""
-    chosen = profile or exp_raw.pop("profile", "default")
-    exp_raw.pop("profile", None)
+    in_file = exp_raw.pop("profile", "default")
+    if in_file not in PROFILES:
+        raise ConfigError(f"experiment.profile={in_file!r}: expected one of {sorted(PROFILES)}")
+    chosen = profile or in_file
     changes = {k: exp_raw.pop(k) for k in sorted(Budget.field_names()) if k in exp_raw}
     if n_seeds is not None:
         if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
