@@ -219,18 +219,38 @@ def _write_csv(out: Path, spec: StudySpec, store: PhaseStore, all_rows: dict[str
 
 
 def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list[Path]:
+    """metrics.png, adaptation.png and training.png of the main study (else the first)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401  (MaxNLocator)
 
-    paths = []
     study = "main" if "main" in results["studies"] else next(iter(results["studies"]))
     methods = results["studies"][study]["methods"]
     order = [m for m in METHOD_ORDER if m in methods]
     colors = {m: plt.cm.tab10(i) for i, m in enumerate(order)}
+    paths = []
+    for name, draw in (("metrics.png", _metrics_figure), ("adaptation.png", _adaptation_figure)):
+        fig = draw(plt, methods, order, colors)
+        if name == "metrics.png":
+            fig.suptitle(f"Held-out deployments, study '{study}' ({results['backend']} "
+                         "backend, mean ± 95% CI over seeds x tasks)")
+        fig.tight_layout()
+        paths.append(out / name)
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    fig = _training_figure(plt, all_rows.get(study, {}), colors)
+    fig.suptitle(f"Meta-training on training tasks, study '{study}' (one line per seed)")
+    fig.tight_layout()
+    paths.append(out / "training.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
 
+
+def _metrics_figure(plt: Any, methods: dict[str, Any], order: list[str],
+                    colors: dict[str, Any]) -> Any:
+    """Bars of the headline metrics per method, with 95% intervals."""
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for ax, key in zip(axes.ravel(), HEADLINE_METRICS):
         vals = np.array([methods[m][key] for m in order], dtype=float)
@@ -248,12 +268,13 @@ def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list
         ax.set_title(f"{title} on held-out tasks")
         ax.set_ylabel(f"{title} ({unit})")
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Held-out deployments, study '{study}' ({results['backend']} backend, "
-                 f"mean ± 95% CI over seeds x tasks)")
-    fig.tight_layout()
-    paths.append(out / "metrics.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def _adaptation_figure(plt: Any, methods: dict[str, Any], order: list[str],
+                       colors: dict[str, Any]) -> Any:
+    """Each headline metric against the adaptation episode, per method."""
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for ax, key in zip(axes.ravel(), HEADLINE_METRICS):
@@ -265,16 +286,15 @@ def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list
         title, unit = LABELS[key]
         ax.set_title(f"Adaptation on held-out tasks: {title}")
         ax.set_xlabel("adaptation episode on the held-out task")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{title} ({unit})")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    paths.append(out / "adaptation.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    return fig
 
-    rows = all_rows.get(study, {})
+
+def _training_figure(plt: Any, rows: dict[str, Any], colors: dict[str, Any]) -> Any:
+    """Training-episode throughput and return against meta-training env-steps."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     panels = (("throughput_mbps", "training-episode throughput (Mb/s)"),
               ("episode_return", "training-episode return (reward)"))
@@ -298,12 +318,7 @@ def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list
         else:
             ax.text(0.5, 0.5, "no training episodes recorded", ha="center",
                     transform=ax.transAxes)
-    fig.suptitle(f"Meta-training on training tasks, study '{study}' (one line per seed)")
-    fig.tight_layout()
-    paths.append(out / "training.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
-    return paths
+    return fig
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -322,6 +337,56 @@ def _change(reduction: float | None) -> str:
     return f"{abs(100 * reduction):.0f}% {word}"
 
 
+def _study_section(study: str, data: dict[str, Any]) -> list[str]:
+    """report.md's table and ratios of one study."""
+    lines: list[str] = []
+    methods = data["methods"]
+    lines += [f"## Study `{study}`", ""]
+    cfg = data["config"]
+    lines += [f"{cfg['topology']['n_iab'] + 1} base stations, "
+              f"{cfg['radio']['n_channels']} channels, up to "
+              f"{cfg['topology']['max_ues']} UEs. Values: agents after the last "
+              "adaptation episode, baselines averaged over the same episodes; "
+              "mean ± 95% CI over seeds x held-out tasks.", ""]
+    head = ("| method | throughput (Mb/s) | SINR viol. | latency viol. | Jain | "
+            "vs best heuristic | vs upper bound | episodes to 90% | vs PPO (tput) | "
+            "meta-train env-steps |")
+    lines += [head, "|" + "---|" * 10]
+    for m, s in methods.items():
+        lines.append(
+            f"| {METHOD_LABELS.get(m, m)} | {_fmt(s['throughput_mbps'], 1)} ± "
+            f"{_fmt(s['throughput_mbps_ci95'], 1)} | {_fmt(s['sinr_violation_rate'])} | "
+            f"{_fmt(s['latency_violation_rate'])} | {_fmt(s['jain_fairness'])} | "
+            f"{_fmt(s.get('fraction_of_best_heuristic'), 2)} | "
+            f"{_fmt(s.get('fraction_of_upper_bound'), 2)} | "
+            f"{_fmt(s.get('episodes_to_90pct'))} | {_fmt(s.get('throughput_vs_ppo'), 2)} | "
+            f"{_fmt(s.get('meta_train_env_steps'), 0)} |")
+    lines.append("")
+    per_episode = {m: s["throughput_vs_best_heuristic_per_episode"]
+                   for m, s in methods.items()
+                   if "throughput_vs_best_heuristic_per_episode" in s}
+    if per_episode:
+        best = next(iter(methods.values())).get("best_heuristic", "")
+        lines += [f"Throughput relative to {METHOD_LABELS.get(best, best)} on the same "
+                  "episodes, per adaptation episode (0 = before any adaptation):", ""]
+        for m, ratios in per_episode.items():
+            lines.append(f"* {METHOD_LABELS.get(m, m)}: "
+                         + " → ".join(_fmt(r, 2) for r in ratios))
+        lines.append("")
+    if "ppo" in methods:
+        lines += ["Against PPO trained from scratch with the same adaptation budget:", ""]
+        for m, s in methods.items():
+            if m == "ppo":
+                continue
+            lines.append(
+                f"* {METHOD_LABELS.get(m, m)}: {_fmt(s.get('throughput_vs_ppo'), 2)}x "
+                f"throughput, SINR violations "
+                f"{_change(s.get('sinr_violation_reduction_vs_ppo'))}, latency violations "
+                f"{_change(s.get('latency_violation_reduction_vs_ppo'))}")
+        lines.append("")
+    return lines
+
+
 def _write_markdown(out: Path, results: dict[str, Any]) -> Path:
     lines = ["# iabmeta study report", "",
              f"Backend **{results['backend']}**, profile **{results['profile']}**, base seed "
@@ -338,50 +403,7 @@ def _write_markdown(out: Path, results: dict[str, Any]) -> Path:
                   f"({r['env_steps']} env-steps); {r['retries']} job attempts failed and were "
                   f"re-run, {r['worker_replacements']} workers replaced.", ""]
     for study, data in results["studies"].items():
-        methods = data["methods"]
-        lines += [f"## Study `{study}`", ""]
-        cfg = data["config"]
-        lines += [f"{cfg['topology']['n_iab'] + 1} base stations, "
-                  f"{cfg['radio']['n_channels']} channels, up to "
-                  f"{cfg['topology']['max_ues']} UEs. Values: agents after the last "
-                  "adaptation episode, baselines averaged over the same episodes; "
-                  "mean ± 95% CI over seeds x held-out tasks.", ""]
-        head = ("| method | throughput (Mb/s) | SINR viol. | latency viol. | Jain | "
-                "vs best heuristic | vs upper bound | episodes to 90% | vs PPO (tput) | "
-                "meta-train env-steps |")
-        lines += [head, "|" + "---|" * 10]
-        for m, s in methods.items():
-            lines.append(
-                f"| {METHOD_LABELS.get(m, m)} | {_fmt(s['throughput_mbps'], 1)} ± "
-                f"{_fmt(s['throughput_mbps_ci95'], 1)} | {_fmt(s['sinr_violation_rate'])} | "
-                f"{_fmt(s['latency_violation_rate'])} | {_fmt(s['jain_fairness'])} | "
-                f"{_fmt(s.get('fraction_of_best_heuristic'), 2)} | "
-                f"{_fmt(s.get('fraction_of_upper_bound'), 2)} | "
-                f"{_fmt(s.get('episodes_to_90pct'))} | {_fmt(s.get('throughput_vs_ppo'), 2)} | "
-                f"{_fmt(s.get('meta_train_env_steps'), 0)} |")
-        lines.append("")
-        per_episode = {m: s["throughput_vs_best_heuristic_per_episode"]
-                       for m, s in methods.items()
-                       if "throughput_vs_best_heuristic_per_episode" in s}
-        if per_episode:
-            best = next(iter(methods.values())).get("best_heuristic", "")
-            lines += [f"Throughput relative to {METHOD_LABELS.get(best, best)} on the same "
-                      "episodes, per adaptation episode (0 = before any adaptation):", ""]
-            for m, ratios in per_episode.items():
-                lines.append(f"* {METHOD_LABELS.get(m, m)}: "
-                             + " → ".join(_fmt(r, 2) for r in ratios))
-            lines.append("")
-        if "ppo" in methods:
-            lines += ["Against PPO trained from scratch with the same adaptation budget:", ""]
-            for m, s in methods.items():
-                if m == "ppo":
-                    continue
-                lines.append(
-                    f"* {METHOD_LABELS.get(m, m)}: {_fmt(s.get('throughput_vs_ppo'), 2)}x "
-                    f"throughput, SINR violations "
-                    f"{_change(s.get('sinr_violation_reduction_vs_ppo'))}, latency violations "
-                    f"{_change(s.get('latency_violation_reduction_vs_ppo'))}")
-            lines.append("")
+        lines += _study_section(study, data)
     lines += ["## Figures", "", "![metrics](metrics.png)", "", "![adaptation](adaptation.png)",
               "", "![training](training.png)", "",
               "Raw numbers: `results.json`, `adaptation_curves.csv`, `training_curves.csv`."]
