@@ -49,6 +49,7 @@ bench: install ns3
 	$(VENV)/bin/iabmeta bench bridge --json
 	$(VENV)/bin/iabmeta bench ns3 --json
 	$(VENV)/bin/iabmeta bench rollouts --json
+	$(VENV)/bin/iabmeta bench training --json
 
 clean:
 	rm -rf ns3_scenarios/build .pytest_cache .ruff_cache

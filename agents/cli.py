@@ -1,38 +1,44 @@
-"""The ``iabmeta`` command line: reproduce the study, train, evaluate, benchmark, build ns-3."""
+"""The ``iabmeta`` command line: reproduce the study, train, evaluate, benchmark, build ns-3.
+
+Only this module parses arguments; it turns them into a :class:`agents.study.StudySpec` with
+:func:`agents.study.build_spec` and runs the study's phases."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+import numpy as np
+
+from agents.budget import PROFILES
+from agents.heuristics import HEURISTICS
+from agents.registry import AGENT_NAMES
+from agents.study.spec import UPPER_BOUND, StudySpec
 from bridge.config import ConfigError
 from bridge.contract import BACKENDS, DEFAULT_BACKEND
-
-BENCHMARKS: dict[str, tuple[str, str]] = {
-    "fallback": ("bridge.fallback.bench", "bench_fallback"),
-    "bridge": ("bridge.ns3.bench", "bench_bridge"),
-    "ns3": ("bridge.ns3.iab_bench", "bench_ns3"),
-    "ppo": ("agents.bench", "bench_ppo"),
-    "rollouts": ("agents.rollouts.bench", "bench_rollouts"),
-}
+from bridge.metrics import HEADLINE_METRICS
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help="simulator: the batched numpy fallback (default) or real ns-3")
     p.add_argument("--config", type=Path, default=None, metavar="FILE",
-                   help="TOML or YAML experiment file ([scenario], [tasks], [experiment])")
+                   help="TOML or YAML experiment file ([scenario], [tasks], [experiment], "
+                        "[agents.<name>])")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, e.g. --set radio.n_channels=4 (repeatable)")
+                   help="override one value, e.g. --set radio.n_channels=4, "
+                        "--set experiment.num_envs=32, --set agents.ppo.learning_rate=3e-4 "
+                        "(repeatable)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.add_argument("--out", type=Path, default=Path("runs/default"), metavar="DIR",
                    help="output directory (default runs/default)")
-    p.add_argument("--quick", action="store_true",
-                   help="a small but real run (minutes) instead of the full study")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                   help="budget profile: quick (minutes), default, paper (5 seeds); "
+                        "default: the experiment file's, else 'default'")
+    p.add_argument("--quick", action="store_true", help="the same as --profile quick")
     p.add_argument("--ray-address", default=None, metavar="ADDRESS",
                    help="run the agents' rollouts on Ray workers: 'local' (a private "
                         "cluster on this machine), 'auto' (the running cluster), "
@@ -45,6 +51,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from benchmarks import TARGETS
+
     parser = argparse.ArgumentParser(
         prog="iabmeta",
         description="Meta-reinforcement learning for dynamic spectrum allocation in mmWave "
@@ -52,32 +60,37 @@ def build_parser() -> argparse.ArgumentParser:
                     "ones, compare with heuristics and an upper bound.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    baselines = [*sorted(HEURISTICS), UPPER_BOUND]
 
     rep = sub.add_parser("reproduce", help="the whole study: meta-train every agent, adapt on "
                          "held-out tasks, evaluate baselines, write the report")
     _add_common(rep)
     rep.add_argument("--seeds", type=int, default=None,
-                     help="independent training seeds (default: 3, or 2 with --quick)")
+                     help="independent training seeds 0..N-1 (default: the profile's)")
     rep.add_argument("--agents", default=None,
-                     help="comma-separated subset of ppo,maml,rl2,attention")
+                     help=f"comma-separated subset of {','.join(AGENT_NAMES)}")
     rep.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     rep.add_argument("--no-resume", action="store_true",
                      help="start from scratch even if --out holds an interrupted run")
 
     tr = sub.add_parser("train", help="meta-train (or train) one agent and save a checkpoint")
     _add_common(tr)
-    tr.add_argument("--agent", required=True, choices=("ppo", "maml", "rl2", "attention"))
+    tr.add_argument("--agent", required=True, choices=AGENT_NAMES)
+    tr.add_argument("--study", default="main", help="main (default) or small")
 
-    ev = sub.add_parser("evaluate", help="evaluate a checkpoint or a baseline on held-out tasks")
+    ev = sub.add_parser("evaluate", help="adapt a checkpoint (or run a baseline) on the "
+                        "held-out tasks; a reproduce checkpoint gives the numbers it recorded")
     _add_common(ev)
-    ev.add_argument("--agent", required=True,
-                    help="ppo|maml|rl2|attention (needs --checkpoint) or a heuristic: "
-                         "random|round_robin|greedy_max_sinr|proportional_fair|upper_bound")
+    ev.add_argument("--agent", required=True, choices=[*AGENT_NAMES, *baselines],
+                    help=f"{'|'.join(AGENT_NAMES)} (needs --checkpoint) or a baseline: "
+                         f"{'|'.join(baselines)}")
     ev.add_argument("--checkpoint", type=Path, default=None)
+    ev.add_argument("--study", default="main",
+                    help="the study the checkpoint was trained in: main (default) or small")
     ev.add_argument("--episodes", type=int, default=None, help="adaptation episodes")
 
     be = sub.add_parser("bench", help="performance benchmarks (print what they measure)")
-    be.add_argument("target", choices=sorted(BENCHMARKS))
+    be.add_argument("target", choices=sorted(TARGETS))
     be.add_argument("--json", action="store_true", help="print JSON only")
 
     bn = sub.add_parser("build-ns3", help="compile the ns-3 scenarios (incremental)")
@@ -85,47 +98,106 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_callable(module: str, name: str) -> Callable[..., Any]:
-    import importlib
+def _spec(args: argparse.Namespace, agents: Sequence[str] | None = None) -> StudySpec:
+    from agents.study import build_spec
 
+    if args.quick and args.profile not in (None, "quick"):
+        raise ConfigError(f"--quick and --profile={args.profile} contradict each other")
+    return build_spec(args.config, args.overrides, backend=args.backend,
+                      profile="quick" if args.quick else args.profile, seed=args.seed,
+                      agents=agents, n_seeds=getattr(args, "seeds", None),
+                      envs_per_job=args.envs_per_job)
+
+
+def _ray_line(args: argparse.Namespace, spec: StudySpec, runtime: object) -> None:
+    if args.ray_address:
+        print(f"rollouts on Ray ({args.ray_address}): {runtime.describe()}, "  # type: ignore[attr-defined]
+              f"{spec.budget.envs_per_job} envs per job")
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from agents.study import rollout_runtime, run_study
+    from agents.study.console import ConsoleProgress
+
+    agents = [a.strip() for a in args.agents.split(",") if a.strip()] if args.agents else None
+    spec = _spec(args, agents)
+    progress = ConsoleProgress("reproduce", tensorboard=args.tensorboard)
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise SystemExit(f"iabmeta: {module}.{name} is not available here: {exc}") from None
+        with rollout_runtime(args.ray_address, args.ray_workers) as runtime:
+            _ray_line(args, spec, runtime)
+            run_study(spec, args.out, runtime=runtime, fresh=args.no_resume, progress=progress)
+    finally:
+        progress.close()
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from agents.agent import use_torch_threads
+    from agents.study import PhaseId, PhaseStore, rollout_runtime, train_agent
+
+    spec = _spec(args, [args.agent])
+    use_torch_threads(spec.torch_threads)
+    study = spec.study(args.study)
+    store = PhaseStore(args.out, spec.fingerprint() + "-train", fresh=False)
+    phase = PhaseId("train", study.name, args.agent, spec.seeds[0])
+    with rollout_runtime(args.ray_address, args.ray_workers) as runtime:
+        _ray_line(args, spec, runtime)
+        result = train_agent(spec, study, phase, store, runtime)
+    store.save(phase, result)
+    print(f"trained {args.agent}: {result['env_steps']} env-steps in {result['wall_s']:.1f} s; "
+          f"checkpoint {args.out / result['checkpoint']}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from agents.agent import use_torch_threads
+    from agents.study import adapt_checkpoint, evaluate_baseline, rollout_runtime
+
+    is_agent = args.agent in AGENT_NAMES
+    spec = _spec(args, [args.agent] if is_agent else None)
+    if args.episodes is not None:
+        spec = spec.replace(budget=spec.budget.replace(adapt_episodes=args.episodes))
+    use_torch_threads(spec.torch_threads)
+    study = spec.study(args.study)
+    if not is_agent:
+        records = evaluate_baseline(spec, study, args.agent)
+    else:
+        if args.checkpoint is None or not Path(args.checkpoint).is_file():
+            raise ConfigError(f"--checkpoint={args.checkpoint}: a checkpoint file written by "
+                              f"`iabmeta train` or `iabmeta reproduce` is required")
+        with rollout_runtime(args.ray_address, args.ray_workers) as runtime, \
+                runtime.backend(spec.backend, study.config, spec.budget.envs_per_job) as rollouts:
+            records = adapt_checkpoint(spec, study, args.agent, args.checkpoint, rollouts)
+    print(json.dumps({"agent": args.agent, "records": records,
+                      "summary": {k: float(np.mean([r[k] for r in records]))
+                                  for k in HEADLINE_METRICS}}, indent=1, default=float))
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    module, name = BENCHMARKS[args.target]
-    result = _load_callable(module, name)()
-    if args.json:
-        print(json.dumps(result, indent=2, default=float))
-    else:
-        print(json.dumps(result, indent=2, default=float))
+    from benchmarks import TARGETS
+
+    print(json.dumps(TARGETS[args.target](), indent=None if args.json else 2, default=float))
     return 0
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    build = _load_callable("bridge.ns3.build", "build_scenarios")
-    path = build(jobs=args.jobs)
+    from bridge.ns3.build import build_scenarios
+
+    path = build_scenarios(jobs=args.jobs)
     print(f"ns-3 scenarios built in {path}")
     return 0
 
 
-def _cmd_experiment(args: argparse.Namespace) -> int:
-    from agents import experiment
-
-    return experiment.run_command(args)
+COMMANDS = {"reproduce": _cmd_reproduce, "train": _cmd_train, "evaluate": _cmd_evaluate,
+            "bench": _cmd_bench, "build-ns3": _cmd_build}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "bench":
-            return _cmd_bench(args)
-        if args.command == "build-ns3":
-            return _cmd_build(args)
-        return _cmd_experiment(args)
+        return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(f"iabmeta: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -17,35 +17,23 @@ runs :meth:`MAMLAgent.adapt`, which replays the same inner step on the held-out 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch.func import functional_call
 
-from agents.base import (
-    CURVE_METRICS,
-    Agent,
-    Budget,
-    Callback,
-    TrainingRun,
-)
-from agents.core import (
+from agents.agent import CURVE_METRICS, Agent, Callback, episode_return_stats
+from agents.budget import Budget
+from agents.hyperparams import AgentConfig
+from agents.policy_gradient import (
     MaskedMultiCategorical,
     PPOLossConfig,
-    linear_schedule,
-    load_checkpoint,
     masked_mean,
     normalize_advantages,
     ppo_update,
-    save_checkpoint,
-    seed_everything,
 )
-from agents.networks import ActorCritic
-from agents.ppo import episode_return_stats
-from agents.rollout import Rollout, records_by_episode
 from agents.rollouts import (
     EnvSlot,
     EnvSource,
@@ -56,7 +44,8 @@ from agents.rollouts import (
     source_envs,
     task_slots,
 )
-from bridge.layout import ObservationLayout
+from agents.rollouts.trajectory import Rollout, records_by_episode
+from bridge.config import _f
 from bridge.tasks import Task, TaskDistribution
 
 MetaGradient = Literal["first_order", "dice", "lvc"]
@@ -100,27 +89,21 @@ def adapt_parameters(params: Params, loss: torch.Tensor, lr: float, create_graph
 
 
 @dataclass
-class MAMLConfig:
+class MAMLConfig(AgentConfig):
     """MAML hyperparameters."""
 
+    _section_name = "agents.maml"
+
     meta_gradient: MetaGradient = "dice"
-    inner_lr: float = 0.01  # one step moves the 40-head joint policy ~5-10 nats (KL)
-    inner_steps: int = 1
-    outer_lr: float = 1e-3
-    anneal_lr: bool = True
-    adam_eps: float = 1e-5
-    outer_epochs: int = 3
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_coef: float = 0.2
-    ent_coef: float = 0.003
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    hidden: int = 64
-    link_hidden: int = 32
-    rank: int = 16
-    reward_scale: float = 0.1  # fixed multiplier of the critic's targets (see PPOConfig)
-    idle_bias: float = -1.0  # initial idle logit: start scheduling more than idling
+    # one step moves the 40-head joint policy ~5-10 nats (KL)
+    inner_lr: float = _f(0.01, lo=0.0, hi=100.0, open_lo=True)
+    inner_steps: int = _f(1, lo=1, hi=100)
+    outer_lr: float = _f(1e-3, lo=0.0, hi=1.0, open_lo=True)
+    outer_epochs: int = _f(3, lo=1, hi=10_000)
+
+    @property
+    def base_learning_rate(self) -> float:
+        return self.outer_lr
 
     @property
     def loss(self) -> PPOLossConfig:
@@ -167,20 +150,16 @@ class MAMLAgent(Agent):
 
     name = "maml"
 
-    def __init__(self, layout: ObservationLayout, config: MAMLConfig | None = None,
-                 seed: int = 0) -> None:
-        self.layout = layout
-        self.config = config or MAMLConfig()
-        self.seed = seed
-        seed_everything(seed)
-        cfg = self.config
-        self.actor = ActorCritic(layout, cfg.hidden, cfg.link_hidden, cfg.rank,
-                                 idle_bias=cfg.idle_bias)
-        self.critic = ActorCritic(layout, cfg.hidden, cfg.link_hidden, cfg.rank)
-        self.optimizer = torch.optim.Adam(
-            [*self.actor.parameters(), *self.critic.parameters()], lr=cfg.outer_lr,
-            eps=cfg.adam_eps)
-        self.env_steps = 0
+    config_type = MAMLConfig
+    config: MAMLConfig
+
+    def build(self) -> None:
+        self.actor = self.network()
+        self.critic = self.network(idle_bias=0.0)
+        self.optimizer = self.adam([*self.actor.parameters(), *self.critic.parameters()])
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"actor": self.actor, "critic": self.critic}
 
     # ------------------------------------------------------------------ pieces
     def theta(self) -> Params:
@@ -224,60 +203,18 @@ class MAMLAgent(Agent):
                    callback: Callback | None = None) -> dict[str, Any]:
         """Meta-batches of ``meta_batch_tasks`` training tasks x ``adapt_envs`` environments;
         every task's episodes are rollout jobs of their own (its policy is its own phi)."""
-        cfg = self.config
         n_tasks, per_task = budget.meta_batch_tasks, budget.adapt_envs
         rng = np.random.default_rng(self.seed + 9_151)
-        second_order = cfg.meta_gradient != "first_order"
-        run = TrainingRun(callback, budget.max_meta_train_s)
         with opened(envs, budget.envs_per_job) as rollouts:
             frames = rollouts.config.dynamics.episode_frames
-            per_iter = (cfg.inner_steps + 1) * n_tasks * per_task * frames
-            iterations = max(1, budget.meta_train_env_steps // per_iter)
-            for it in range(iterations):
-                if cfg.anneal_lr:
-                    self.optimizer.param_groups[0]["lr"] = linear_schedule(cfg.outer_lr,
-                                                                          it / iterations)
+            per_iter = (self.config.inner_steps + 1) * n_tasks * per_task * frames
+
+            def iteration(it: int) -> dict[str, float]:
                 batch_tasks = tasks.sample("train", int(rng.integers(2**31)), n_tasks)
                 inst_seeds = [int(s) for s in rng.integers(2**31, size=n_tasks)]
-                inner: list[list[TaskBatch]] = []  # [step][task]
-                sampling = [self.snapshot()] * n_tasks
-                for step in range(cfg.inner_steps + 1):
-                    rollout = self.collect(
-                        rollouts, [(task_slots(t, s, draw_sample_seeds(per_task)), policy)
-                                   for t, s, policy in zip(batch_tasks, inst_seeds, sampling)],
-                        step)
-                    if step == 0:
-                        pre = episode_return_stats(rollout)
-                    batches = split_by_task(rollout, n_tasks, cfg.gamma, cfg.gae_lambda,
-                                            cfg.reward_scale)
-                    if step < cfg.inner_steps:
-                        inner.append(batches)
-                        sampling = [
-                            self.snapshot(self.adapted(
-                                self.theta(), [inner[s][i] for s in range(len(inner))],
-                                create_graph=False))
-                            for i in range(n_tasks)]
-                self.env_steps += per_iter
-                outer = batches
-                data = {key: torch.stack([getattr(b, key) for b in outer])
-                        for key in ("logprob", "advantages", "value", "returns", "valid")}
-
-                def evaluate(idx: torch.Tensor, inner: list[list[TaskBatch]] = inner,
-                             outer: list[TaskBatch] = outer
-                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-                    logps, ents, values = [], [], []
-                    for i in idx.tolist():
-                        phi = self.adapted(self.theta(), [step[i] for step in inner],
-                                           create_graph=second_order)
-                        dist = self.policy(phi, outer[i].obs, outer[i].mask)
-                        logps.append(dist.log_prob(outer[i].action))
-                        ents.append(dist.entropy())
-                        values.append(self.critic(outer[i].obs)[1])
-                    return torch.stack(logps), torch.stack(ents), torch.stack(values)
-
-                stats = ppo_update(evaluate, data, n_tasks, self.optimizer,
-                                   [*self.actor.parameters(), *self.critic.parameters()],
-                                   cfg.loss, cfg.outer_epochs, 1, cfg.max_grad_norm)
+                inner, outer, pre, rollout = self._meta_batch(rollouts, batch_tasks,
+                                                              inst_seeds, per_task)
+                stats = self._outer_update(inner, outer)
                 post = episode_return_stats(rollout)
                 stats.update(post)
                 # does the inner step help? pre: theta's episodes, post: phi's (same tasks)
@@ -286,9 +223,61 @@ class MAMLAgent(Agent):
                     stats[f"post_adapt_{key}"] = post.get(f"episode_{key}", float("nan"))
                 stats["adapt_gain_return"] = (stats["post_adapt_episode_return"]
                                               - stats["pre_adapt_episode_return"])
-                if run.record(stats, self.env_steps):
-                    break
-        return run.summary(self.env_steps)
+                return stats
+
+            return self.training_loop(max(1, budget.meta_train_env_steps // per_iter),
+                                      per_iter, iteration, callback)
+
+    def _meta_batch(self, rollouts: RolloutBackend, batch_tasks: list[Task],
+                    inst_seeds: list[int], per_task: int
+                    ) -> tuple[list[list[TaskBatch]], list[TaskBatch], dict[str, float],
+                               Rollout]:
+        """The episodes of one meta-batch: each inner step's batches ([step][task]), the
+        outer batches (after the inner loop), theta's episode statistics and the last
+        rollout."""
+        cfg = self.config
+        n_tasks = len(batch_tasks)
+        inner: list[list[TaskBatch]] = []
+        sampling = [self.snapshot()] * n_tasks
+        pre: dict[str, float] = {}
+        for step in range(cfg.inner_steps + 1):
+            rollout = self.collect(
+                rollouts, [(task_slots(t, s, draw_sample_seeds(per_task)), policy)
+                           for t, s, policy in zip(batch_tasks, inst_seeds, sampling)], step)
+            if step == 0:
+                pre = episode_return_stats(rollout)
+            batches = split_by_task(rollout, n_tasks, cfg.gamma, cfg.gae_lambda,
+                                    cfg.reward_scale)
+            if step < cfg.inner_steps:
+                inner.append(batches)
+                sampling = [self.snapshot(self.adapted(self.theta(), [b[i] for b in inner],
+                                                       create_graph=False))
+                            for i in range(n_tasks)]
+        return inner, batches, pre, rollout
+
+    def _outer_update(self, inner: list[list[TaskBatch]], outer: list[TaskBatch]
+                      ) -> dict[str, float]:
+        """PPO-clipped outer step over the meta-batch's tasks, phi(theta) recomputed in every
+        epoch (differentiably unless first-order)."""
+        cfg = self.config
+        second_order = cfg.meta_gradient != "first_order"
+        data = {key: torch.stack([getattr(b, key) for b in outer])
+                for key in ("logprob", "advantages", "value", "returns", "valid")}
+
+        def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            logps, ents, values = [], [], []
+            for i in idx.tolist():
+                phi = self.adapted(self.theta(), [step[i] for step in inner],
+                                   create_graph=second_order)
+                dist = self.policy(phi, outer[i].obs, outer[i].mask)
+                logps.append(dist.log_prob(outer[i].action))
+                ents.append(dist.entropy())
+                values.append(self.critic(outer[i].obs)[1])
+            return torch.stack(logps), torch.stack(ents), torch.stack(values)
+
+        return ppo_update(evaluate, data, len(outer), self.optimizer,
+                          [*self.actor.parameters(), *self.critic.parameters()], cfg.loss,
+                          cfg.outer_epochs, 1, cfg.max_grad_norm)
 
     # ------------------------------------------------------------------ meta-test
     def adapt(self, envs: EnvSource, task: Task, episodes: int, instance_seed: int = 0,
@@ -332,20 +321,3 @@ class MAMLAgent(Agent):
                            torch.as_tensor(mask, dtype=torch.bool))
         action = dist.mode() if deterministic else dist.sample()
         return action.numpy(), state
-
-    # ------------------------------------------------------------------ checkpoints
-    def save(self, path: str | Path) -> None:
-        save_checkpoint(path, {"actor": self.actor, "critic": self.critic},
-                        {"agent": self.name, "config": asdict(self.config), "seed": self.seed,
-                         "layout": asdict(self.layout), "env_steps": self.env_steps})
-
-    @classmethod
-    def load(cls, path: str | Path) -> MAMLAgent:
-        payload = load_checkpoint(path)
-        meta = payload["meta"]
-        agent = cls(ObservationLayout(**meta["layout"]), MAMLConfig(**meta["config"]),
-                    seed=meta["seed"])
-        agent.actor.load_state_dict(payload["modules"]["actor"])
-        agent.critic.load_state_dict(payload["modules"]["critic"])
-        agent.env_steps = meta["env_steps"]
-        return agent

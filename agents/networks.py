@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from agents.core import layer_init, scale_observation
+from agents.policy_gradient import layer_init, scale_observation
 from bridge.layout import ObservationLayout
 
 MemoryKind = Literal["none", "gru", "attention"]

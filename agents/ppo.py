@@ -4,32 +4,17 @@ on a held-out task with the same per-episode budget the meta-learners get."""
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from agents.base import (
-    CURVE_METRICS,
-    Agent,
-    Budget,
-    Callback,
-    TrainingRun,
-)
-from agents.core import (
-    MaskedMultiCategorical,
-    PPOLossConfig,
-    explained_variance,
-    linear_schedule,
-    load_checkpoint,
-    ppo_update,
-    save_checkpoint,
-    seed_everything,
-)
+from agents.agent import CURVE_METRICS, Agent, Callback, episode_return_stats
+from agents.budget import Budget
+from agents.hyperparams import PPOUpdateConfig
 from agents.networks import ActorCritic, History
-from agents.rollout import ActFn, EnvCursor, Rollout, collect, records_by_episode
+from agents.policy_gradient import MaskedMultiCategorical, explained_variance, ppo_update
 from agents.rollouts import (
     EnvSlot,
     EnvSource,
@@ -39,42 +24,23 @@ from agents.rollouts import (
     source_envs,
     task_slots,
 )
-from bridge.contract import IABVectorEnvBase
-from bridge.layout import ObservationLayout
+from agents.rollouts.trajectory import ActFn, EnvCursor, Rollout, collect, records_by_episode
+from bridge.config import _f
 from bridge.tasks import Task, TaskDistribution
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(PPOUpdateConfig):
     """PPO hyperparameters (CleanRL's names and defaults where they fit this problem)."""
 
-    num_steps: int = 32  # per environment per iteration
-    learning_rate: float = 1e-3
-    anneal_lr: bool = True
-    adam_eps: float = 1e-5
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    num_minibatches: int = 4
-    update_epochs: int = 4
-    norm_adv: bool = True
-    clip_coef: float = 0.2
-    clip_vloss: bool = True
-    ent_coef: float = 0.003
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
+    _section_name = "agents.ppo"
+
+    num_steps: int = _f(32, lo=1, hi=1_000_000)  # per environment per iteration (learn)
     target_kl: float | None = None
-    hidden: int = 64
-    link_hidden: int = 32
-    rank: int = 16
-    # fixed reward multiplier for the critic's targets: per-frame rewards are O(1) and
-    # returns over 40-200 frames at gamma 0.99 reach ~30, which made the value loss (and its
-    # gradient through the shared encoder) swamp the policy gradient
-    reward_scale: float = 0.1
-    idle_bias: float = -1.0  # initial idle logit: start scheduling more than idling
-    cqi_prior: float = 0.0
+    cqi_prior: float = _f(0.0, lo=-100.0, hi=100.0)
     # iterations between new training deployments (pretraining only; every pretraining
     # iteration is one whole episode per environment, a rollout job of the rollout layer)
-    resample_tasks_every: int = 4
+    resample_tasks_every: int = _f(4, lo=1, hi=1_000_000)
     # The study's baseline is PPO trained from scratch on the held-out task with the same
     # small adaptation budget the meta-learners get ("scratch"); "init" fine-tunes the
     # multi-task weights instead. Multi-task pretraining runs in meta_train only when
@@ -82,12 +48,7 @@ class PPOConfig:
     # costs 0 env-steps.
     adapt_from: Literal["init", "scratch"] = "scratch"
     pretrain: bool = False
-    adapt_learning_rate: float = 1e-3
-
-    @property
-    def loss(self) -> PPOLossConfig:
-        return PPOLossConfig(self.clip_coef, self.clip_vloss, self.ent_coef, self.vf_coef,
-                             self.norm_adv)
+    adapt_learning_rate: float = _f(1e-3, lo=0.0, hi=1.0, open_lo=True)
 
 
 def sampling_policy(model: ActorCritic, deterministic: bool = False) -> ActFn:
@@ -128,60 +89,46 @@ def ppo_step(model: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Roll
     return stats
 
 
-def episode_return_stats(rollout: Rollout) -> dict[str, float]:
-    recs = rollout.episode_records
-    if not recs:
-        return {}
-    out = {f"episode_{k}": float(np.mean([r[k] for r in recs])) for k in CURVE_METRICS}
-    out["episodes"] = float(len(recs))
-    return out
-
-
 class PPOAgent(Agent):
     """Memoryless link-set actor-critic trained with PPO."""
 
     name = "ppo"
 
-    def __init__(self, layout: ObservationLayout, config: PPOConfig | None = None,
-                 seed: int = 0) -> None:
-        self.layout = layout
-        self.config = config or PPOConfig()
-        self.seed = seed
-        seed_everything(seed)
+    config_type = PPOConfig
+    config: PPOConfig
+
+    def build(self) -> None:
         self.model = self._new_model()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate,
-                                          eps=self.config.adam_eps)
-        self.env_steps = 0
+        self.optimizer = self.adam(self.model.parameters())
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"model": self.model}
 
     def _new_model(self) -> ActorCritic:
-        return ActorCritic(self.layout, self.config.hidden, self.config.link_hidden,
-                           self.config.rank, memory="none", idle_bias=self.config.idle_bias,
-                           cqi_prior=self.config.cqi_prior)
+        return self.network(cqi_prior=self.config.cqi_prior)
 
     # ------------------------------------------------------------------ training
-    def learn(self, env: IABVectorEnvBase, total_env_steps: int, callback: Callback | None = None,
-              cursor: EnvCursor | None = None, max_seconds: float | None = None
-              ) -> dict[str, Any]:
+    def learn(self, env: Any, total_env_steps: int, callback: Callback | None = None,
+              cursor: EnvCursor | None = None) -> dict[str, Any]:
         """CleanRL's loop on any vector environment of this layout, in this process:
         rollouts of ``num_steps`` across episode boundaries (autoreset), one PPO update
         each, learning rate annealed to 0 over ``total_env_steps``."""
         cfg = self.config
         per_iter = cfg.num_steps * env.num_envs
-        iterations = max(1, total_env_steps // per_iter)
         cursor = cursor or EnvCursor.start(env, seed=self.seed)
-        run = TrainingRun(callback, max_seconds)
-        for it in range(iterations):
-            if cfg.anneal_lr:
-                self.optimizer.param_groups[0]["lr"] = linear_schedule(cfg.learning_rate,
-                                                                      it / iterations)
+
+        def iteration(it: int) -> dict[str, float]:
             rollout = collect(env, cursor, cfg.num_steps, sampling_policy(self.model),
                               self.layout)
-            self.env_steps += per_iter
-            stats = ppo_step(self.model, self.optimizer, rollout, cfg)
-            stats.update(episode_return_stats(rollout))
-            if run.record(stats, self.env_steps):
-                break
-        return run.summary(self.env_steps)
+            return self._update(rollout)
+
+        return self.training_loop(max(1, total_env_steps // per_iter), per_iter, iteration,
+                                  callback)
+
+    def _update(self, rollout: Rollout) -> dict[str, float]:
+        stats = ppo_step(self.model, self.optimizer, rollout, self.config)
+        stats.update(episode_return_stats(rollout))
+        return stats
 
     def meta_train(self, envs: EnvSource, tasks: TaskDistribution, budget: Budget,
                    callback: Callback | None = None) -> dict[str, Any]:
@@ -192,32 +139,26 @@ class PPOAgent(Agent):
         learns only inside :meth:`adapt`."""
         if not self.config.pretrain:
             return {"env_steps": self.env_steps, "wall_s": 0.0, "iterations": 0, "last": {}}
-        cfg = self.config
         rng = np.random.default_rng(self.seed + 7_771)
         n = budget.num_envs
-        run = TrainingRun(callback, budget.max_meta_train_s)
+        drawn: dict[str, Any] = {}
         with opened(envs, budget.envs_per_job) as rollouts:
             frames = rollouts.config.dynamics.episode_frames
-            iterations = max(1, budget.meta_train_env_steps // (n * frames))
-            for it in range(iterations):
-                if it % cfg.resample_tasks_every == 0:
+
+            def iteration(it: int) -> dict[str, float]:
+                if it % self.config.resample_tasks_every == 0:
                     draw = int(rng.integers(2**31))
-                    deployments = list(zip(tasks.sample("train", draw, n),
-                                           (int(s) for s in rng.integers(2**31, size=n))))
-                    first = it
-                if cfg.anneal_lr:
-                    self.optimizer.param_groups[0]["lr"] = linear_schedule(cfg.learning_rate,
-                                                                          it / iterations)
+                    drawn.update(first=it, deployments=list(zip(
+                        tasks.sample("train", draw, n),
+                        (int(s) for s in rng.integers(2**31, size=n)))))
                 slots = [EnvSlot(t, s, 0, z) for (t, s), z in
-                         zip(deployments, draw_sample_seeds(n))]
+                         zip(drawn["deployments"], draw_sample_seeds(n))]
                 rollout = rollouts.collect([(slots, PolicySnapshot.capture(self.model))],
-                                           first_episode=it - first)
-                self.env_steps += n * frames
-                stats = ppo_step(self.model, self.optimizer, rollout, cfg)
-                stats.update(episode_return_stats(rollout))
-                if run.record(stats, self.env_steps):
-                    break
-        return run.summary(self.env_steps)
+                                           first_episode=it - drawn["first"])
+                return self._update(rollout)
+
+            return self.training_loop(max(1, budget.meta_train_env_steps // (n * frames)),
+                                      n * frames, iteration, callback)
 
     # ------------------------------------------------------------------ meta-test
     def adapt(self, envs: EnvSource, task: Task, episodes: int, instance_seed: int = 0,
@@ -227,8 +168,7 @@ class PPOAgent(Agent):
         cfg = self.config
         n = source_envs(envs, num_envs)
         model = copy.deepcopy(self.model) if cfg.adapt_from == "init" else self._new_model()
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.adapt_learning_rate,
-                                     eps=cfg.adam_eps)
+        optimizer = self.adam(model.parameters(), lr=cfg.adapt_learning_rate)
         curve: list[dict[str, float]] = []
         with opened(envs) as rollouts:
             for episode in range(episodes + 1):
@@ -248,19 +188,3 @@ class PPOAgent(Agent):
         action, _, _ = act(torch.as_tensor(obs, dtype=torch.float32),
                            torch.as_tensor(mask, dtype=torch.bool), None)
         return action.numpy(), None
-
-    # ------------------------------------------------------------------ checkpoints
-    def save(self, path: str | Path) -> None:
-        save_checkpoint(path, {"model": self.model},
-                        {"agent": self.name, "config": asdict(self.config), "seed": self.seed,
-                         "layout": asdict(self.layout), "env_steps": self.env_steps})
-
-    @classmethod
-    def load(cls, path: str | Path) -> PPOAgent:
-        payload = load_checkpoint(path)
-        meta = payload["meta"]
-        agent = cls(ObservationLayout(**meta["layout"]), PPOConfig(**meta["config"]),
-                    seed=meta["seed"])
-        agent.model.load_state_dict(payload["modules"]["model"])
-        agent.env_steps = meta["env_steps"]
-        return agent

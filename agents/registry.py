@@ -1,40 +1,62 @@
-"""Agent names -> constructors and checkpoint loaders (the names the CLI and reports use)."""
+"""The one list of learning agents: name -> agent class, hyper-parameter config and report
+label. The CLI's choices, the study's agent list, the report's labels and checkpoint loading
+all read it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.base import Agent
+from agents.agent import Agent
+from agents.hyperparams import AgentConfig, config_from_table
 from agents.maml import MAMLAgent, MAMLConfig
 from agents.ppo import PPOAgent, PPOConfig
-from agents.rl2 import RL2Agent, RL2Config
-from bridge.config import ScenarioConfig
+from agents.rl2 import AttentionConfig, RL2Agent, RL2Config
+from bridge.config import ConfigError, ScenarioConfig
 from bridge.layout import ObservationLayout
 
-AGENTS: dict[str, type[Agent]] = {
-    "ppo": PPOAgent, "maml": MAMLAgent, "rl2": RL2Agent, "attention": RL2Agent,
+
+@dataclass(frozen=True)
+class AgentEntry:
+    """One registered agent: its class, its config type and how reports name it."""
+
+    agent: type[Agent]
+    config: type[AgentConfig]
+    label: str
+
+
+AGENTS: dict[str, AgentEntry] = {
+    "ppo": AgentEntry(PPOAgent, PPOConfig, "PPO (from scratch)"),
+    "maml": AgentEntry(MAMLAgent, MAMLConfig, "MAML"),
+    "rl2": AgentEntry(RL2Agent, RL2Config, "RNN (RL²)"),
+    "attention": AgentEntry(RL2Agent, AttentionConfig, "RNN + attention"),
 }
+AGENT_NAMES: tuple[str, ...] = tuple(AGENTS)
+
+
+def _entry(name: str) -> AgentEntry:
+    if name not in AGENTS:
+        raise ConfigError(f"agent {name!r} is unknown; expected one of {list(AGENT_NAMES)}")
+    return AGENTS[name]
+
+
+def agent_config(name: str, table: dict[str, Any] | None = None) -> AgentConfig:
+    """``name``'s hyper-parameters: the defaults with ``table`` applied (validated; unknown
+    fields refused, naming ``agents.<name>.<field>``)."""
+    return config_from_table(_entry(name).config, dict(table or {}), f"agents.{name}")
 
 
 def make_agent(name: str, config: ScenarioConfig, seed: int = 0,
-               overrides: dict[str, Any] | None = None) -> Agent:
-    """A fresh agent for ``config``'s observation layout; ``overrides`` set hyperparameters
-    of the agent's config dataclass (e.g. ``{"meta_gradient": "first_order"}``)."""
-    layout = ObservationLayout.from_config(config)
-    overrides = dict(overrides or {})
-    if name == "ppo":
-        return PPOAgent(layout, PPOConfig(**overrides), seed)
-    if name == "maml":
-        return MAMLAgent(layout, MAMLConfig(**overrides), seed)
-    if name in ("rl2", "attention"):
-        overrides["memory"] = "gru" if name == "rl2" else "attention"
-        return RL2Agent(layout, RL2Config(**overrides), seed)
-    raise ValueError(f"agent {name!r} is unknown; expected one of {sorted(AGENTS)}")
+               hyperparams: AgentConfig | dict[str, Any] | None = None) -> Agent:
+    """A fresh agent for ``config``'s observation layout; ``hyperparams`` is the agent's
+    config, or a dict of fields to change (e.g. ``{"meta_gradient": "first_order"}``)."""
+    entry = _entry(name)
+    if not isinstance(hyperparams, AgentConfig):
+        hyperparams = agent_config(name, hyperparams)
+    return entry.agent(ObservationLayout.from_config(config), hyperparams, seed)
 
 
 def load_agent(name: str, path: str | Path) -> Agent:
     """Rebuild a saved agent (checkpoints are read with ``weights_only=True``)."""
-    if name not in AGENTS:
-        raise ValueError(f"agent {name!r} is unknown; expected one of {sorted(AGENTS)}")
-    return AGENTS[name].load(path)
+    return _entry(name).agent.load(path)

@@ -10,33 +10,21 @@ GAE runs across the whole trial; PPO updates run full-sequence passes over whole
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from agents.base import (
-    CURVE_METRICS,
-    Agent,
-    Budget,
-    Callback,
-    TrainingRun,
-)
-from agents.core import (
+from agents.agent import CURVE_METRICS, Agent, Callback, episode_return_stats
+from agents.budget import Budget
+from agents.hyperparams import PPOUpdateConfig
+from agents.networks import History, action_to_schedule, recurrent_step
+from agents.policy_gradient import (
     MaskedMultiCategorical,
-    PPOLossConfig,
     explained_variance,
-    linear_schedule,
-    load_checkpoint,
     ppo_update,
-    save_checkpoint,
-    seed_everything,
 )
-from agents.networks import ActorCritic, History, action_to_schedule, recurrent_step
-from agents.ppo import episode_return_stats
-from agents.rollout import Rollout, records_by_episode
 from agents.rollouts import (
     EnvSlot,
     EnvSource,
@@ -48,44 +36,39 @@ from agents.rollouts import (
     source_envs,
     task_slots,
 )
-from bridge.layout import ObservationLayout
+from agents.rollouts.trajectory import Rollout, records_by_episode
+from bridge.config import ConfigError, _f
 from bridge.tasks import Task, TaskDistribution
 
 
 @dataclass
-class RL2Config:
+class RL2Config(PPOUpdateConfig):
     """Hyperparameters of the recurrent meta-learners."""
 
-    memory: Literal["gru", "attention"] = "gru"
-    trial_episodes: int | None = None  # None: the budget's adapt_episodes + 1
-    learning_rate: float = 1e-3
-    anneal_lr: bool = True
-    adam_eps: float = 1e-5
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    num_minibatches: int = 4
-    update_epochs: int = 4
-    norm_adv: bool = True
-    clip_coef: float = 0.2
-    clip_vloss: bool = True
-    ent_coef: float = 0.003
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    hidden: int = 64
-    link_hidden: int = 32
-    rank: int = 16
-    attention_heads: int = 4
-    attention_window: int = 64
-    # trials per iteration at most: a main-study trial batch of 32 x 163 steps took 6-18 s,
-    # so the wall-clock cap overshot by a whole iteration; 16 halves it and doubles updates
-    max_trial_envs: int = 16
-    reward_scale: float = 0.1  # fixed multiplier of the critic's targets (see PPOConfig)
-    idle_bias: float = -1.0  # initial idle logit: start scheduling more than idling
+    _section_name = "agents.rl2"
 
-    @property
-    def loss(self) -> PPOLossConfig:
-        return PPOLossConfig(self.clip_coef, self.clip_vloss, self.ent_coef, self.vf_coef,
-                             self.norm_adv)
+    memory: Literal["gru", "attention"] = "gru"
+    # episodes per trial; None: the budget's adapt_episodes + 1
+    trial_episodes: int | None = _f(None, lo=1, hi=10_000)
+    attention_heads: int = _f(4, lo=1, hi=256)
+    attention_window: int = _f(64, lo=1, hi=1_000_000)
+    # trials per iteration at most: a main-study trial batch of 32 x 163 steps took 6-18 s;
+    # 16 halves an iteration and doubles the updates per env-step
+    max_trial_envs: int = _f(16, lo=1, hi=65_536)
+
+    def _validate(self) -> None:
+        if self.memory == "attention" and self.hidden % self.attention_heads:
+            raise ConfigError(f"{self._section_name}.attention_heads={self.attention_heads}"
+                              f" must divide {self._section_name}.hidden={self.hidden}")
+
+
+@dataclass
+class AttentionConfig(RL2Config):
+    """The RNN-with-attention meta-learner: RL^2 with causal self-attention before the GRU."""
+
+    _section_name = "agents.attention"
+
+    memory: Literal["gru", "attention"] = "attention"
 
 
 @dataclass
@@ -104,21 +87,18 @@ class RL2Agent(Agent):
 
     name = "rl2"
 
-    def __init__(self, layout: ObservationLayout, config: RL2Config | None = None,
-                 seed: int = 0) -> None:
-        self.layout = layout
-        self.config = config or RL2Config()
-        self.seed = seed
-        self.name = "rl2" if self.config.memory == "gru" else "attention"
-        seed_everything(seed)
+    config_type = RL2Config
+    config: RL2Config
+
+    def build(self) -> None:
         cfg = self.config
-        self.model = ActorCritic(layout, cfg.hidden, cfg.link_hidden, cfg.rank,
-                                 memory=cfg.memory, attention_heads=cfg.attention_heads,
-                                 attention_window=cfg.attention_window,
-                                 idle_bias=cfg.idle_bias)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate,
-                                          eps=cfg.adam_eps)
-        self.env_steps = 0
+        self.name = "rl2" if cfg.memory == "gru" else "attention"
+        self.model = self.network(memory=cfg.memory, attention_heads=cfg.attention_heads,
+                                  attention_window=cfg.attention_window)
+        self.optimizer = self.adam(self.model.parameters())
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"model": self.model}
 
     def run_trial(self, rollouts: RolloutBackend, slots: Sequence[EnvSlot], episodes: int
                   ) -> Rollout:
@@ -154,29 +134,24 @@ class RL2Agent(Agent):
     def meta_train(self, envs: EnvSource, tasks: TaskDistribution, budget: Budget,
                    callback: Callback | None = None) -> dict[str, Any]:
         """Trials on training tasks (a new task and deployment per environment per trial)."""
-        cfg = self.config
-        episodes = cfg.trial_episodes or budget.adapt_episodes + 1
-        n = min(budget.num_envs, cfg.max_trial_envs)
+        episodes = self.config.trial_episodes or budget.adapt_episodes + 1
+        n = min(budget.num_envs, self.config.max_trial_envs)
         rng = np.random.default_rng(self.seed + 4_243)
-        run = TrainingRun(callback, budget.max_meta_train_s)
         with opened(envs, budget.envs_per_job) as rollouts:
             per_iter = job_steps(episodes, rollouts.config.dynamics.episode_frames) * n
-            iterations = max(1, budget.meta_train_env_steps // per_iter)
-            for it in range(iterations):
-                if cfg.anneal_lr:
-                    self.optimizer.param_groups[0]["lr"] = linear_schedule(cfg.learning_rate,
-                                                                          it / iterations)
+
+            def iteration(it: int) -> dict[str, float]:
                 trial_tasks = tasks.sample("train", int(rng.integers(2**31)), n)
                 inst_seeds = rng.integers(2**31, size=n)
                 slots = [EnvSlot(t, int(s), 0, z) for t, s, z in
                          zip(trial_tasks, inst_seeds, draw_sample_seeds(n))]
                 rollout = self.run_trial(rollouts, slots, episodes)
-                self.env_steps += per_iter
                 stats = self.update(rollout)
                 stats.update(episode_return_stats(rollout))
-                if run.record(stats, self.env_steps):
-                    break
-        return run.summary(self.env_steps)
+                return stats
+
+            return self.training_loop(max(1, budget.meta_train_env_steps // per_iter),
+                                      per_iter, iteration, callback)
 
     @torch.no_grad()
     def adapt(self, envs: EnvSource, task: Task, episodes: int, instance_seed: int = 0,
@@ -217,26 +192,3 @@ class RL2Agent(Agent):
         dist = MaskedMultiCategorical(logits, torch.as_tensor(mask, dtype=torch.bool))
         action = dist.mode() if deterministic else dist.sample()
         return action.numpy(), RL2State(memory, action, state.prev_reward, state.prev_done)
-
-    def save(self, path: str | Path) -> None:
-        save_checkpoint(path, {"model": self.model},
-                        {"agent": self.name, "config": asdict(self.config), "seed": self.seed,
-                         "layout": asdict(self.layout), "env_steps": self.env_steps})
-
-    @classmethod
-    def load(cls, path: str | Path) -> RL2Agent:
-        payload = load_checkpoint(path)
-        meta = payload["meta"]
-        agent = cls(ObservationLayout(**meta["layout"]), RL2Config(**meta["config"]),
-                    seed=meta["seed"])
-        agent.model.load_state_dict(payload["modules"]["model"])
-        agent.env_steps = meta["env_steps"]
-        return agent
-
-
-def attention_agent(layout: ObservationLayout, config: RL2Config | None = None,
-                    seed: int = 0) -> RL2Agent:
-    """The RNN-with-attention meta-learner (causal self-attention over the trial + GRU)."""
-    cfg = config or RL2Config()
-    cfg.memory = "attention"
-    return RL2Agent(layout, cfg, seed)

@@ -23,6 +23,7 @@ from agents.rollouts.jobs import (
     Trajectory,
     draw_sample_seeds,
     job_steps,
+    pin_tasks,
     plan_jobs,
     task_slots,
     to_rollout,
@@ -33,7 +34,7 @@ from agents.rollouts.runner import PolicyCache, run_jobs
 __all__ = ["ARRAY_FIELDS", "DEFAULT_ENVS_PER_JOB", "ENV_FAILURES", "EnvSlot", "LocalRollouts",
            "PolicyCache", "PolicySnapshot", "RolloutBackend", "RolloutError", "RolloutJob",
            "RolloutStats", "Trajectory", "draw_sample_seeds", "job_steps", "opened",
-           "plan_jobs", "run_jobs", "source_envs", "task_slots", "to_rollout"]
+           "pin_tasks", "plan_jobs", "run_jobs", "source_envs", "task_slots", "to_rollout"]
 
 # what an agent accepts as its environments: a backend, a vector environment, or a factory
 # num_envs -> vector environment

@@ -11,7 +11,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from agents.rollout import Rollout
 from agents.rollouts.jobs import (
     EnvSlot,
     PolicySnapshot,
@@ -22,6 +21,7 @@ from agents.rollouts.jobs import (
     plan_jobs,
     to_rollout,
 )
+from agents.rollouts.trajectory import Rollout
 from bridge.config import ScenarioConfig
 from bridge.contract.errors import EnvironmentFailure
 

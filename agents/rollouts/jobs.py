@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from agents.networks import ActorCritic
-from agents.rollout import Rollout
+from agents.rollouts.trajectory import EnvCursor, Rollout
 from bridge.layout import ObservationLayout
 from bridge.tasks import Task
 
-# the fields of agents.rollout.Rollout a trajectory carries, all (T, E, ...)
+# the fields of agents.rollouts.trajectory.Rollout a trajectory carries, all (T, E, ...)
 ARRAY_FIELDS = ("obs", "mask", "action", "logprob", "value", "reward", "terminated",
                 "truncated", "valid", "prev_action", "prev_reward", "prev_done")
 _SEED_LIMIT = 2**31
@@ -253,3 +253,22 @@ class RolloutStats:
         return {"jobs": self.jobs, "env_steps": self.env_steps, "retries": self.retries,
                 "worker_replacements": self.worker_replacements,
                 "failures": list(self.failures)}
+
+
+def pin_tasks(env: Any, tasks: list[Task], instance_seeds: list[int]) -> EnvCursor:
+    """Environment i of the vector env ``env`` simulates (tasks[i // per_task],
+    instance_seeds[i // per_task]) from a fresh episode; later ``EnvCursor.start(env)`` calls
+    keep these deployments. Environment j of a task gets the episodes of replica j
+    (:class:`EnvSlot`), so the baselines see exactly the episodes the agents' rollout jobs
+    see."""
+    per_task = env.num_envs // len(tasks)
+    if per_task * len(tasks) != env.num_envs:
+        raise ValueError(f"{env.num_envs} environments cannot be split evenly over "
+                         f"{len(tasks)} tasks")
+    # distinct episode seeds per environment: without them every environment replayed the
+    # same traffic, mobility and incumbent draws, so E environments gave one sample, not E
+    episode_seeds = [EnvSlot(t, int(s), j).episode_seed for t, s in zip(tasks, instance_seeds)
+                     for j in range(per_task)]
+    return EnvCursor.start(env, seed=episode_seeds, options={
+        "tasks": [t for t in tasks for _ in range(per_task)],
+        "instance_seeds": [int(s) for s in instance_seeds for _ in range(per_task)]})

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.core import MaskedMultiCategorical
 from agents.networks import ActorCritic, History, recurrent_step
-from agents.rollout import EnvCursor, collect
+from agents.policy_gradient import MaskedMultiCategorical
 from agents.rollouts.jobs import PolicySnapshot, RolloutJob, Trajectory
+from agents.rollouts.trajectory import EnvCursor, collect
 from bridge.layout import ObservationLayout
 from bridge.model.rng import STREAM_POLICY, hash_keys, seed_key, to_uniform
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
+
+from agents.agent import use_torch_threads
 
 
 @pytest.fixture(autouse=True)
 def _two_threads() -> None:
-    torch.set_num_threads(2)
+    use_torch_threads()

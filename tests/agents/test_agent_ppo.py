@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.ppo import PPOAgent, PPOConfig, sampling_policy
-from agents.rollout import EnvCursor, collect
+from agents.rollouts.trajectory import EnvCursor, collect
 from bridge.config import ScenarioConfig
 from bridge.fallback.env import IABVectorEnv
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from agents.base import pin_tasks
 from agents.networks import ActorCritic
 from agents.rollouts import (
     LocalRollouts,
     PolicySnapshot,
     RolloutJob,
+    pin_tasks,
     plan_jobs,
     run_jobs,
     task_slots,

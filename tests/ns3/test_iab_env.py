@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.ns3_env import largest_backlog
 from bridge.config import ScenarioConfig
 from bridge.contract import make_env, make_vector_env
 from bridge.fallback.env import IABEnv, IABVectorEnv
 from bridge.ns3.build import scenario_binary
-from bridge.ns3.iab_bench import largest_backlog
 from bridge.ns3.iab_env import Ns3IABEnv, Ns3IABVectorEnv
 
 

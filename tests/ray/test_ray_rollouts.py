@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.base import Budget
+from agents.budget import Budget
 from agents.maml import MAMLAgent, MAMLConfig
 from agents.rollouts import LocalRollouts
 from agents.rollouts.ray_pool import RayPool, _check_reachable
@@ -46,7 +46,7 @@ def test_meta_training_on_ray_equals_meta_training_in_process(pool, tiny_config)
     """MAML's meta-batch (per-task jobs, adapted policies) gives the same weights."""
     budget = Budget(name="test", episode_frames=20, meta_train_env_steps=320, num_envs=4,
                     meta_batch_tasks=2, adapt_episodes=1, adapt_envs=2, n_test_tasks=1,
-                    seeds=(0,), max_meta_train_s=None, envs_per_job=1)
+                    seeds=(0,), envs_per_job=1)
     tasks = TaskDistribution.for_config(tiny_config)
     layout = ObservationLayout.from_config(tiny_config)
     weights, logs = [], []

@@ -9,7 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from agents.heuristics import HEURISTICS
+from agents.registry import AGENT_NAMES, AGENTS
 from agents.stats import episodes_to_fraction, mean_ci
+from agents.study.spec import UPPER_BOUND, Study, StudySpec
+from agents.study.store import PhaseId, PhaseStore, write_json_atomic
 from bridge.metrics import HEADLINE_METRICS
 
 LABELS = {
@@ -19,19 +23,21 @@ LABELS = {
     "jain_fairness": ("Jain fairness", "index (0-1)"),
     "episode_return": ("Episode return", "reward"),
 }
-AGENT_LABELS = {"ppo": "PPO (from scratch)", "maml": "MAML", "rl2": "RNN (RL²)",
-                "attention": "RNN + attention", "random": "Random (masked)",
-                "round_robin": "Round-robin", "greedy_max_sinr": "Greedy max-SINR",
-                "proportional_fair": "Proportional fair", "upper_bound": "Upper bound"}
+BASELINE_LABELS = {"random": "Random (masked)", "round_robin": "Round-robin",
+                   "greedy_max_sinr": "Greedy max-SINR", "proportional_fair": "Proportional fair",
+                   UPPER_BOUND: "Upper bound"}
+METHOD_LABELS = {**{n: e.label for n, e in AGENTS.items()}, **BASELINE_LABELS}
+# the plots' order: agents, heuristics, upper bound
+METHOD_ORDER = (*AGENT_NAMES, *sorted(HEURISTICS, key=list(BASELINE_LABELS).index), UPPER_BOUND)
 
 
-def _method_rows(exp: Any, store: Any, study: Any) -> dict[str, dict[str, Any]]:
+def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
+                 ) -> dict[str, dict[str, Any]]:
     """Per method: final values per (seed, task), mean curves, training info."""
-    K = exp.budget.adapt_episodes
+    K = spec.budget.adapt_episodes
     rows: dict[str, dict[str, Any]] = {}
-    baselines = list(exp.heuristics) + (["upper_bound"] if study.upper_bound else [])
-    for h in baselines:
-        name = f"baseline:{study.name}:{h}"
+    for h in (*spec.heuristics, *study.baselines):
+        name = PhaseId("baseline", study.name, h)
         if not store.done(name):
             continue
         recs = store.load(name)
@@ -45,11 +51,11 @@ def _method_rows(exp: Any, store: Any, study: Any) -> dict[str, dict[str, Any]]:
         curve = [{k: float(np.mean([r[k] for r in recs if r["episode"] == e]))
                   for k in (*HEADLINE_METRICS, "episode_return")} for e in range(K + 1)]
         rows[h] = {"kind": "baseline", "finals": finals, "curve": curve}
-    for agent in exp.agents:
+    for agent in spec.agents:
         finals, curves, trains = [], [], []
-        for seed in exp.seeds:
-            a_name = f"adapt:{study.name}:{agent}:{seed}"
-            t_name = f"train:{study.name}:{agent}:{seed}"
+        for seed in spec.seeds:
+            a_name = PhaseId("adapt", study.name, agent, seed)
+            t_name = a_name.trained
             if not (store.done(a_name) and store.done(t_name)):
                 continue
             recs = store.load(a_name)
@@ -121,41 +127,41 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def write_report(exp: Any, store: Any, versions: dict[str, str], run_wall_s: float
-                 ) -> list[Path]:
+def write_report(spec: StudySpec, store: PhaseStore, versions: dict[str, str],
+                 run_wall_s: float) -> tuple[dict[str, Any], list[Path]]:
+    """results.json, the CSV curves, the plots and report.md from the store's phases;
+    returns the results and the paths written."""
     out = store.out
     results: dict[str, Any] = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "backend": exp.backend, "seed": exp.seed, "profile": exp.budget.name,
-        "budget": exp.budget.to_dict(), "agents": list(exp.agents),
+        "backend": spec.backend, "seed": spec.seed, "profile": spec.budget.name,
+        "budget": spec.budget.to_dict(), "agents": list(spec.agents),
         "versions": versions, "run_wall_s": run_wall_s, "studies": {},
     }
     all_rows = {}
-    for study in exp.studies:
-        rows = _method_rows(exp, store, study)
+    for study in spec.studies:
+        rows = _method_rows(spec, store, study)
         all_rows[study.name] = rows
         summary = _summarise(rows)
         per_seed = {}
-        for agent in exp.agents:
-            for seed in exp.seeds:
-                name = f"adapt:{study.name}:{agent}:{seed}"
+        for agent in spec.agents:
+            for seed in spec.seeds:
+                name = PhaseId("adapt", study.name, agent, seed)
                 if store.done(name):
                     per_seed[f"{agent}:{seed}"] = store.load(name)
         results["studies"][study.name] = {
             "config": study.config.to_dict(), "tasks": study.tasks.ranges,
             "test_tasks": [t.to_dict() | {"instance_seed": s}
-                           for t, s in _test_tasks(exp, study)],
+                           for t, s in spec.held_out(study)],
             "methods": summary, "adaptation_records": per_seed,
         }
     results["rollouts"] = rollout_totals(store.rollout_stats())
-    from agents.experiment import write_json_atomic
-
     paths = [out / "results.json"]
     write_json_atomic(paths[0], results)
-    paths += _write_csv(out, exp, store, all_rows)
+    paths += _write_csv(out, spec, store, all_rows)
     paths += _plots(out, results, all_rows)
     paths.append(_write_markdown(out, results))
-    return paths
+    return results, paths
 
 
 def rollout_totals(per_phase: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -170,29 +176,24 @@ def rollout_totals(per_phase: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return totals
 
 
-def _test_tasks(exp: Any, study: Any) -> list:
-    from agents.experiment import test_tasks
-
-    return test_tasks(study, exp)
-
-
-def _write_csv(out: Path, exp: Any, store: Any, all_rows: dict[str, Any]) -> list[Path]:
+def _write_csv(out: Path, spec: StudySpec, store: PhaseStore, all_rows: dict[str, Any]
+               ) -> list[Path]:
     curves = out / "adaptation_curves.csv"
     with open(curves, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["study", "method", "seed", "task", "episode", *HEADLINE_METRICS,
                     "episode_return"])
-        for study in exp.studies:
-            for h in [*exp.heuristics, "upper_bound"]:
-                name = f"baseline:{study.name}:{h}"
+        for study in spec.studies:
+            for h in (*spec.heuristics, *study.baselines):
+                name = PhaseId("baseline", study.name, h)
                 if store.done(name):
                     for r in store.load(name):
                         w.writerow([study.name, h, "", r["task"], r["episode"],
                                     *[r.get(k, "") for k in HEADLINE_METRICS],
                                     r.get("episode_return", "")])
-            for agent in exp.agents:
-                for seed in exp.seeds:
-                    name = f"adapt:{study.name}:{agent}:{seed}"
+            for agent in spec.agents:
+                for seed in spec.seeds:
+                    name = PhaseId("adapt", study.name, agent, seed)
                     if store.done(name):
                         for r in store.load(name):
                             w.writerow([study.name, agent, seed, r["task"], r["episode"],
@@ -218,19 +219,38 @@ def _write_csv(out: Path, exp: Any, store: Any, all_rows: dict[str, Any]) -> lis
 
 
 def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list[Path]:
+    """metrics.png, adaptation.png and training.png of the main study (else the first)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401  (MaxNLocator)
 
-    paths = []
     study = "main" if "main" in results["studies"] else next(iter(results["studies"]))
     methods = results["studies"][study]["methods"]
-    order = [m for m in ("ppo", "maml", "rl2", "attention", "random", "round_robin",
-                         "greedy_max_sinr", "proportional_fair", "upper_bound") if m in methods]
+    order = [m for m in METHOD_ORDER if m in methods]
     colors = {m: plt.cm.tab10(i) for i, m in enumerate(order)}
+    paths = []
+    for name, draw in (("metrics.png", _metrics_figure), ("adaptation.png", _adaptation_figure)):
+        fig = draw(plt, methods, order, colors)
+        if name == "metrics.png":
+            fig.suptitle(f"Held-out deployments, study '{study}' ({results['backend']} "
+                         "backend, mean ± 95% CI over seeds x tasks)")
+        fig.tight_layout()
+        paths.append(out / name)
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    fig = _training_figure(plt, all_rows.get(study, {}), colors)
+    fig.suptitle(f"Meta-training on training tasks, study '{study}' (one line per seed)")
+    fig.tight_layout()
+    paths.append(out / "training.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
 
+
+def _metrics_figure(plt: Any, methods: dict[str, Any], order: list[str],
+                    colors: dict[str, Any]) -> Any:
+    """Bars of the headline metrics per method, with 95% intervals."""
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for ax, key in zip(axes.ravel(), HEADLINE_METRICS):
         vals = np.array([methods[m][key] for m in order], dtype=float)
@@ -242,18 +262,19 @@ def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list
         ax.bar(range(len(order)), vals, yerr=np.vstack([lower, upper]), capsize=3,
                color=[colors[m] for m in order])
         ax.set_xticks(range(len(order)))
-        ax.set_xticklabels([AGENT_LABELS.get(m, m) for m in order], rotation=30, ha="right",
+        ax.set_xticklabels([METHOD_LABELS.get(m, m) for m in order], rotation=30, ha="right",
                            fontsize=8)
         title, unit = LABELS[key]
         ax.set_title(f"{title} on held-out tasks")
         ax.set_ylabel(f"{title} ({unit})")
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Held-out deployments, study '{study}' ({results['backend']} backend, "
-                 f"mean ± 95% CI over seeds x tasks)")
-    fig.tight_layout()
-    paths.append(out / "metrics.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def _adaptation_figure(plt: Any, methods: dict[str, Any], order: list[str],
+                       colors: dict[str, Any]) -> Any:
+    """Each headline metric against the adaptation episode, per method."""
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for ax, key in zip(axes.ravel(), HEADLINE_METRICS):
@@ -261,20 +282,19 @@ def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list
             curve = [p[key] for p in methods[m]["adaptation_curve"]]
             style = "-o" if methods[m]["kind"] == "agent" else "--"
             ax.plot(range(len(curve)), curve, style, color=colors[m],
-                    label=AGENT_LABELS.get(m, m), markersize=4)
+                    label=METHOD_LABELS.get(m, m), markersize=4)
         title, unit = LABELS[key]
         ax.set_title(f"Adaptation on held-out tasks: {title}")
         ax.set_xlabel("adaptation episode on the held-out task")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{title} ({unit})")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    paths.append(out / "adaptation.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    return fig
 
-    rows = all_rows.get(study, {})
+
+def _training_figure(plt: Any, rows: dict[str, Any], colors: dict[str, Any]) -> Any:
+    """Training-episode throughput and return against meta-training env-steps."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     panels = (("throughput_mbps", "training-episode throughput (Mb/s)"),
               ("episode_return", "training-episode return (reward)"))
@@ -288,7 +308,7 @@ def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list
                 if not pts:
                     continue
                 ax.plot([x for x, _ in pts], [y for _, y in pts], color=colors.get(agent, "k"),
-                        alpha=0.85, label=AGENT_LABELS.get(agent, agent) if i == 0 else None)
+                        alpha=0.85, label=METHOD_LABELS.get(agent, agent) if i == 0 else None)
                 plotted = True
         ax.set_xlabel("environment steps in (meta-)training (frames, all environments)")
         ax.set_ylabel(ylabel)
@@ -298,12 +318,7 @@ def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list
         else:
             ax.text(0.5, 0.5, "no training episodes recorded", ha="center",
                     transform=ax.transAxes)
-    fig.suptitle(f"Meta-training on training tasks, study '{study}' (one line per seed)")
-    fig.tight_layout()
-    paths.append(out / "training.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
-    return paths
+    return fig
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -322,6 +337,56 @@ def _change(reduction: float | None) -> str:
     return f"{abs(100 * reduction):.0f}% {word}"
 
 
+def _study_section(study: str, data: dict[str, Any]) -> list[str]:
+    """report.md's table and ratios of one study."""
+    lines: list[str] = []
+    methods = data["methods"]
+    lines += [f"## Study `{study}`", ""]
+    cfg = data["config"]
+    lines += [f"{cfg['topology']['n_iab'] + 1} base stations, "
+              f"{cfg['radio']['n_channels']} channels, up to "
+              f"{cfg['topology']['max_ues']} UEs. Values: agents after the last "
+              "adaptation episode, baselines averaged over the same episodes; "
+              "mean ± 95% CI over seeds x held-out tasks.", ""]
+    head = ("| method | throughput (Mb/s) | SINR viol. | latency viol. | Jain | "
+            "vs best heuristic | vs upper bound | episodes to 90% | vs PPO (tput) | "
+            "meta-train env-steps |")
+    lines += [head, "|" + "---|" * 10]
+    for m, s in methods.items():
+        lines.append(
+            f"| {METHOD_LABELS.get(m, m)} | {_fmt(s['throughput_mbps'], 1)} ± "
+            f"{_fmt(s['throughput_mbps_ci95'], 1)} | {_fmt(s['sinr_violation_rate'])} | "
+            f"{_fmt(s['latency_violation_rate'])} | {_fmt(s['jain_fairness'])} | "
+            f"{_fmt(s.get('fraction_of_best_heuristic'), 2)} | "
+            f"{_fmt(s.get('fraction_of_upper_bound'), 2)} | "
+            f"{_fmt(s.get('episodes_to_90pct'))} | {_fmt(s.get('throughput_vs_ppo'), 2)} | "
+            f"{_fmt(s.get('meta_train_env_steps'), 0)} |")
+    lines.append("")
+    per_episode = {m: s["throughput_vs_best_heuristic_per_episode"]
+                   for m, s in methods.items()
+                   if "throughput_vs_best_heuristic_per_episode" in s}
+    if per_episode:
+        best = next(iter(methods.values())).get("best_heuristic", "")
+        lines += [f"Throughput relative to {METHOD_LABELS.get(best, best)} on the same "
+                  "episodes, per adaptation episode (0 = before any adaptation):", ""]
+        for m, ratios in per_episode.items():
+            lines.append(f"* {METHOD_LABELS.get(m, m)}: "
+                         + " → ".join(_fmt(r, 2) for r in ratios))
+        lines.append("")
+    if "ppo" in methods:
+        lines += ["Against PPO trained from scratch with the same adaptation budget:", ""]
+        for m, s in methods.items():
+            if m == "ppo":
+                continue
+            lines.append(
+                f"* {METHOD_LABELS.get(m, m)}: {_fmt(s.get('throughput_vs_ppo'), 2)}x "
+                f"throughput, SINR violations "
+                f"{_change(s.get('sinr_violation_reduction_vs_ppo'))}, latency violations "
+                f"{_change(s.get('latency_violation_reduction_vs_ppo'))}")
+        lines.append("")
+    return lines
+
+
 def _write_markdown(out: Path, results: dict[str, Any]) -> Path:
     lines = ["# iabmeta study report", "",
              f"Backend **{results['backend']}**, profile **{results['profile']}**, base seed "
@@ -338,50 +403,7 @@ def _write_markdown(out: Path, results: dict[str, Any]) -> Path:
                   f"({r['env_steps']} env-steps); {r['retries']} job attempts failed and were "
                   f"re-run, {r['worker_replacements']} workers replaced.", ""]
     for study, data in results["studies"].items():
-        methods = data["methods"]
-        lines += [f"## Study `{study}`", ""]
-        cfg = data["config"]
-        lines += [f"{cfg['topology']['n_iab'] + 1} base stations, "
-                  f"{cfg['radio']['n_channels']} channels, up to "
-                  f"{cfg['topology']['max_ues']} UEs. Values: agents after the last "
-                  "adaptation episode, baselines averaged over the same episodes; "
-                  "mean ± 95% CI over seeds x held-out tasks.", ""]
-        head = ("| method | throughput (Mb/s) | SINR viol. | latency viol. | Jain | "
-                "vs best heuristic | vs upper bound | episodes to 90% | vs PPO (tput) | "
-                "meta-train env-steps |")
-        lines += [head, "|" + "---|" * 10]
-        for m, s in methods.items():
-            lines.append(
-                f"| {AGENT_LABELS.get(m, m)} | {_fmt(s['throughput_mbps'], 1)} ± "
-                f"{_fmt(s['throughput_mbps_ci95'], 1)} | {_fmt(s['sinr_violation_rate'])} | "
-                f"{_fmt(s['latency_violation_rate'])} | {_fmt(s['jain_fairness'])} | "
-                f"{_fmt(s.get('fraction_of_best_heuristic'), 2)} | "
-                f"{_fmt(s.get('fraction_of_upper_bound'), 2)} | "
-                f"{_fmt(s.get('episodes_to_90pct'))} | {_fmt(s.get('throughput_vs_ppo'), 2)} | "
-                f"{_fmt(s.get('meta_train_env_steps'), 0)} |")
-        lines.append("")
-        per_episode = {m: s["throughput_vs_best_heuristic_per_episode"]
-                       for m, s in methods.items()
-                       if "throughput_vs_best_heuristic_per_episode" in s}
-        if per_episode:
-            best = next(iter(methods.values())).get("best_heuristic", "")
-            lines += [f"Throughput relative to {AGENT_LABELS.get(best, best)} on the same "
-                      "episodes, per adaptation episode (0 = before any adaptation):", ""]
-            for m, ratios in per_episode.items():
-                lines.append(f"* {AGENT_LABELS.get(m, m)}: "
-                             + " → ".join(_fmt(r, 2) for r in ratios))
-            lines.append("")
-        if "ppo" in methods:
-            lines += ["Against PPO trained from scratch with the same adaptation budget:", ""]
-            for m, s in methods.items():
-                if m == "ppo":
-                    continue
-                lines.append(
-                    f"* {AGENT_LABELS.get(m, m)}: {_fmt(s.get('throughput_vs_ppo'), 2)}x "
-                    f"throughput, SINR violations "
-                    f"{_change(s.get('sinr_violation_reduction_vs_ppo'))}, latency violations "
-                    f"{_change(s.get('latency_violation_reduction_vs_ppo'))}")
-            lines.append("")
+        lines += _study_section(study, data)
     lines += ["## Figures", "", "![metrics](metrics.png)", "", "![adaptation](adaptation.png)",
               "", "![training](training.png)", "",
               "Raw numbers: `results.json`, `adaptation_curves.csv`, `training_curves.csv`."]

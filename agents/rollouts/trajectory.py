@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.core import compute_gae
 from agents.networks import History, action_to_schedule
+from agents.policy_gradient import compute_gae
 from bridge.layout import ObservationLayout
 
 # act_fn(obs (N, D), mask (N, A, C), history or None) -> action (N, A), logprob (N,), value (N,)

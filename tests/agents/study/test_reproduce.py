@@ -15,7 +15,8 @@ import pytest
 
 from agents.cli import main
 
-TINY = Path(__file__).parent / "data" / "tiny_experiment.toml"
+TINY = Path(__file__).parents[2] / "data" / "tiny_experiment.toml"
+ROOT = Path(__file__).parents[3]
 PROMISED = ("results.json", "report.md", "adaptation_curves.csv", "training_curves.csv",
             "metrics.png", "adaptation.png", "training.png")
 
@@ -43,12 +44,43 @@ def _check_outputs(out: Path) -> dict:
     return results
 
 
-def test_reproduce_quick_writes_every_promised_file(tmp_path, capsys):
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("quick") / "run"
     assert main(["reproduce", "--quick", "--config", str(TINY), "--out", str(out)]) == 0
-    _check_outputs(out)
+    return out, ""
+
+
+def test_reproduce_quick_writes_every_promised_file(quick_run):
+    _check_outputs(quick_run[0])
+
+
+@pytest.mark.parametrize("method", ["maml", "rl2", "attention", "ppo", "greedy_max_sinr",
+                                    "upper_bound"])
+def test_evaluate_gives_the_numbers_reproduce_recorded(quick_run, capsys, method):
+    """`iabmeta evaluate` of a reproduce checkpoint (or a baseline) replays the recorded
+    adaptation: same seeds, same reloading, so every record is identical."""
+    out = quick_run[0]
+    args = ["evaluate", "--profile", "quick", "--config", str(TINY), "--agent", method]
+    if method in ("greedy_max_sinr", "upper_bound"):
+        recorded = json.loads((out / "phases" / f"baseline__main__{method}.json").read_text())
+    else:
+        recorded = json.loads((out / "phases" / f"adapt__main__{method}__0.json").read_text())
+        args += ["--checkpoint", str(out / "checkpoints" / f"main-{method}-s0.pt")]
+    capsys.readouterr()
+    assert main(args) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["records"] == recorded and len(recorded) > 0
+
+
+def test_reproduce_prints_its_plan(tmp_path, capsys):
+    exp = tmp_path / "exp.toml"
+    exp.write_text(TINY.read_text().replace('seeds = [0]', 'seeds = [0]\nagents = ["ppo"]'))
+    assert main(["reproduce", "--quick", "--config", str(exp), "--out",
+                 str(tmp_path / "o"), "--set", "agents.ppo.adapt_learning_rate=5e-4"]) == 0
     printed = capsys.readouterr().out
-    assert "reproduce" in printed and "wrote" in printed
+    assert "reproduce" in printed and "profile=quick agents=ppo" in printed
+    assert "wrote" in printed
 
 
 def _methods(out: Path) -> dict:
@@ -60,7 +92,7 @@ def _methods(out: Path) -> dict:
 
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
     cmd = [sys.executable, "-m", "agents.cli", "reproduce", "--quick", "--config", str(TINY)]
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     interrupted = tmp_path / "interrupted"
     proc = subprocess.Popen([*cmd, "--out", str(interrupted)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -102,7 +134,12 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
     ("[experiment]\nepochs = 3\n", ["experiment.epochs"]),
     ("[tasks.test]\nue_speed_mps = [[0.5, 4.0]]\n", ["overlaps"]),
     ("not toml at all [", ["not valid"]),
-    ("[experiment]\nenvs_per_job = 0\n", ["experiment.envs_per_job=0", ">= 1"]),
+    ("[experiment]\nenvs_per_job = 0\n", ["experiment.envs_per_job=0", "out of range"]),
+    ("[agents.ppo]\nlearning_rate = -1.0\n", ["agents.ppo.learning_rate=-1.0", "range"]),
+    ("[agents.maml]\nouter_learning_rate = 1.0\n", ["agents.maml.outer_learning_rate"]),
+    ("[agents.sac]\ngamma = 0.9\n", ["[agents.sac]"]),
+    ("[experiment]\nmax_meta_train_s = 5.0\n", ["experiment.max_meta_train_s"]),
+    ("[experiment]\nprofile = \"huge\"\n", ["huge", "paper"]),
     ("[experiment]\nnum_envs = 2.5\n", ["experiment.num_envs=2.5"]),
 ])
 def test_bad_config_file_gets_a_clear_error(tmp_path, capsys, content, words):
@@ -122,6 +159,12 @@ def test_bad_options_get_a_clear_error(tmp_path, capsys):
     assert main(["reproduce", "--quick", "--set", "radio.carrier_ghz=500", "--out",
                  str(tmp_path / "o")]) == 2
     assert "radio.carrier_ghz=500" in capsys.readouterr().err
+    assert main(["reproduce", "--quick", "--set", "agents.ppo.gamma=2", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "agents.ppo.gamma=2.0 is out of range" in capsys.readouterr().err
+    assert main(["reproduce", "--quick", "--profile", "paper", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "--quick and --profile=paper" in capsys.readouterr().err
     assert main(["reproduce", "--quick", "--config", str(tmp_path / "none.toml")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["reproduce", "--quick", "--envs-per-job", "-3", "--out",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from agents.core import MaskedMultiCategorical, compute_gae
+from agents.policy_gradient import MaskedMultiCategorical, compute_gae
 from agents.ppo import PPOAgent
-from agents.rollout import EnvCursor, collect
+from agents.rollouts.trajectory import EnvCursor, collect
 from bridge.fallback.env import IABVectorEnv
 
 

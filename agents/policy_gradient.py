@@ -1,14 +1,10 @@
-"""Shared learning core: masked action distribution, GAE, PPO loss, observation scaling,
-checkpointing and seeding. Every agent uses these; none re-implements them."""
+"""Policy-gradient maths every agent uses: the masked action distribution, GAE, the clipped
+PPO loss and update, observation scaling and layer initialisation."""
 
 from __future__ import annotations
 
-import json
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,14 +17,6 @@ MASKED_LOGIT = -1e9
 # The environment already scales every observation field to O(1); a fixed clip guards against
 # outliers (e.g. a huge backlog) without running statistics that would drift between tasks.
 OBS_CLIP = 10.0
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's and torch's global generators. The agents draw all action noise from
-    torch's generator and their task draws from explicit ``numpy.random.Generator`` objects,
-    so a seed fixes a run."""
-    random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def scale_observation(obs: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -174,29 +162,6 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
 def linear_schedule(start: float, progress: float) -> float:
     """Linearly annealed value: ``start`` at progress 0, 0 at progress 1."""
     return start * max(0.0, 1.0 - progress)
-
-
-def _plain(obj: Any) -> Any:
-    """JSON round trip: checkpoints hold only tensors and plain data, never pickled objects."""
-    return json.loads(json.dumps(obj))
-
-
-def save_checkpoint(path: str | Path, modules: dict[str, nn.Module], meta: dict[str, Any]
-                    ) -> None:
-    """Write the state dicts of ``modules`` and JSON-able ``meta`` (configs, counters)."""
-    payload = {"format": "iabmeta-agent-v1", "meta": _plain(meta),
-               "modules": {name: m.state_dict() for name, m in modules.items()}}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != "iabmeta-agent-v1":
-        raise ValueError(f"{str(path)!r} is not an iabmeta agent checkpoint "
-                         "(expected format 'iabmeta-agent-v1')")
-    return payload
 
 
 # evaluate(index) -> (new logprob, entropy, new value), each shaped like data[key][index]

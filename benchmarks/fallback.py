@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -50,3 +52,12 @@ def bench_fallback(sizes: tuple[int, ...] = (1, 64, 1024), seconds: float = 2.0,
                                "steps_per_s": statistics.median(rates), "runs": rates}
     out["load_average"] = list(os.getloadavg())
     return out
+
+
+def main() -> None:
+    sizes = tuple(int(a) for a in sys.argv[1:]) or (1, 64, 1024)
+    print(json.dumps(bench_fallback(sizes), indent=2))
+
+
+if __name__ == "__main__":
+    main()

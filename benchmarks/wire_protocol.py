@@ -7,6 +7,7 @@ stream transport with and without co-location on one CPU.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -400,3 +401,22 @@ def bench_bridge(
                 ours[best] / medians["ns3gym_style_tcp_pinned"], 2
             )
     return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--configs",
+        default=None,
+        help="comma-separated subset of: " + ", ".join(c.name for c in CONFIGS),
+    )
+    args = parser.parse_args()
+    configs = None if args.configs is None else args.configs.split(",")
+    result = bench_bridge(steps=args.steps, repeats=args.repeats, configs=configs)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""What every learning agent is: the interface the study drives, and the scaffolding the
+agents share (construction, the training loop with learning-rate annealing, checkpoints,
+seeding, the torch thread setting)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from agents.budget import Budget
+from agents.hyperparams import AgentConfig
+from agents.networks import ActorCritic
+from agents.policy_gradient import linear_schedule
+from agents.rollouts.trajectory import Rollout
+from bridge.layout import ObservationLayout
+from bridge.metrics import HEADLINE_METRICS
+from bridge.tasks import Task, TaskDistribution
+
+# called after every training iteration with its statistics; returning False stops training
+Callback = Callable[[dict[str, float]], bool | None]
+
+# Metrics recorded on every adaptation-curve point (headline metrics plus the return).
+CURVE_METRICS: tuple[str, ...] = (*HEADLINE_METRICS, "episode_return")
+
+# torch threads of a learner process: the target machine has two cores, more threads only
+# add contention (rollout workers run one thread each, see agents.rollouts.runner)
+TORCH_THREADS = 2
+
+CHECKPOINT_FORMAT = "iabmeta-agent-v1"
+
+
+def use_torch_threads(n: int = TORCH_THREADS) -> None:
+    torch.set_num_threads(n)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's and torch's global generators. The agents draw all action noise from
+    torch's generator and their task draws from explicit ``numpy.random.Generator`` objects,
+    so a seed fixes a run."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _plain(obj: Any) -> Any:
+    """JSON round trip: checkpoints hold only tensors and plain data, never pickled objects."""
+    return json.loads(json.dumps(obj))
+
+
+def save_checkpoint(path: str | Path, modules: dict[str, nn.Module], meta: dict[str, Any]
+                    ) -> None:
+    """Write the state dicts of ``modules`` and JSON-able ``meta`` (configs, counters)."""
+    payload = {"format": CHECKPOINT_FORMAT, "meta": _plain(meta),
+               "modules": {name: m.state_dict() for name, m in modules.items()}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{str(path)!r} is not an iabmeta agent checkpoint "
+                         f"(expected format {CHECKPOINT_FORMAT!r})")
+    return payload
+
+
+def episode_return_stats(rollout: Rollout) -> dict[str, float]:
+    """Mean metrics of the episodes a rollout finished, as ``episode_<metric>``."""
+    recs = rollout.episode_records
+    if not recs:
+        return {}
+    out = {f"episode_{k}": float(np.mean([r[k] for r in recs])) for k in CURVE_METRICS}
+    out["episodes"] = float(len(recs))
+    return out
+
+
+class TrainingRun:
+    """The bookkeeping every training loop shares: per-iteration statistics stamped with the
+    iteration, env-steps and wall time (reported, never a stopping rule), the callback
+    (returning False stops), and the summary ``meta_train`` returns."""
+
+    def __init__(self, callback: Callback | None) -> None:
+        self.callback = callback
+        self.start = time.perf_counter()
+        self.iterations = 0
+        self.last: dict[str, float] = {}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def record(self, stats: dict[str, float], env_steps: int) -> bool:
+        """Log one finished iteration; True when the callback asks to stop."""
+        stats.update(iteration=float(self.iterations), env_steps=float(env_steps),
+                     wall_s=self.elapsed())
+        self.iterations += 1
+        self.last = stats
+        return self.callback is not None and self.callback(stats) is False
+
+    def summary(self, env_steps: int) -> dict[str, Any]:
+        return {"env_steps": env_steps, "wall_s": self.elapsed(),
+                "iterations": self.iterations, "last": self.last}
+
+
+class Agent(ABC):
+    """A spectrum-allocation learner: meta-train on training tasks, adapt on a held-out task.
+
+    A subclass names its ``config_type``, builds its networks and optimizer in :meth:`build`
+    and lists them in :meth:`modules` (what a checkpoint holds). ``act`` is batched: obs
+    (N, D) float, mask (N, B*K, 1+L) bool -> action (N, B*K) int64, plus the memory state to
+    pass back next step (None for memoryless agents)."""
+
+    name: str = "agent"
+    config_type: ClassVar[type[AgentConfig]]
+    optimizer: torch.optim.Optimizer
+
+    def __init__(self, layout: ObservationLayout, config: AgentConfig | None = None,
+                 seed: int = 0) -> None:
+        self.layout = layout
+        self.config: Any = config or self.config_type()
+        self.seed = seed
+        self.env_steps = 0
+        seed_everything(seed)
+        self.build()
+
+    @abstractmethod
+    def build(self) -> None:
+        """Create the networks and ``self.optimizer`` (after the seed is set)."""
+
+    @abstractmethod
+    def modules(self) -> dict[str, nn.Module]:
+        """The networks a checkpoint saves, by name."""
+
+    @abstractmethod
+    def meta_train(self, envs: Any, tasks: TaskDistribution, budget: Budget,
+                   callback: Callback | None = None) -> dict[str, Any]:
+        """Train on ``tasks``' training split; returns at least ``env_steps`` and ``wall_s``.
+        ``envs`` is a rollout backend (:mod:`agents.rollouts`: local or Ray) or a factory
+        num_envs -> vector environment (run in this process)."""
+
+    @abstractmethod
+    def adapt(self, envs: Any, task: Task, episodes: int, instance_seed: int = 0,
+              num_envs: int | None = None) -> list[dict[str, float]]:
+        """Run ``episodes + 1`` episodes of ``task``'s deployment ``instance_seed`` on
+        ``num_envs`` environments of ``envs`` (a rollout backend, a factory, or a vector
+        environment, whose size is then the default), adapting between them; point k holds
+        the mean metrics of episode k."""
+
+    @abstractmethod
+    def act(self, obs: np.ndarray, mask: np.ndarray, state: Any = None,
+            deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        """One batched decision."""
+
+    def network(self, **options: Any) -> ActorCritic:
+        """An actor-critic of the config's shared sizes and idle bias (``options`` go to
+        :class:`ActorCritic`: memory, attention, a different idle bias...)."""
+        cfg = self.config
+        options.setdefault("idle_bias", cfg.idle_bias)
+        return ActorCritic(self.layout, cfg.hidden, cfg.link_hidden, cfg.rank, **options)
+
+    def adam(self, parameters: Any, lr: float | None = None) -> torch.optim.Adam:
+        """Adam with the config's epsilon, at ``lr`` (default: the base learning rate)."""
+        return torch.optim.Adam(parameters, lr=self.config.base_learning_rate if lr is None
+                                else lr, eps=self.config.adam_eps)
+
+    # ------------------------------------------------------------------ training loop
+    def anneal(self, progress: float) -> None:
+        """Learning rate for ``progress`` in [0, 1) of the run (linear to 0 when annealing)."""
+        if self.config.anneal_lr:
+            self.optimizer.param_groups[0]["lr"] = linear_schedule(
+                self.config.base_learning_rate, progress)
+
+    def training_loop(self, iterations: int, steps_per_iteration: int,
+                      iteration: Callable[[int], dict[str, float]],
+                      callback: Callback | None) -> dict[str, Any]:
+        """Run ``iteration(it)`` (one rollout and update, returning its statistics) for
+        ``iterations`` iterations with the learning rate annealed over them, counting
+        ``steps_per_iteration`` env-steps each; stops early only when ``callback`` asks."""
+        run = TrainingRun(callback)
+        for it in range(iterations):
+            self.anneal(it / iterations)
+            stats = iteration(it)
+            self.env_steps += steps_per_iteration
+            if run.record(stats, self.env_steps):
+                break
+        return run.summary(self.env_steps)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, path: str | Path) -> None:
+        """Write a checkpoint (tensors and plain data only)."""
+        save_checkpoint(path, self.modules(),
+                        {"agent": self.name, "config": asdict(self.config), "seed": self.seed,
+                         "layout": asdict(self.layout), "env_steps": self.env_steps})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Agent:
+        """Rebuild an agent from :meth:`save`'s checkpoint."""
+        payload = load_checkpoint(path)
+        meta = payload["meta"]
+        agent = cls(ObservationLayout(**meta["layout"]), cls.config_type(**meta["config"]),
+                    seed=meta["seed"])
+        for name, module in agent.modules().items():
+            module.load_state_dict(payload["modules"][name])
+        agent.env_steps = meta["env_steps"]
+        return agent
