@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from bridge.allocation import Allocation, head_order
 from bridge.config import ScenarioConfig
-from bridge.fallback.channel import spectral_efficiency
 from bridge.layout import (
-    BACKLOG_SCALE_BYTES,
-    SNR_SCALE_DB,
     ObservationLayout,
     half_duplex_conflicts,
 )
@@ -101,12 +99,6 @@ class RoundRobin(Heuristic):
         return a.reshape(n, -1)
 
 
-def frame_capacity_bytes(cqi_db: np.ndarray, channel_hz: float, frame_s: float,
-                         overhead: float = 0.18) -> np.ndarray:
-    """Bytes a link could move in one frame on a channel at its CQI (no interference)."""
-    return spectral_efficiency(cqi_db) * channel_hz * frame_s * (1 - overhead) / 8
-
-
 class _ChannelByChannel(Heuristic):
     """Assigns channels one at a time: on channel k every base station serves the child that
     maximises ``_score`` among those whose backlog is not yet covered by the capacity already
@@ -125,26 +117,20 @@ class _ChannelByChannel(Heuristic):
     def _act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         n = obs.shape[0]
         lay = self.layout
-        f = self._fields(obs)
-        cap = frame_capacity_bytes(f["cqi"] * SNR_SCALE_DB, self.channel_hz, self.frame_s)
-        remaining = f["backlog_mb"][..., 0] * BACKLOG_SCALE_BYTES  # (N, L)
+        alloc = Allocation.from_observation(obs, lay, self.channel_hz, self.frame_s)
         allowed = mask[:, :, 1:].reshape(n, lay.n_bs, lay.n_channels, lay.n_links)
         action = np.zeros((n, lay.n_bs, lay.n_channels), dtype=np.int64)
-        rows = np.arange(n)
-        for k in range(lay.n_channels):
-            receiving = np.zeros((n, lay.n_bs), dtype=bool)
-            for b in range(lay.n_bs):  # donor first, then IAB nodes (parents have lower index)
-                ok = allowed[:, b, k, :] & (remaining > 0) & ~receiving[:, b:b + 1]
-                score = np.where(ok, self._score(cap[:, :, k], remaining, k), -np.inf)
-                best = score.argmax(axis=1)
-                chosen = np.isfinite(score[rows, best])
-                action[:, b, k] = np.where(chosen, best + 1, 0)
-                give = np.where(chosen, cap[rows, best, k], 0.0)
-                remaining[rows, best] -= give
-                self._served(rows, best, give, chosen)
-                # a chosen backhaul link silences that IAB node on this channel
-                bh = chosen & (best < lay.n_bs - 1)
-                receiving[rows[bh], best[bh] + 1] = True
+        rows = alloc.rows
+        for h in head_order(lay.n_bs, lay.n_channels):  # parents before their IAB children
+            b, k = divmod(int(h), lay.n_channels)
+            ok = alloc.open_links(b, k, allowed[:, b, k, :], backlogged=True)
+            score = np.where(ok, self._score(alloc.capacity[:, :, k], alloc.remaining, k),
+                             -np.inf)
+            best = score.argmax(axis=1)
+            chosen = np.isfinite(score[rows, best])
+            action[:, b, k] = np.where(chosen, best + 1, 0)
+            give = alloc.assign(b, k, np.where(chosen, best, -1))
+            self._served(rows, best, give, chosen)
         return action.reshape(n, -1)
 
     def _served(self, rows: np.ndarray, link: np.ndarray, give: np.ndarray,
