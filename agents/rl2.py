@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from agents.allocation_policy import sample_action
 from agents.base import (
     CURVE_METRICS,
     Agent,
@@ -140,7 +141,8 @@ class RL2Agent(Agent):
         def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             sub = History(history.prev_schedule[:, idx], history.prev_reward[:, idx],
                           history.prev_done[:, idx])
-            logits, value, _ = self.model(rollout.obs[:, idx], sub, None)
+            logits, value, _ = self.model(rollout.obs[:, idx], sub, None,
+                                          prefix=rollout.action[:, idx])
             dist = MaskedMultiCategorical(logits, rollout.mask[:, idx])
             return (dist.log_prob(rollout.action[:, idx]).T, dist.entropy().T, value.T)
 
@@ -214,8 +216,8 @@ class RL2Agent(Agent):
         history = History(action_to_schedule(state.prev_action, self.layout),
                           state.prev_reward, state.prev_done)
         logits, _, memory = recurrent_step(self.model, obs_t, history, state.memory)
-        dist = MaskedMultiCategorical(logits, torch.as_tensor(mask, dtype=torch.bool))
-        action = dist.mode() if deterministic else dist.sample()
+        action, _ = sample_action(self.model, obs_t, torch.as_tensor(mask, dtype=torch.bool),
+                                  logits, deterministic=deterministic)
         return action.numpy(), RL2State(memory, action, state.prev_reward, state.prev_done)
 
     def save(self, path: str | Path) -> None:
