@@ -33,25 +33,28 @@ from bridge.layout import ObservationLayout
 AllocationKind = Literal["independent", "sequential"]
 CoverageKind = Literal["soft", "hard"]
 _COVERED = FEATURES.index("covered")
-_LOG_USEFUL = FEATURES.index("log_useful")
+_LOG_BYTES = FEATURES.index("log_bytes")
 
 
 class AllocationScorer(nn.Module):
     """Dynamic logit term of one head: (..., L, F) features -> (..., L).
 
-    ``prior * log_useful + mlp(features)``: with ``prior`` 1 and a near-zero MLP an untrained
-    policy already weights each link by the share of its capacity that would still move
-    bytes (a covered link gets LOG_USEFUL_FLOOR), which is greedy's coverage rule made soft;
-    both terms are learned."""
+    ``linear(features) + mlp(features)``, the linear part starting as ``prior * log_bytes``:
+    with ``prior`` 1 and a near-zero MLP an untrained policy weights each link by the bytes
+    the choice would move now (relative to the base station's best link; a covered link gets the
+    floor), greedy's rule made soft; both terms are learned."""
 
     def __init__(self, hidden: int = 16, prior: float = 1.0) -> None:
         super().__init__()
         self.mlp = nn.Sequential(layer_init(nn.Linear(len(FEATURES), hidden)), nn.Tanh(),
                                  layer_init(nn.Linear(hidden, 1), std=0.01))
-        self.prior = nn.Parameter(torch.tensor(float(prior)))
+        self.linear = nn.Linear(len(FEATURES), 1, bias=False)
+        with torch.no_grad():
+            self.linear.weight.zero_()
+            self.linear.weight[0, _LOG_BYTES] = prior
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.prior * features[..., _LOG_USEFUL] + self.mlp(features).squeeze(-1)
+        return (self.linear(features) + self.mlp(features)).squeeze(-1)
 
 
 class SequentialAllocation(nn.Module):
@@ -113,7 +116,7 @@ class SequentialAllocation(nn.Module):
         entropy = torch.zeros(n)
         for h in self.order:
             b, k = divmod(int(h), k_channels)
-            features = torch.from_numpy(alloc.features(k)).float()
+            features = torch.from_numpy(alloc.features(b, k)).float()
             block = self._blocked_links(features, torch.from_numpy(alloc.blocked[:, b, k]))
             links = (logits[:, h, 1:] + self.scorer(features)).masked_fill(block, MASKED_LOGIT)
             dist = MaskedMultiCategorical(torch.cat([logits[:, h, :1], links], -1)[:, None],

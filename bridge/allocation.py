@@ -18,8 +18,10 @@ from bridge.fallback.channel import spectral_efficiency
 from bridge.layout import BACKLOG_SCALE_BYTES, SNR_SCALE_DB, ObservationLayout
 
 # the per-(head, link) features :meth:`Allocation.features` returns, in order
-FEATURES = ("useful_frac", "log_useful", "remaining_frac", "covered", "channels_given")
-# log of the useful-capacity fraction is floored here (a covered link, or one without backlog)
+FEATURES = ("useful_frac", "log_useful", "log_bytes", "remaining_frac", "covered",
+            "channels_given")
+# logs of the useful-capacity fraction and of the bytes a choice moves are floored here (a
+# covered link, or one without backlog)
 LOG_USEFUL_FLOOR = -5.0
 
 
@@ -45,7 +47,8 @@ class Allocation:
     transmit because it receives its backhaul there; ``given`` (N, L) counts the channels a
     link got so far."""
 
-    def __init__(self, capacity: np.ndarray, backlog: np.ndarray, n_bs: int) -> None:
+    def __init__(self, capacity: np.ndarray, backlog: np.ndarray, n_bs: int,
+                 parent: np.ndarray | None = None) -> None:
         self.capacity = np.asarray(capacity, dtype=np.float64)
         self.backlog = np.asarray(backlog, dtype=np.float64)
         n, n_links, n_channels = self.capacity.shape
@@ -57,6 +60,8 @@ class Allocation:
         self.blocked = np.zeros((n, n_bs, n_channels), dtype=bool)
         self.given = np.zeros((n, n_links), dtype=np.int64)
         self.rows = np.arange(n)
+        # (N, L) transmitting base station of every link (-1: no such link), if known
+        self.parent = np.full((n, n_links), -1) if parent is None else np.asarray(parent)
 
     @classmethod
     def from_observation(cls, obs: np.ndarray, layout: ObservationLayout, channel_hz: float,
@@ -66,8 +71,9 @@ class Allocation:
         f = layout.split(np.asarray(obs))
         cap = frame_capacity_bytes(f["cqi"].astype(np.float64) * SNR_SCALE_DB, channel_hz,
                                    frame_s)
+        parent = np.where(f["valid"][..., 0] > 0, f["parent"].argmax(axis=-1), -1)
         return cls(cap, f["backlog_mb"][..., 0].astype(np.float64) * BACKLOG_SCALE_BYTES,
-                   layout.n_bs)
+                   layout.n_bs, parent)
 
     @property
     def n_channels(self) -> int:
@@ -95,8 +101,9 @@ class Allocation:
         self.blocked[self.rows[bh], safe[bh] + 1, k] = True
         return give
 
-    def features(self, k: int) -> np.ndarray:
-        """(N, L, F) what earlier choices changed, for a choice on channel ``k`` (the names in
+    def features(self, b: int, k: int) -> np.ndarray:
+        """(N, L, F) what earlier choices changed, for base station ``b``'s choice on channel
+        ``k`` (the names in
         :data:`FEATURES`): the fraction of the link's capacity on ``k`` that would still move
         bytes (min(capacity, remaining) / capacity), its log (floored), the uncovered
         fraction of the link's backlog, whether it is covered (or empty), and the share of
@@ -105,10 +112,14 @@ class Allocation:
         rem = np.maximum(self.remaining, 0.0)
         useful = np.where(cap > 0, np.minimum(cap, rem) / np.maximum(cap, 1e-9), 0.0)
         log_useful = np.log(np.maximum(useful, np.exp(LOG_USEFUL_FLOOR)))
+        moved = np.minimum(cap, rem)
+        best = np.where(self.parent == b, moved, 0.0).max(axis=1, keepdims=True)
+        moved = moved / np.maximum(best, 1e-9)
+        log_bytes = np.log(np.maximum(moved, np.exp(LOG_USEFUL_FLOOR)))
         rem_frac = np.where(self.backlog > 0, rem / np.maximum(self.backlog, 1e-9), 0.0)
         covered = (rem <= 0).astype(np.float64)
         given = self.given / max(1, self.n_channels)
-        return np.stack([useful, log_useful, rem_frac, covered, given], axis=-1)
+        return np.stack([useful, log_useful, log_bytes, rem_frac, covered, given], axis=-1)
 
 
 def replay(alloc: Allocation, action: np.ndarray, n_channels: int,
@@ -125,7 +136,7 @@ def replay(alloc: Allocation, action: np.ndarray, n_channels: int,
         b, k = divmod(int(h), n_channels)
         blocked[:, h] = alloc.blocked[:, b, k]
         if feats is not None:
-            feats[:, h] = alloc.features(k)
+            feats[:, h] = alloc.features(b, k)
         alloc.assign(b, k, action[:, h] - 1)
     return blocked, feats
 

@@ -113,7 +113,7 @@ def test_replay_blocks_iab_node_where_its_backhaul_is_scheduled() -> None:
     action = np.array([[1, 2, 3, 4]])  # donor: backhaul (link 0) on ch 0, link 1 on ch 1
     blocked, feats = replay(alloc, action, lay.n_channels, features=True)
     assert blocked.tolist() == [[False, False, True, False]]  # IAB node 1 on channel 0
-    assert feats is not None and feats.shape == (1, 4, 4, 5)
+    assert feats is not None and feats.shape == (1, 4, 4, 6)
     assert alloc.given[0].tolist() == [1, 1, 1, 1]
 
 
