@@ -99,7 +99,14 @@ class SequentialAllocation(nn.Module):
         features = torch.from_numpy(feats).float().reshape(*lead, *feats.shape[1:])
         block = self._blocked_links(features, torch.from_numpy(blocked).reshape(
             *lead, blocked.shape[-1]))
-        links = (logits[..., 1:] + self.scorer(features)).masked_fill(block, MASKED_LOGIT)
+        # the scorer runs only where a head's base station transmits the link (the action
+        # mask allows nothing else): about 1/B of the entries
+        head_bs = torch.arange(prefix.shape[-1]) // self.layout.n_channels
+        own = torch.from_numpy(alloc.parent).reshape(*lead, 1, -1) == head_bs[:, None]
+        own = own.expand(features.shape[:-1])
+        dynamic = torch.zeros(features.shape[:-1])
+        dynamic = dynamic.masked_scatter(own, self.scorer(features[own]))
+        links = (logits[..., 1:] + dynamic).masked_fill(block | ~own, MASKED_LOGIT)
         return torch.cat([logits[..., :1], links], dim=-1)
 
     def sample(self, obs: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor,
