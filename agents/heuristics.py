@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridge.allocation import Allocation, head_order
+from bridge.allocation import Allocation, channel_by_channel
 from bridge.config import ScenarioConfig
 from bridge.layout import (
     ObservationLayout,
@@ -115,23 +115,10 @@ class _ChannelByChannel(Heuristic):
         raise NotImplementedError
 
     def _act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        n = obs.shape[0]
-        lay = self.layout
-        alloc = Allocation.from_observation(obs, lay, self.channel_hz, self.frame_s)
-        allowed = mask[:, :, 1:].reshape(n, lay.n_bs, lay.n_channels, lay.n_links)
-        action = np.zeros((n, lay.n_bs, lay.n_channels), dtype=np.int64)
-        rows = alloc.rows
-        for h in head_order(lay.n_bs, lay.n_channels):  # parents before their IAB children
-            b, k = divmod(int(h), lay.n_channels)
-            ok = alloc.open_links(b, k, allowed[:, b, k, :], backlogged=True)
-            score = np.where(ok, self._score(alloc.capacity[:, :, k], alloc.remaining, k),
-                             -np.inf)
-            best = score.argmax(axis=1)
-            chosen = np.isfinite(score[rows, best])
-            action[:, b, k] = np.where(chosen, best + 1, 0)
-            give = alloc.assign(b, k, np.where(chosen, best, -1))
-            self._served(rows, best, give, chosen)
-        return action.reshape(n, -1)
+        alloc = Allocation.from_observation(obs, self.layout, self.channel_hz, self.frame_s)
+        return channel_by_channel(
+            alloc, mask, lambda a, k: self._score(a.capacity[:, :, k], a.remaining, k),
+            lambda link, give, chosen: self._served(alloc.rows, link, give, chosen))
 
     def _served(self, rows: np.ndarray, link: np.ndarray, give: np.ndarray,
                 chosen: np.ndarray) -> None:

@@ -12,6 +12,8 @@ that IAB node on channel ``k`` (half duplex: it cannot transmit where it receive
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from bridge.fallback.channel import spectral_efficiency
@@ -154,3 +156,33 @@ def inside_coverage(alloc: Allocation, action: np.ndarray, n_channels: int) -> n
         ok &= ~chosen | (rem > 0)
         alloc.assign(b, k, link)
     return ok
+
+
+# score(alloc, k) -> (N, L) preference of every link on channel k (higher is better);
+# served(link (N,), bytes credited (N,), chosen (N,)) is told every choice
+Score = Callable[[Allocation, int], np.ndarray]
+Served = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+
+
+def channel_by_channel(alloc: Allocation, mask: np.ndarray, score: Score,
+                       served: Served | None = None) -> np.ndarray:
+    """The channel-by-channel scheduler: head by head in :func:`head_order`, each base station
+    serves the allowed link with the best ``score`` among those whose backlog is not covered
+    yet (idle when none is left); half duplex holds by construction. ``mask`` (N, B*K, 1+L)
+    is the action mask; returns the action (N, B*K)."""
+    n, heads, _ = mask.shape
+    n_channels = alloc.n_channels
+    allowed = mask[:, :, 1:].reshape(n, alloc.n_bs, n_channels, -1)
+    action = np.zeros((n, heads), dtype=np.int64)
+    rows = alloc.rows
+    for h in head_order(alloc.n_bs, n_channels):
+        b, k = divmod(int(h), n_channels)
+        ok = alloc.open_links(b, k, allowed[:, b, k, :], backlogged=True)
+        value = np.where(ok, score(alloc, k), -np.inf)
+        best = value.argmax(axis=1)
+        chosen = np.isfinite(value[rows, best])
+        action[:, h] = np.where(chosen, best + 1, 0)
+        give = alloc.assign(b, k, np.where(chosen, best, -1))
+        if served is not None:
+            served(best, give, chosen)
+    return action
