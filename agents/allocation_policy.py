@@ -20,7 +20,7 @@ the best choice of every head in order.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -135,6 +135,18 @@ class SequentialAllocation(nn.Module):
             entropy = entropy + dist.entropy()
             alloc.assign(b, k, choice[:, 0].numpy() - 1)
         return action, logprob, entropy
+
+
+def allocation_arch(config: Any) -> dict[str, Any]:
+    """The ActorCritic arguments of an agent config's allocation fields (``allocation``,
+    ``coverage``, ``channel_hz``, ``frame_s``)."""
+    return {k: getattr(config, k) for k in ("allocation", "coverage", "channel_hz", "frame_s")}
+
+
+def scenario_allocation(config: Any) -> dict[str, float]:
+    """``channel_hz`` and ``frame_s`` of a ScenarioConfig, as agent-config overrides."""
+    return {"channel_hz": config.radio.channel_bandwidth_hz,
+            "frame_s": config.dynamics.frame_s}
 
 
 def sample_action(model: nn.Module, obs: torch.Tensor, mask: torch.Tensor,

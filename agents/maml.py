@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from agents.allocation_policy import sample_action
+from agents.allocation_policy import AllocationKind, CoverageKind, allocation_arch, sample_action
 from agents.base import (
     CURVE_METRICS,
     Agent,
@@ -123,6 +123,12 @@ class MAMLConfig:
     rank: int = 16
     reward_scale: float = 0.1  # fixed multiplier of the critic's targets (see PPOConfig)
     idle_bias: float = -1.0  # initial idle logit: start scheduling more than idling
+    # heads decided one by one on what earlier choices left (agents.allocation_policy);
+    # channel_hz/frame_s turn CQI into bytes (agents.registry sets them from the scenario)
+    allocation: AllocationKind = "sequential"
+    coverage: CoverageKind = "soft"
+    channel_hz: float = 50e6
+    frame_s: float = 0.01
 
     @property
     def loss(self) -> PPOLossConfig:
@@ -177,7 +183,7 @@ class MAMLAgent(Agent):
         seed_everything(seed)
         cfg = self.config
         self.actor = ActorCritic(layout, cfg.hidden, cfg.link_hidden, cfg.rank,
-                                 idle_bias=cfg.idle_bias)
+                                 idle_bias=cfg.idle_bias, **allocation_arch(cfg))
         self.critic = ActorCritic(layout, cfg.hidden, cfg.link_hidden, cfg.rank)
         self.optimizer = torch.optim.Adam(
             [*self.actor.parameters(), *self.critic.parameters()], lr=cfg.outer_lr,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from agents.allocation_policy import sample_action
+from agents.allocation_policy import AllocationKind, CoverageKind, allocation_arch, sample_action
 from agents.base import (
     CURVE_METRICS,
     Agent,
@@ -73,6 +73,12 @@ class PPOConfig:
     reward_scale: float = 0.1
     idle_bias: float = -1.0  # initial idle logit: start scheduling more than idling
     cqi_prior: float = 0.0
+    # heads decided one by one on what earlier choices left (agents.allocation_policy);
+    # channel_hz/frame_s turn CQI into bytes (agents.registry sets them from the scenario)
+    allocation: AllocationKind = "sequential"
+    coverage: CoverageKind = "soft"
+    channel_hz: float = 50e6
+    frame_s: float = 0.01
     # iterations between new training deployments (pretraining only; every pretraining
     # iteration is one whole episode per environment, a rollout job of the rollout layer)
     resample_tasks_every: int = 4
@@ -156,7 +162,7 @@ class PPOAgent(Agent):
     def _new_model(self) -> ActorCritic:
         return ActorCritic(self.layout, self.config.hidden, self.config.link_hidden,
                            self.config.rank, memory="none", idle_bias=self.config.idle_bias,
-                           cqi_prior=self.config.cqi_prior)
+                           cqi_prior=self.config.cqi_prior, **allocation_arch(self.config))
 
     # ------------------------------------------------------------------ training
     def learn(self, env: IABVectorEnv, total_env_steps: int, callback: Callback | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agents.allocation_policy import scenario_allocation
 from agents.base import Agent
 from agents.maml import MAMLAgent, MAMLConfig
 from agents.ppo import PPOAgent, PPOConfig
@@ -22,7 +23,7 @@ def make_agent(name: str, config: ScenarioConfig, seed: int = 0,
     """A fresh agent for ``config``'s observation layout; ``overrides`` set hyperparameters
     of the agent's config dataclass (e.g. ``{"meta_gradient": "first_order"}``)."""
     layout = ObservationLayout.from_config(config)
-    overrides = dict(overrides or {})
+    overrides = {**scenario_allocation(config), **(overrides or {})}
     if name == "ppo":
         return PPOAgent(layout, PPOConfig(**overrides), seed)
     if name == "maml":

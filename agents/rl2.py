@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from agents.allocation_policy import sample_action
+from agents.allocation_policy import AllocationKind, CoverageKind, allocation_arch, sample_action
 from agents.base import (
     CURVE_METRICS,
     Agent,
@@ -82,6 +82,12 @@ class RL2Config:
     max_trial_envs: int = 16
     reward_scale: float = 0.1  # fixed multiplier of the critic's targets (see PPOConfig)
     idle_bias: float = -1.0  # initial idle logit: start scheduling more than idling
+    # heads decided one by one on what earlier choices left (agents.allocation_policy);
+    # channel_hz/frame_s turn CQI into bytes (agents.registry sets them from the scenario)
+    allocation: AllocationKind = "sequential"
+    coverage: CoverageKind = "soft"
+    channel_hz: float = 50e6
+    frame_s: float = 0.01
 
     @property
     def loss(self) -> PPOLossConfig:
@@ -116,7 +122,7 @@ class RL2Agent(Agent):
         self.model = ActorCritic(layout, cfg.hidden, cfg.link_hidden, cfg.rank,
                                  memory=cfg.memory, attention_heads=cfg.attention_heads,
                                  attention_window=cfg.attention_window,
-                                 idle_bias=cfg.idle_bias)
+                                 idle_bias=cfg.idle_bias, **allocation_arch(cfg))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate,
                                           eps=cfg.adam_eps)
         self.env_steps = 0
