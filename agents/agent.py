@@ -165,6 +165,8 @@ class Agent(ABC):
         :class:`ActorCritic`: memory, attention, a different idle bias...)."""
         cfg = self.config
         options.setdefault("idle_bias", cfg.idle_bias)
+        for key in ("allocation", "coverage", "channel_hz", "frame_s"):
+            options.setdefault(key, getattr(cfg, key))
         return ActorCritic(self.layout, cfg.hidden, cfg.link_hidden, cfg.rank, **options)
 
     def adam(self, parameters: Any, lr: float | None = None) -> torch.optim.Adam:

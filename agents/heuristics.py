@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from bridge.allocation import Allocation, channel_by_channel
 from bridge.config import ScenarioConfig
 from bridge.layout import (
-    BACKLOG_SCALE_BYTES,
-    SNR_SCALE_DB,
     ObservationLayout,
     half_duplex_conflicts,
 )
-from bridge.model.channel import spectral_efficiency
 
 
 def resolve_half_duplex(action: np.ndarray, layout: ObservationLayout) -> np.ndarray:
@@ -101,12 +99,6 @@ class RoundRobin(Heuristic):
         return a.reshape(n, -1)
 
 
-def frame_capacity_bytes(cqi_db: np.ndarray, channel_hz: float, frame_s: float,
-                         overhead: float = 0.18) -> np.ndarray:
-    """Bytes a link could move in one frame on a channel at its CQI (no interference)."""
-    return spectral_efficiency(cqi_db) * channel_hz * frame_s * (1 - overhead) / 8
-
-
 class _ChannelByChannel(Heuristic):
     """Assigns channels one at a time: on channel k every base station serves the child that
     maximises ``_score`` among those whose backlog is not yet covered by the capacity already
@@ -123,29 +115,10 @@ class _ChannelByChannel(Heuristic):
         raise NotImplementedError
 
     def _act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        n = obs.shape[0]
-        lay = self.layout
-        f = self._fields(obs)
-        cap = frame_capacity_bytes(f["cqi"] * SNR_SCALE_DB, self.channel_hz, self.frame_s)
-        remaining = f["backlog_mb"][..., 0] * BACKLOG_SCALE_BYTES  # (N, L)
-        allowed = mask[:, :, 1:].reshape(n, lay.n_bs, lay.n_channels, lay.n_links)
-        action = np.zeros((n, lay.n_bs, lay.n_channels), dtype=np.int64)
-        rows = np.arange(n)
-        for k in range(lay.n_channels):
-            receiving = np.zeros((n, lay.n_bs), dtype=bool)
-            for b in range(lay.n_bs):  # donor first, then IAB nodes (parents have lower index)
-                ok = allowed[:, b, k, :] & (remaining > 0) & ~receiving[:, b:b + 1]
-                score = np.where(ok, self._score(cap[:, :, k], remaining, k), -np.inf)
-                best = score.argmax(axis=1)
-                chosen = np.isfinite(score[rows, best])
-                action[:, b, k] = np.where(chosen, best + 1, 0)
-                give = np.where(chosen, cap[rows, best, k], 0.0)
-                remaining[rows, best] -= give
-                self._served(rows, best, give, chosen)
-                # a chosen backhaul link silences that IAB node on this channel
-                bh = chosen & (best < lay.n_bs - 1)
-                receiving[rows[bh], best[bh] + 1] = True
-        return action.reshape(n, -1)
+        alloc = Allocation.from_observation(obs, self.layout, self.channel_hz, self.frame_s)
+        return channel_by_channel(
+            alloc, mask, lambda a, k: self._score(a.capacity[:, :, k], a.remaining, k),
+            lambda link, give, chosen: self._served(alloc.rows, link, give, chosen))
 
     def _served(self, rows: np.ndarray, link: np.ndarray, give: np.ndarray,
                 chosen: np.ndarray) -> None:

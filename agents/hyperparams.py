@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from agents.policy_gradient import PPOLossConfig
 from bridge.config import ConfigError, _f, _Section
@@ -39,6 +39,14 @@ class AgentConfig(_Section):
     # gradient through the shared encoder) swamp the policy gradient
     reward_scale: float = _f(0.1, lo=0.0, hi=1e6, open_lo=True)
     idle_bias: float = _f(-1.0, lo=-100.0, hi=100.0)  # initial idle logit: schedule more
+    # heads decided one by one on what earlier choices left (agents.allocation_policy), or
+    # independently (the old factorised head); coverage "hard" also masks covered links
+    allocation: Literal["independent", "sequential"] = "sequential"
+    coverage: Literal["soft", "hard"] = "soft"
+    # what turns CQI into bytes for that bookkeeping: scenario facts, which the registry
+    # sets from the scenario config (not hyper-parameters to tune)
+    channel_hz: float = _f(50e6, lo=0.0, hi=1e12, open_lo=True)
+    frame_s: float = _f(0.01, lo=0.0, hi=1.0, open_lo=True)
 
     @property
     def base_learning_rate(self) -> float:

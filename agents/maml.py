@@ -17,6 +17,7 @@ runs :meth:`MAMLAgent.adapt`, which replays the same inner step on the held-out 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ import torch
 from torch.func import functional_call
 
 from agents.agent import CURVE_METRICS, Agent, Callback, episode_return_stats
+from agents.allocation_policy import sample_action
 from agents.budget import Budget
 from agents.hyperparams import AgentConfig
 from agents.policy_gradient import (
@@ -165,13 +167,15 @@ class MAMLAgent(Agent):
     def theta(self) -> Params:
         return dict(self.actor.named_parameters())
 
-    def policy(self, params: Params, obs: torch.Tensor, mask: torch.Tensor
-               ) -> MaskedMultiCategorical:
-        logits, _, _ = functional_call(self.actor, params, (obs,))
+    def policy(self, params: Params, obs: torch.Tensor, mask: torch.Tensor,
+               action: torch.Tensor) -> MaskedMultiCategorical:
+        """The policy with ``params`` on the stored ``action`` (teacher-forced when the
+        allocation is sequential)."""
+        logits, _, _ = functional_call(self.actor, params, (obs,), {"prefix": action})
         return MaskedMultiCategorical(logits, mask)
 
     def inner_loss(self, params: Params, batch: TaskBatch) -> torch.Tensor:
-        dist = self.policy(params, batch.obs, batch.mask)
+        dist = self.policy(params, batch.obs, batch.mask, batch.action)
         adv = normalize_advantages(batch.advantages, batch.valid)
         return inner_objective(dist.log_prob(batch.action), adv, batch.valid,
                                self.config.meta_gradient)
@@ -316,8 +320,12 @@ class MAMLAgent(Agent):
     def act(self, obs: np.ndarray, mask: np.ndarray, state: Any = None,
             deterministic: bool = False) -> tuple[np.ndarray, Any]:
         """Act with the meta-learned initialisation (``state`` may carry adapted params)."""
-        params = state if isinstance(state, dict) else self.theta()
-        dist = self.policy(params, torch.as_tensor(obs, dtype=torch.float32),
-                           torch.as_tensor(mask, dtype=torch.bool))
-        action = dist.mode() if deterministic else dist.sample()
+        actor = self.actor
+        if isinstance(state, dict):  # adapted parameters: a network that holds them
+            actor = copy.deepcopy(self.actor)
+            actor.load_state_dict({k: v.detach() for k, v in state.items()}, strict=False)
+        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+        logits, _, _ = actor(obs_t)
+        action, _ = sample_action(actor, obs_t, torch.as_tensor(mask, dtype=torch.bool), logits,
+                                  deterministic=deterministic)
         return action.numpy(), state

@@ -14,6 +14,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from agents.allocation_policy import AllocationKind, CoverageKind, SequentialAllocation
 from agents.policy_gradient import layer_init, scale_observation
 from bridge.layout import ObservationLayout
 
@@ -173,8 +174,13 @@ class ActorCritic(nn.Module):
     def __init__(self, layout: ObservationLayout, hidden: int = 64, link_hidden: int = 32,
                  rank: int = 16, memory: MemoryKind = "none", attention_heads: int = 4,
                  attention_window: int = 64, idle_bias: float = 0.0,
-                 cqi_prior: float = 0.0) -> None:
+                 cqi_prior: float = 0.0, allocation: AllocationKind = "independent",
+                 coverage: CoverageKind = "soft", channel_hz: float = 50e6,
+                 frame_s: float = 0.01) -> None:
         super().__init__()
+        if allocation not in ("independent", "sequential"):
+            raise ValueError(f"allocation={allocation!r}: expected 'independent' or "
+                             "'sequential'")
         if memory not in ("none", "gru", "attention"):
             raise ValueError(f"memory={memory!r}: expected 'none', 'gru' or 'attention'")
         self.layout = layout
@@ -182,7 +188,8 @@ class ActorCritic(nn.Module):
         self.arch = {"hidden": hidden, "link_hidden": link_hidden, "rank": rank,
                      "memory": memory, "attention_heads": attention_heads,
                      "attention_window": attention_window, "idle_bias": idle_bias,
-                     "cqi_prior": cqi_prior}
+                     "cqi_prior": cqi_prior, "allocation": allocation, "coverage": coverage,
+                     "channel_hz": channel_hz, "frame_s": frame_s}
         self.memory_kind = memory
         self.with_history = memory != "none"
         self.encoder = LinkSetEncoder(layout, link_hidden, hidden, self.with_history)
@@ -192,15 +199,23 @@ class ActorCritic(nn.Module):
         self.head = SchedulingHead(layout, link_hidden, hidden, rank, idle_bias, cqi_prior)
         self.value_head = nn.Sequential(layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
                                         layer_init(nn.Linear(hidden, 1), std=1.0))
+        # heads decided one by one on what earlier choices left (agents.allocation_policy)
+        self.allocation = SequentialAllocation(layout, channel_hz, frame_s, coverage) \
+            if allocation == "sequential" else None
 
     def initial_state(self, num_envs: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         return None if self.memory is None else self.memory.initial_state(num_envs)
 
     def forward(self, obs: torch.Tensor, history: History | None = None,
-                state: tuple[torch.Tensor, torch.Tensor] | None = None
+                state: tuple[torch.Tensor, torch.Tensor] | None = None,
+                prefix: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         """obs (T, N, D) (or (N, D) without memory) -> logits (..., B*K, 1+L), value (...),
-        new memory state."""
+        new memory state. With sequential allocation the logits are the static scores unless
+        ``prefix`` (..., B*K) (the stored action) is given: then every head is conditioned
+        on the choices before it in that action (teacher forcing), which makes
+        ``MaskedMultiCategorical(logits, mask).log_prob(prefix)`` the exact joint
+        log-probability."""
         fields = self.layout.split(scale_observation(obs))
         link_emb, ctx = self.encoder(fields, history)
         if self.memory is not None:
@@ -211,6 +226,8 @@ class ActorCritic(nn.Module):
             mem = ctx
         prev_schedule = history.prev_schedule if history is not None else None
         logits = self.head(fields, link_emb, mem, prev_schedule)
+        if self.allocation is not None and prefix is not None:
+            logits = self.allocation.teacher_forced(torch.as_tensor(obs), logits, prefix)
         return logits, self.value_head(mem).squeeze(-1), state
 
 

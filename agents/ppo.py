@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from agents.agent import CURVE_METRICS, Agent, Callback, episode_return_stats
+from agents.allocation_policy import sample_action
 from agents.budget import Budget
 from agents.hyperparams import PPOUpdateConfig
 from agents.networks import ActorCritic, History
@@ -57,9 +58,8 @@ def sampling_policy(model: ActorCritic, deterministic: bool = False) -> ActFn:
     def act(obs: torch.Tensor, mask: torch.Tensor, history: History | None
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits, value, _ = model(obs)
-        dist = MaskedMultiCategorical(logits, mask)
-        action = dist.mode() if deterministic else dist.sample()
-        return action, dist.log_prob(action), value
+        action, logprob = sample_action(model, obs, mask, logits, deterministic=deterministic)
+        return action, logprob, value
 
     return act
 
@@ -78,7 +78,7 @@ def ppo_step(model: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Roll
             "valid": rollout.valid.reshape(n)}
 
     def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits, value, _ = model(obs[idx])
+        logits, value, _ = model(obs[idx], prefix=action[idx])
         dist = MaskedMultiCategorical(logits, mask[idx])
         return dist.log_prob(action[idx]), dist.entropy(), value
 

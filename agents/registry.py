@@ -4,11 +4,13 @@ all read it."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agents.agent import Agent
+from agents.allocation_policy import scenario_allocation
 from agents.hyperparams import AgentConfig, config_from_table
 from agents.maml import MAMLAgent, MAMLConfig
 from agents.ppo import PPOAgent, PPOConfig
@@ -54,6 +56,8 @@ def make_agent(name: str, config: ScenarioConfig, seed: int = 0,
     entry = _entry(name)
     if not isinstance(hyperparams, AgentConfig):
         hyperparams = agent_config(name, hyperparams)
+    # the allocation bookkeeping turns CQI into bytes with the scenario's channel and frame
+    hyperparams = dataclasses.replace(hyperparams, **scenario_allocation(config))
     return entry.agent(ObservationLayout.from_config(config), hyperparams, seed)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from agents.agent import CURVE_METRICS, Agent, Callback, episode_return_stats
+from agents.allocation_policy import sample_action
 from agents.budget import Budget
 from agents.hyperparams import PPOUpdateConfig
 from agents.networks import History, action_to_schedule, recurrent_step
@@ -120,7 +121,8 @@ class RL2Agent(Agent):
         def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             sub = History(history.prev_schedule[:, idx], history.prev_reward[:, idx],
                           history.prev_done[:, idx])
-            logits, value, _ = self.model(rollout.obs[:, idx], sub, None)
+            logits, value, _ = self.model(rollout.obs[:, idx], sub, None,
+                                          prefix=rollout.action[:, idx])
             dist = MaskedMultiCategorical(logits, rollout.mask[:, idx])
             return (dist.log_prob(rollout.action[:, idx]).T, dist.entropy().T, value.T)
 
@@ -189,6 +191,6 @@ class RL2Agent(Agent):
         history = History(action_to_schedule(state.prev_action, self.layout),
                           state.prev_reward, state.prev_done)
         logits, _, memory = recurrent_step(self.model, obs_t, history, state.memory)
-        dist = MaskedMultiCategorical(logits, torch.as_tensor(mask, dtype=torch.bool))
-        action = dist.mode() if deterministic else dist.sample()
+        action, _ = sample_action(self.model, obs_t, torch.as_tensor(mask, dtype=torch.bool),
+                                  logits, deterministic=deterministic)
         return action.numpy(), RL2State(memory, action, state.prev_reward, state.prev_done)

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.allocation_policy import sample_action
 from agents.networks import ActorCritic, History, recurrent_step
-from agents.policy_gradient import MaskedMultiCategorical
 from agents.rollouts.jobs import PolicySnapshot, RolloutJob, Trajectory
 from agents.rollouts.trajectory import EnvCursor, collect
 from bridge.layout import ObservationLayout
@@ -89,10 +89,10 @@ class JobActor:
             logits, value, self.state = recurrent_step(self.actor, obs, history, self.state)
         else:
             logits, value, _ = self.actor(obs)
-        dist = MaskedMultiCategorical(logits, mask)
-        action = dist.mode() if self.deterministic else dist.sample(self.noise())
+        action, logprob = sample_action(self.actor, obs, mask, logits, self.noise(),
+                                        self.deterministic)
         self.step += 1
-        return action, dist.log_prob(action), value
+        return action, logprob, value
 
 
 class SideBySide:

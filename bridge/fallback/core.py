@@ -608,6 +608,13 @@ class BatchedIABCore:
             "half_duplex_conflicts": n_hd,
             "invalid_actions": n_invalid,
             "incumbent_collisions": n_coll,
+            # who did what (credit assignment per base station): bytes each base station's
+            # access links delivered, its SINR violations and its scheduled choices
+            "delivered_bytes_bs": np.einsum(
+                "nu,nub->nb", delivered_ue,
+                (self.link_parent[:, self.I:, None] == np.arange(B)).astype(np.int64)),
+            "sinr_violations_bs": (active & (sinr_db < r.sinr_threshold_db)).sum(axis=2),
+            "scheduled_bs": active.sum(axis=2),
         }
         return reward, info
 

@@ -1,0 +1,110 @@
+"""Warm start from a teacher: a dataset of a heuristic's (or the upper bound's) decisions on
+training tasks, behaviour cloning on it, and the teacher cross-entropy term RL keeps so that
+exploration does not drift away from what the teacher knows.
+
+With the sequential allocation the cloning loss is the exact negative joint log-likelihood
+of the teacher's action, -sum_h log p_h(a_h | a_<h) (teacher forcing). For a deterministic
+teacher, KL(teacher || policy) at a state is exactly that cross-entropy, so the "KL to the
+teacher" term of RL is the same loss evaluated on the states RL visits (teacher labels
+computed there, DAgger style).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.policy_gradient import MaskedMultiCategorical
+from agents.rollouts import pin_tasks
+from bridge.contract import IABVectorEnvBase as IABVectorEnv
+from bridge.tasks import TaskDistribution
+
+# teacher(env, obs, mask) -> action (N, B*K); it may read env.core (the upper bound does)
+Teacher = Callable[[IABVectorEnv, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass
+class TeacherData:
+    """(M, ...) observations, action masks and the teacher's actions."""
+
+    obs: torch.Tensor
+    mask: torch.Tensor
+    action: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.obs.shape[0])
+
+
+def collect_teacher(make_env: Callable[[int], IABVectorEnv], tasks: TaskDistribution,
+                    teacher_factory: Callable[[], Teacher], rounds: int, n_tasks: int,
+                    per_task: int, seed: int = 0, split: str = "train") -> TeacherData:
+    """``rounds`` episodes of the teacher on ``n_tasks`` fresh ``split`` tasks x ``per_task``
+    replicas each (env-steps: rounds * n_tasks * per_task * episode frames)."""
+    rng = np.random.default_rng(seed)
+    obs_buf, mask_buf, act_buf = [], [], []
+    env = make_env(n_tasks * per_task)
+    try:
+        frames = env.config.dynamics.episode_frames
+        for _ in range(rounds):
+            drawn = tasks.sample(split, int(rng.integers(2**31)), n_tasks)
+            cursor = pin_tasks(env, drawn, [int(s) for s in rng.integers(2**31, size=n_tasks)])
+            teacher = teacher_factory()
+            obs, mask = cursor.obs, cursor.mask
+            for _ in range(frames):
+                action = teacher(env, obs, mask)
+                obs_buf.append(obs)
+                mask_buf.append(mask)
+                act_buf.append(action)
+                obs, _, _, _, info = env.step(action)
+                mask = info["action_mask"]
+    finally:
+        env.close()
+    return TeacherData(torch.as_tensor(np.concatenate(obs_buf), dtype=torch.float32),
+                       torch.as_tensor(np.concatenate(mask_buf), dtype=torch.bool),
+                       torch.as_tensor(np.concatenate(act_buf), dtype=torch.long))
+
+
+def teacher_nll(model: torch.nn.Module, obs: torch.Tensor, mask: torch.Tensor,
+                action: torch.Tensor, forward: Callable[..., Any] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample negative log-likelihood (M,) of the teacher's ``action`` (teacher-forced
+    when the allocation is sequential) and the per-head agreement (M, B*K) of each head's
+    best choice given the teacher's prefix. ``forward`` replaces ``model`` (MAML's
+    functional_call)."""
+    forward = forward or model
+    logits, _, _ = forward(obs, prefix=action)
+    dist = MaskedMultiCategorical(logits, mask)
+    return -dist.log_prob(action), (dist.mode() == action).float()
+
+
+def behaviour_clone(model: torch.nn.Module, data: TeacherData, epochs: int = 5,
+                    lr: float = 1e-3, batch_size: int = 512, seed: int = 0,
+                    log: Callable[[dict[str, float]], None] | None = None) -> dict[str, float]:
+    """Minimise the teacher's negative joint log-likelihood (Adam, shuffled minibatches);
+    returns the last epoch's mean NLL and per-head agreement."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-5)
+    gen = torch.Generator().manual_seed(seed)
+    stats: dict[str, float] = {}
+    for epoch in range(epochs):
+        perm = torch.randperm(len(data), generator=gen)
+        nll_sum, agree_sum, count = 0.0, 0.0, 0
+        for start in range(0, len(data), batch_size):
+            idx = perm[start:start + batch_size]
+            nll, agree = teacher_nll(model, data.obs[idx], data.mask[idx], data.action[idx])
+            loss = nll.mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            nll_sum += float(nll.detach().sum())
+            agree_sum += float(agree.mean(1).sum())
+            count += len(idx)
+        stats = {"epoch": float(epoch), "nll": nll_sum / count, "head_agreement":
+                 agree_sum / count}
+        if log is not None:
+            log(stats)
+    return stats
