@@ -1,16 +1,11 @@
-"""Experiment c (and d's per-head signal): multi-task PPO on training tasks from a behaviour
+"""Experiment c: multi-task PPO on training tasks from a behaviour
 clone (or from scratch), with or without the teacher cross-entropy ("KL to the teacher")
 term, then held-out evaluation (mode and sample, no adaptation).
 
 Each iteration is one 100-frame episode on ``--envs`` environments (a new draw of training
 tasks every 4 iterations, as PPOAgent.meta_train does), so a run costs
-iterations * envs * 100 env-steps, bounded by ``--env-steps``.
-
-``--credit per_bs`` replaces the joint scalar advantage by per-base-station advantages: head
-(b, k) is credited with the reward component of base station b (what its access links
-delivered, from the step info, and its own SINR violations), a critic per base station, and
-the PPO ratio taken per head (the head's conditional log-probability given the stored
-prefix) instead of over the joint action.
+iterations * envs * 100 env-steps, bounded by ``--env-steps``. (Factored per-base-station
+advantages were not run; experiments/credit_update.py measures their signal.)
 """
 
 from __future__ import annotations

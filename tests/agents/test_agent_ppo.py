@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from agents.ppo import PPOAgent, PPOConfig, sampling_policy
 from agents.rollouts.trajectory import EnvCursor, collect
@@ -24,13 +25,19 @@ def evaluate(agent: PPOAgent, num_envs: int = 64) -> tuple[float, float]:
             float(np.mean([r["throughput_mbps"] for r in recs])))
 
 
-def test_ppo_beats_its_random_start_on_a_tiny_network() -> None:
+@pytest.mark.parametrize("allocation", ["independent", "sequential"])
+def test_ppo_beats_its_start_on_a_tiny_network(allocation: str) -> None:
+    """Independent heads start random and must improve a lot; the sequential policy starts
+    near greedy (measured: return -1.1 vs -6.2, 185 vs 142 Mb/s) and must still improve."""
     env = IABVectorEnv(32, TINY)
-    agent = PPOAgent(env.layout, PPOConfig(num_steps=16, learning_rate=1e-3, ent_coef=0.0),
+    agent = PPOAgent(env.layout, PPOConfig(num_steps=16, learning_rate=1e-3, ent_coef=0.0,
+                                           allocation=allocation,
+                                           channel_hz=TINY.radio.channel_bandwidth_hz),
                      seed=0)
     return_before, throughput_before = evaluate(agent)
     info = agent.learn(env, 24_000)
     return_after, throughput_after = evaluate(agent)
     assert info["env_steps"] >= 20_000
-    assert return_after > return_before + 3.0, (return_before, return_after)
-    assert throughput_after > 1.2 * throughput_before, (throughput_before, throughput_after)
+    gain, factor = (3.0, 1.2) if allocation == "independent" else (0.5, 1.0)
+    assert return_after > return_before + gain, (return_before, return_after)
+    assert throughput_after > factor * throughput_before, (throughput_before, throughput_after)
