@@ -121,6 +121,8 @@ class Agent(ABC):
 
     name: str = "agent"
     config_type: ClassVar[type[AgentConfig]]
+    # the module a warm start clones the teacher into (a key of :meth:`modules`)
+    policy_module: ClassVar[str] = "model"
     optimizer: torch.optim.Optimizer
 
     def __init__(self, layout: ObservationLayout, config: AgentConfig | None = None,
@@ -129,6 +131,7 @@ class Agent(ABC):
         self.config: Any = config or self.config_type()
         self.seed = seed
         self.env_steps = 0
+        self.warm_start_stats: dict[str, float] = {}
         seed_everything(seed)
         self.build()
 
@@ -181,6 +184,23 @@ class Agent(ABC):
             self.optimizer.param_groups[0]["lr"] = linear_schedule(
                 self.config.base_learning_rate, progress)
 
+    def warm_start(self, config: Any, tasks: TaskDistribution) -> None:
+        """Behaviour cloning of the config's teacher heuristic into the policy before RL
+        (:mod:`agents.warm_start`); its env-steps count as meta-training env-steps."""
+        if self.config.warm_start == "none":
+            return
+        from agents.warm_start import warm_start_from_teacher
+
+        module = self.modules()[self.policy_module]
+        stats = warm_start_from_teacher(module, config, tasks, self.config, self.seed,
+                                        recurrent=module.memory is not None)
+        self.env_steps += int(stats["env_steps"])
+        self.warm_start_stats = {f"warm_start_{k}": v for k, v in stats.items()}
+
+    def rl_iterations(self, budget: Budget, steps_per_iteration: int) -> int:
+        """RL iterations that fit in what the budget leaves after the warm start."""
+        return max(0, budget.meta_train_env_steps - self.env_steps) // steps_per_iteration
+
     def training_loop(self, iterations: int, steps_per_iteration: int,
                       iteration: Callable[[int], dict[str, float]],
                       callback: Callback | None) -> dict[str, Any]:
@@ -194,7 +214,7 @@ class Agent(ABC):
             self.env_steps += steps_per_iteration
             if run.record(stats, self.env_steps):
                 break
-        return run.summary(self.env_steps)
+        return {**run.summary(self.env_steps), **self.warm_start_stats}
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str | Path) -> None:

@@ -47,6 +47,14 @@ class AgentConfig(_Section):
     # sets from the scenario config (not hyper-parameters to tune)
     channel_hz: float = _f(50e6, lo=0.0, hi=1e12, open_lo=True)
     frame_s: float = _f(0.01, lo=0.0, hi=1.0, open_lo=True)
+    # warm start (agents.warm_start): behaviour cloning from this heuristic before RL, on
+    # warm_start_rounds episodes of warm_start_tasks training tasks x warm_start_replicas
+    # (those env-steps count in the meta-training budget); "none" starts from random weights
+    warm_start: Literal["none", "greedy_max_sinr", "proportional_fair"] = "greedy_max_sinr"
+    warm_start_rounds: int = _f(4, lo=1, hi=10_000)
+    warm_start_tasks: int = _f(16, lo=1, hi=4_096)
+    warm_start_replicas: int = _f(4, lo=1, hi=4_096)
+    warm_start_epochs: int = _f(6, lo=1, hi=10_000)
 
     @property
     def base_learning_rate(self) -> float:

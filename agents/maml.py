@@ -154,6 +154,7 @@ class MAMLAgent(Agent):
 
     config_type = MAMLConfig
     config: MAMLConfig
+    policy_module = "actor"
 
     def build(self) -> None:
         self.actor = self.network()
@@ -212,6 +213,7 @@ class MAMLAgent(Agent):
         with opened(envs, budget.envs_per_job) as rollouts:
             frames = rollouts.config.dynamics.episode_frames
             per_iter = (self.config.inner_steps + 1) * n_tasks * per_task * frames
+            self.warm_start(rollouts.config, tasks)
 
             def iteration(it: int) -> dict[str, float]:
                 batch_tasks = tasks.sample("train", int(rng.integers(2**31)), n_tasks)
@@ -229,8 +231,8 @@ class MAMLAgent(Agent):
                                               - stats["pre_adapt_episode_return"])
                 return stats
 
-            return self.training_loop(max(1, budget.meta_train_env_steps // per_iter),
-                                      per_iter, iteration, callback)
+            return self.training_loop(self.rl_iterations(budget, per_iter), per_iter,
+                                      iteration, callback)
 
     def _meta_batch(self, rollouts: RolloutBackend, batch_tasks: list[Task],
                     inst_seeds: list[int], per_task: int

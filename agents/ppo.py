@@ -144,6 +144,7 @@ class PPOAgent(Agent):
         drawn: dict[str, Any] = {}
         with opened(envs, budget.envs_per_job) as rollouts:
             frames = rollouts.config.dynamics.episode_frames
+            self.warm_start(rollouts.config, tasks)
 
             def iteration(it: int) -> dict[str, float]:
                 if it % self.config.resample_tasks_every == 0:
@@ -157,8 +158,8 @@ class PPOAgent(Agent):
                                            first_episode=it - drawn["first"])
                 return self._update(rollout)
 
-            return self.training_loop(max(1, budget.meta_train_env_steps // (n * frames)),
-                                      n * frames, iteration, callback)
+            return self.training_loop(self.rl_iterations(budget, n * frames), n * frames,
+                                      iteration, callback)
 
     # ------------------------------------------------------------------ meta-test
     def adapt(self, envs: EnvSource, task: Task, episodes: int, instance_seed: int = 0,

@@ -141,6 +141,7 @@ class RL2Agent(Agent):
         rng = np.random.default_rng(self.seed + 4_243)
         with opened(envs, budget.envs_per_job) as rollouts:
             per_iter = job_steps(episodes, rollouts.config.dynamics.episode_frames) * n
+            self.warm_start(rollouts.config, tasks)
 
             def iteration(it: int) -> dict[str, float]:
                 trial_tasks = tasks.sample("train", int(rng.integers(2**31)), n)
@@ -152,8 +153,8 @@ class RL2Agent(Agent):
                 stats.update(episode_return_stats(rollout))
                 return stats
 
-            return self.training_loop(max(1, budget.meta_train_env_steps // per_iter),
-                                      per_iter, iteration, callback)
+            return self.training_loop(self.rl_iterations(budget, per_iter), per_iter,
+                                      iteration, callback)
 
     @torch.no_grad()
     def adapt(self, envs: EnvSource, task: Task, episodes: int, instance_seed: int = 0,

@@ -29,11 +29,13 @@ Teacher = Callable[[IABVectorEnv, np.ndarray, np.ndarray], np.ndarray]
 
 @dataclass
 class TeacherData:
-    """(M, ...) observations, action masks and the teacher's actions."""
+    """(M, ...) observations, action masks, the teacher's actions and the rewards they got
+    (time-major: step t of every environment, then step t + 1)."""
 
     obs: torch.Tensor
     mask: torch.Tensor
     action: torch.Tensor
+    reward: torch.Tensor
 
     def __len__(self) -> int:
         return int(self.obs.shape[0])
@@ -45,7 +47,7 @@ def collect_teacher(make_env: Callable[[int], IABVectorEnv], tasks: TaskDistribu
     """``rounds`` episodes of the teacher on ``n_tasks`` fresh ``split`` tasks x ``per_task``
     replicas each (env-steps: rounds * n_tasks * per_task * episode frames)."""
     rng = np.random.default_rng(seed)
-    obs_buf, mask_buf, act_buf = [], [], []
+    obs_buf, mask_buf, act_buf, rew_buf = [], [], [], []
     env = make_env(n_tasks * per_task)
     try:
         frames = env.config.dynamics.episode_frames
@@ -59,13 +61,15 @@ def collect_teacher(make_env: Callable[[int], IABVectorEnv], tasks: TaskDistribu
                 obs_buf.append(obs)
                 mask_buf.append(mask)
                 act_buf.append(action)
-                obs, _, _, _, info = env.step(action)
+                obs, reward, _, _, info = env.step(action)
+                rew_buf.append(np.asarray(reward, dtype=np.float32))
                 mask = info["action_mask"]
     finally:
         env.close()
     return TeacherData(torch.as_tensor(np.concatenate(obs_buf), dtype=torch.float32),
                        torch.as_tensor(np.concatenate(mask_buf), dtype=torch.bool),
-                       torch.as_tensor(np.concatenate(act_buf), dtype=torch.long))
+                       torch.as_tensor(np.concatenate(act_buf), dtype=torch.long),
+                       torch.as_tensor(np.concatenate(rew_buf)))
 
 
 def teacher_nll(model: torch.nn.Module, obs: torch.Tensor, mask: torch.Tensor,
@@ -107,4 +111,100 @@ def behaviour_clone(model: torch.nn.Module, data: TeacherData, epochs: int = 5,
                  agree_sum / count}
         if log is not None:
             log(stats)
+    return stats
+
+
+@dataclass
+class TeacherEpisodes:
+    """The teacher's episodes as (T, E, ...) sequences (E = rounds x environments), with the
+    previous step a recurrent policy sees: the teacher's previous action and reward."""
+
+    obs: torch.Tensor
+    mask: torch.Tensor
+    action: torch.Tensor
+    prev_action: torch.Tensor
+    prev_reward: torch.Tensor
+
+    @classmethod
+    def from_data(cls, data: TeacherData, frames: int, n_envs: int) -> TeacherEpisodes:
+        """Regroup :func:`collect_teacher`'s time-major transitions into episodes."""
+        def seq(x: torch.Tensor) -> torch.Tensor:
+            rounds = x.shape[0] // (frames * n_envs)
+            x = x.reshape(rounds, frames, n_envs, *x.shape[1:])
+            return x.transpose(0, 1).reshape(frames, rounds * n_envs, *x.shape[3:])
+
+        action = seq(data.action)
+        prev_action = torch.cat([torch.zeros_like(action[:1]), action[:-1]])
+        r = seq(data.reward)
+        prev_reward = torch.cat([torch.zeros_like(r[:1]), r[:-1]])
+        return cls(seq(data.obs), seq(data.mask), action, prev_action, prev_reward)
+
+
+def clone_recurrent(model: torch.nn.Module, episodes: TeacherEpisodes, layout: Any,
+                    epochs: int = 5, lr: float = 1e-3, batch_envs: int = 8, seed: int = 0
+                    ) -> dict[str, float]:
+    """Behaviour cloning of a recurrent actor-critic on whole teacher episodes (memory from
+    the episode start, the teacher's previous action and reward as its history input)."""
+    from agents.networks import History, action_to_schedule
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-5)
+    gen = torch.Generator().manual_seed(seed)
+    n = int(episodes.obs.shape[1])
+    schedule = action_to_schedule(episodes.prev_action, layout)
+    done = torch.zeros(episodes.prev_reward.shape)
+    stats: dict[str, float] = {}
+    for epoch in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        nll_sum, agree_sum, count = 0.0, 0.0, 0
+        for start in range(0, n, batch_envs):
+            idx = perm[start:start + batch_envs]
+            history = History(schedule[:, idx], episodes.prev_reward[:, idx], done[:, idx])
+            logits, _, _ = model(episodes.obs[:, idx], history, None,
+                                 prefix=episodes.action[:, idx])
+            dist = MaskedMultiCategorical(logits, episodes.mask[:, idx])
+            nll = -dist.log_prob(episodes.action[:, idx])
+            opt.zero_grad()
+            nll.mean().backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            agree = (dist.mode() == episodes.action[:, idx]).float().mean(-1)
+            nll_sum += float(nll.detach().sum())
+            agree_sum += float(agree.sum())
+            count += int(nll.numel())
+        stats = {"epoch": float(epoch), "nll": nll_sum / count,
+                 "head_agreement": agree_sum / count}
+    return stats
+
+
+def warm_start_from_teacher(model: torch.nn.Module, config: Any, tasks: TaskDistribution,
+                            hyper: Any, seed: int, recurrent: bool) -> dict[str, float]:
+    """Clone ``hyper.warm_start`` (a heuristic) into ``model`` on training tasks of
+    ``config`` (the scenario). The demonstrations are simulated by the numpy twin (the same
+    system model as ns-3), so a warm start costs no simulator processes. Returns the cloning
+    statistics with the teacher's env-steps."""
+    from agents.heuristics import make_heuristic
+    from bridge.contract import make_vector_env
+    from bridge.layout import ObservationLayout
+
+    layout = ObservationLayout.from_config(config)
+    n_envs = hyper.warm_start_tasks * hyper.warm_start_replicas
+    frames = config.dynamics.episode_frames
+
+    def factory() -> Teacher:
+        heuristic = make_heuristic(hyper.warm_start, layout, seed=seed, config=config)
+        heuristic.reset(n_envs)
+        return lambda env, obs, mask: heuristic.act(obs, mask)
+
+    data = collect_teacher(lambda n: make_vector_env("fallback", n, config=config), tasks,
+                           factory, hyper.warm_start_rounds, hyper.warm_start_tasks,
+                           hyper.warm_start_replicas, seed=seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if recurrent:
+            episodes = TeacherEpisodes.from_data(data, frames, n_envs)
+            stats = clone_recurrent(model, episodes, layout, hyper.warm_start_epochs,
+                                    seed=seed)
+        else:
+            stats = behaviour_clone(model, data, hyper.warm_start_epochs, seed=seed)
+    stats["env_steps"] = float(hyper.warm_start_rounds * n_envs * frames)
     return stats

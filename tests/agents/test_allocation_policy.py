@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from agents.policy_gradient import MaskedMultiCategorical
 
 from agents.allocation_policy import joint_log_prob_table, sample_action
 from agents.networks import ActorCritic
+from agents.policy_gradient import MaskedMultiCategorical
 from bridge.config import ScenarioConfig
 from bridge.fallback.env import IABVectorEnv
 from bridge.layout import ObservationLayout, half_duplex_conflicts

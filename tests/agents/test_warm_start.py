@@ -4,11 +4,11 @@ the mode agree with it; MAML's functional_call path gives the module's log-proba
 from __future__ import annotations
 
 import torch
-from agents.policy_gradient import MaskedMultiCategorical
 from torch.func import functional_call
 
 from agents.heuristics import make_heuristic
 from agents.networks import ActorCritic
+from agents.policy_gradient import MaskedMultiCategorical
 from agents.warm_start import behaviour_clone, collect_teacher, teacher_nll
 from bridge.config import ScenarioConfig
 from bridge.fallback.env import IABVectorEnv
