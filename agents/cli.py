@@ -51,7 +51,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmarks import TARGETS
+    from benchmarks.targets import TARGETS
 
     parser = argparse.ArgumentParser(
         prog="iabmeta",
@@ -175,7 +175,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks import TARGETS
+    from benchmarks.targets import TARGETS
 
     print(json.dumps(TARGETS[args.target](), indent=None if args.json else 2, default=float))
     return 0
