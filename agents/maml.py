@@ -275,7 +275,7 @@ class MAMLAgent(Agent):
             for i in idx.tolist():
                 phi = self.adapted(self.theta(), [step[i] for step in inner],
                                    create_graph=second_order)
-                dist = self.policy(phi, outer[i].obs, outer[i].mask)
+                dist = self.policy(phi, outer[i].obs, outer[i].mask, outer[i].action)
                 logps.append(dist.log_prob(outer[i].action))
                 ents.append(dist.entropy())
                 values.append(self.critic(outer[i].obs)[1])

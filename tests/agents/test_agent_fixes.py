@@ -78,14 +78,25 @@ def test_training_spends_the_env_step_budget_and_stops_only_on_request(tiny_conf
     frames = tiny_config.dynamics.episode_frames
     per_iter = 2 * BUDGET.meta_batch_tasks * BUDGET.adapt_envs * frames  # inner + outer
     budget = BUDGET.replace(meta_train_env_steps=3 * per_iter)
-    info = MAMLAgent(layout, seed=0).meta_train(lambda n: IABVectorEnv(n, tiny_config), tasks,
-                                                budget)
+    cold = MAMLConfig(warm_start="none")
+    info = MAMLAgent(layout, cold, seed=0).meta_train(lambda n: IABVectorEnv(n, tiny_config),
+                                                      tasks, budget)
     assert info["iterations"] == 3 and info["env_steps"] == 3 * per_iter
     assert info["wall_s"] > 0 and info["last"]["wall_s"] > 0
     seen: list[dict[str, float]] = []
-    info = MAMLAgent(layout, seed=0).meta_train(lambda n: IABVectorEnv(n, tiny_config), tasks,
-                                                budget, lambda s: seen.append(s) or False)
+    info = MAMLAgent(layout, cold, seed=0).meta_train(lambda n: IABVectorEnv(n, tiny_config),
+                                                      tasks, budget,
+                                                      lambda s: seen.append(s) or False)
     assert info["iterations"] == len(seen) == 1
+    # a warm start's teacher episodes are env-steps of the same budget
+    warm = MAMLConfig(warm_start_rounds=1, warm_start_tasks=2, warm_start_replicas=2,
+                      warm_start_epochs=1)
+    teacher_steps = 1 * 2 * 2 * frames
+    info = MAMLAgent(layout, warm, seed=0).meta_train(
+        lambda n: IABVectorEnv(n, tiny_config), tasks,
+        budget.replace(meta_train_env_steps=teacher_steps + 2 * per_iter))
+    assert info["warm_start_env_steps"] == teacher_steps
+    assert info["iterations"] == 2 and info["env_steps"] == teacher_steps + 2 * per_iter
 
 
 def test_ppo_meta_training_is_free_and_adapts_from_scratch(tiny_config) -> None:
