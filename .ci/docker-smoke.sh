@@ -248,6 +248,11 @@ build_s=$(elapsed "$t0")
 cached_steps=$(grep -c ' CACHED$' "$WORK/build.log" || true)
 size_bytes=$("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE")
 log "built $IMAGE in $build_s s ($cached_steps steps cached), image size $(( size_bytes / 1000000 )) MB"
+# the steps that took 5 s or more
+awk '/^#[0-9]+ \[/ { id = $1; sub(/^#[0-9]+ /, ""); name[id] = substr($0, 1, 70) }
+     /^#[0-9]+ DONE/ { t = $3; sub(/s$/, "", t)
+                       if (t + 0 >= 5 && ($1 in name)) printf "  %6.1f s  %s\n", t, name[$1] }' \
+  "$WORK/build.log"
 
 # --- smoke runs ------------------------------------------------------------------------------
 check_outputs() {  # check_outputs DIR: report.md, results.json and the phases of every study
