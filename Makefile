@@ -1,11 +1,12 @@
 # iabmeta: `make run` runs the main job (quick study on the fallback simulator),
-# `make test` runs the whole test suite (lint, ns-3 build, pytest).
+# `make test` runs the whole test suite (lint, ns-3 build, pytest), `make docker` builds the
+# container image and smoke-tests it (root on Debian/Ubuntu: starts the engine it needs).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: all install system-deps ns3 lint test test-fast run reproduce bench clean
+.PHONY: all install system-deps ns3 lint test test-fast run reproduce bench docker clean
 
 all: test
 
@@ -50,6 +51,9 @@ bench: install ns3
 	$(VENV)/bin/iabmeta bench ns3 --json
 	$(VENV)/bin/iabmeta bench rollouts --json
 	$(VENV)/bin/iabmeta bench training --json
+
+docker:
+	bash .ci/docker-smoke.sh
 
 clean:
 	rm -rf ns3_scenarios/build .pytest_cache .ruff_cache

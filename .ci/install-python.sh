@@ -5,7 +5,7 @@ set -euo pipefail
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 EXTRAS="${EXTRAS-dev,ns3,ray}"
-EDITABLE="${EDITABLE:--e}"
+EDITABLE="${EDITABLE--e}"   # EDITABLE= (empty): a regular install
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
