@@ -40,8 +40,10 @@ class AgentConfig(_Section):
     reward_scale: float = _f(0.1, lo=0.0, hi=1e6, open_lo=True)
     idle_bias: float = _f(-1.0, lo=-100.0, hi=100.0)  # initial idle logit: schedule more
     # heads decided one by one on what earlier choices left (agents.allocation_policy), or
-    # independently (the old factorised head); coverage "hard" also masks covered links
-    allocation: Literal["independent", "sequential"] = "sequential"
+    # independently (the factorised head); coverage "hard" also masks covered links. The
+    # sequential policy represents greedy (benchmarks/research/RESULTS.md) but costs
+    # 2-6x per step: opt in until it is fast enough for the default study's time limit
+    allocation: Literal["independent", "sequential"] = "independent"
     coverage: Literal["soft", "hard"] = "soft"
     # what turns CQI into bytes for that bookkeeping: scenario facts, which the registry
     # sets from the scenario config (not hyper-parameters to tune)
@@ -50,11 +52,11 @@ class AgentConfig(_Section):
     # warm start (agents.warm_start): behaviour cloning from this heuristic before RL, on
     # warm_start_rounds episodes of warm_start_tasks training tasks x warm_start_replicas
     # (those env-steps count in the meta-training budget); "none" starts from random weights
-    warm_start: Literal["none", "greedy_max_sinr", "proportional_fair"] = "greedy_max_sinr"
-    warm_start_rounds: int = _f(4, lo=1, hi=10_000)
+    warm_start: Literal["none", "greedy_max_sinr", "proportional_fair"] = "none"
+    warm_start_rounds: int = _f(2, lo=1, hi=10_000)
     warm_start_tasks: int = _f(16, lo=1, hi=4_096)
     warm_start_replicas: int = _f(4, lo=1, hi=4_096)
-    warm_start_epochs: int = _f(6, lo=1, hi=10_000)
+    warm_start_epochs: int = _f(4, lo=1, hi=10_000)
 
     @property
     def base_learning_rate(self) -> float:

@@ -89,8 +89,8 @@ def test_training_spends_the_env_step_budget_and_stops_only_on_request(tiny_conf
                                                       lambda s: seen.append(s) or False)
     assert info["iterations"] == len(seen) == 1
     # a warm start's teacher episodes are env-steps of the same budget
-    warm = MAMLConfig(warm_start_rounds=1, warm_start_tasks=2, warm_start_replicas=2,
-                      warm_start_epochs=1)
+    warm = MAMLConfig(warm_start="greedy_max_sinr", warm_start_rounds=1, warm_start_tasks=2,
+                      warm_start_replicas=2, warm_start_epochs=1)
     teacher_steps = 1 * 2 * 2 * frames
     info = MAMLAgent(layout, warm, seed=0).meta_train(
         lambda n: IABVectorEnv(n, tiny_config), tasks,

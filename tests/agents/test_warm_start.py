@@ -60,3 +60,38 @@ def test_functional_call_with_prefix_matches_module(tiny_config: ScenarioConfig)
     # the scorer's parameters are reached through functional_call (MAML's inner step)
     grads = torch.autograd.grad(lp_call.sum(), [params["allocation.scorer.linear.weight"]])
     assert grads[0].abs().sum() > 0
+
+
+def test_recurrent_agents_clone_whole_teacher_episodes(tiny_config: ScenarioConfig) -> None:
+    """RL^2's warm start clones the teacher on whole episodes (memory and the teacher's
+    previous action and reward as inputs): the teacher's NLL falls and the env-steps of the
+    demonstrations are the budget's."""
+    from agents.registry import make_agent
+    from agents.warm_start import TeacherEpisodes, warm_start_from_teacher
+
+    tasks = TaskDistribution.for_config(tiny_config)
+    agent = make_agent("rl2", tiny_config, 0, {"allocation": "sequential"})
+    hyper = agent.config
+    import dataclasses
+    hyper = dataclasses.replace(hyper, warm_start="greedy_max_sinr", warm_start_rounds=1,
+                                warm_start_tasks=2, warm_start_replicas=2, warm_start_epochs=1)
+    first = warm_start_from_teacher(agent.model, tiny_config, tasks, hyper, 0, recurrent=True)
+    hyper = dataclasses.replace(hyper, warm_start_epochs=4)
+    again = warm_start_from_teacher(agent.model, tiny_config, tasks, hyper, 0, recurrent=True)
+    assert first["env_steps"] == 4 * tiny_config.dynamics.episode_frames
+    assert again["nll"] < first["nll"]
+    # episodes regroup the time-major transitions: env j's step t is row t, column j
+    data = collect_teacher(lambda n: IABVectorEnv(n, tiny_config), tasks,
+                           lambda: (lambda env, obs, mask: obs[:, :0].sum(-1, dtype=int)[:, None]
+                                    .repeat(mask.shape[1], 1)), rounds=2, n_tasks=1,
+                           per_task=3, seed=1)
+    frames = tiny_config.dynamics.episode_frames
+    episodes = TeacherEpisodes.from_data(data, frames, 3)
+    assert episodes.obs.shape[:2] == (frames, 6)
+    assert torch.equal(episodes.obs[1, 4], data.obs[(1 * frames + 1) * 3 + 1])
+    assert torch.equal(episodes.prev_reward[1:, 0], episodes_reward(data, frames, 3)[:-1, 0])
+
+
+def episodes_reward(data, frames: int, n_envs: int) -> torch.Tensor:
+    rounds = len(data) // (frames * n_envs)
+    return data.reward.reshape(rounds, frames, n_envs).transpose(0, 1).reshape(frames, -1)

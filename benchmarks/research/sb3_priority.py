@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from agents.rollouts import EnvSlot
+from benchmarks.research.common import Timer, report, study_config, test_tasks
 from bridge.fallback.env import IABEnv
 from bridge.priority_action import PriorityWeights
 from bridge.tasks import TaskDistribution
-from experiments.common import Timer, report, study_config, test_tasks
 
 
 def run_episodes(cfg, act, replicas: int = 2, wrap: bool = True) -> dict[str, float]:

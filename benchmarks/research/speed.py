@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 
 import torch
-from agents.core import MaskedMultiCategorical
 
+from agents.policy_gradient import MaskedMultiCategorical
 from agents.rollouts import EnvSlot, LocalRollouts, PolicySnapshot
+from benchmarks.research.bc import network
+from benchmarks.research.common import report, study_config
 from bridge.fallback.env import IABVectorEnv
 from bridge.tasks import TaskDistribution
-from experiments.bc import network
-from experiments.common import report, study_config
 
 
 def main() -> None:

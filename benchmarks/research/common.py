@@ -11,18 +11,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from agents.base import pin_tasks
-from agents.experiment import SMALL_STUDY
 
 from agents.allocation_policy import sample_action
 from agents.heuristics import make_heuristic
 from agents.oracle import ExhaustiveUpperBound
+from agents.rollouts import pin_tasks
+from agents.study.spec import SMALL_STUDY
 from bridge.config import ScenarioConfig
 from bridge.fallback.env import IABVectorEnv
 from bridge.tasks import Task, TaskDistribution
 
 EPISODE_FRAMES = 100  # the default budget's episode length
-EVAL_SEED = 0  # the experiment seed: test tasks as agents.experiment.test_tasks draws them
+EVAL_SEED = 0  # the experiment seed: test tasks as agents.study.seeds.SeedPlan.test_tasks draws them
 N_TEST_TASKS = 4
 ADAPT_ENVS = 8
 
@@ -40,7 +40,7 @@ def study_config(name: str) -> ScenarioConfig:
 
 
 def test_tasks(config: ScenarioConfig) -> list[tuple[Task, int]]:
-    """agents.experiment.test_tasks for seed 0 and the default budget's 4 test tasks."""
+    """agents.study.seeds.SeedPlan.test_tasks for seed 0 and the default budget's 4 test tasks."""
     tasks = TaskDistribution.for_config(config).sample("test", seed=EVAL_SEED + 7_777,
                                                         n=N_TEST_TASKS)
     return [(t, EVAL_SEED * 1000 + 500 + i) for i, t in enumerate(tasks)]

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from agents.base import pin_tasks
-from agents.core import MaskedMultiCategorical
 
 from agents.allocation_policy import sample_action
+from agents.policy_gradient import MaskedMultiCategorical
+from agents.rollouts import pin_tasks
+from benchmarks.research.bc import CKPT, network
+from benchmarks.research.common import report, study_config
 from bridge.fallback.env import IABVectorEnv
 from bridge.tasks import TaskDistribution
-from experiments.bc import CKPT, network
-from experiments.common import report, study_config
 
 
 def discounted(r: np.ndarray, gamma: float) -> np.ndarray:

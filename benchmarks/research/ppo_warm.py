@@ -16,20 +16,28 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from agents.core import (
+
+from agents.allocation_policy import sample_action
+from agents.heuristics import make_heuristic
+from agents.policy_gradient import (
     MaskedMultiCategorical,
     PPOLossConfig,
     masked_mean,
     ppo_loss,
 )
-
-from agents.allocation_policy import sample_action
-from agents.heuristics import make_heuristic
 from agents.rollouts import EnvSlot, LocalRollouts, PolicySnapshot, draw_sample_seeds
+from benchmarks.research.bc import CKPT, network
+from benchmarks.research.common import (
+    Timer,
+    baselines,
+    evaluate,
+    model_act,
+    ratios,
+    report,
+    study_config,
+)
 from bridge.fallback.env import IABVectorEnv
 from bridge.tasks import TaskDistribution
-from experiments.bc import CKPT, network
-from experiments.common import Timer, baselines, evaluate, model_act, ratios, report, study_config
 
 
 def teacher_labels(model_t, heuristic, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

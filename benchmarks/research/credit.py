@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from agents.allocation_policy import sample_action
+from benchmarks.research.bc import CKPT, network
+from benchmarks.research.common import report, study_config
 from bridge.fallback.env import IABVectorEnv
-from experiments.bc import CKPT, network
-from experiments.common import report, study_config
 
 
 def epsilon_squared(y: np.ndarray, groups: np.ndarray) -> float:

@@ -11,10 +11,7 @@ import torch
 
 from agents.networks import ActorCritic
 from agents.warm_start import behaviour_clone, collect_teacher
-from bridge.fallback.env import IABVectorEnv
-from bridge.layout import ObservationLayout
-from bridge.tasks import TaskDistribution
-from experiments.common import (
+from benchmarks.research.common import (
     Timer,
     baselines,
     evaluate,
@@ -25,6 +22,9 @@ from experiments.common import (
     study_config,
     upper_bound_act,
 )
+from bridge.fallback.env import IABVectorEnv
+from bridge.layout import ObservationLayout
+from bridge.tasks import TaskDistribution
 
 CKPT = Path("/tmp/sched_ckpt")
 

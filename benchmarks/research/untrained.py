@@ -6,7 +6,15 @@ from __future__ import annotations
 import torch
 
 from agents.networks import ActorCritic
-from experiments.common import Timer, baselines, evaluate, model_act, ratios, report, study_config
+from benchmarks.research.common import (
+    Timer,
+    baselines,
+    evaluate,
+    model_act,
+    ratios,
+    report,
+    study_config,
+)
 
 
 def network(layout, cfg, allocation: str, coverage: str = "soft", seed: int = 0) -> ActorCritic:

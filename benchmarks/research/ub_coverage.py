@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmarks.research.common import (
+    evaluate,
+    heuristic_act,
+    report,
+    study_config,
+    upper_bound_act,
+)
 from bridge.allocation import Allocation, inside_coverage
-from experiments.common import evaluate, heuristic_act, report, study_config, upper_bound_act
 
 
 def main() -> None:
