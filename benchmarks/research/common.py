@@ -22,7 +22,7 @@ from bridge.fallback.env import IABVectorEnv
 from bridge.tasks import Task, TaskDistribution
 
 EPISODE_FRAMES = 100  # the default budget's episode length
-EVAL_SEED = 0  # the experiment seed: test tasks as agents.study.seeds.SeedPlan.test_tasks draws them
+EVAL_SEED = 0  # the study seed: test tasks as agents.study.seeds.SeedPlan draws them
 N_TEST_TASKS = 4
 ADAPT_ENVS = 8
 
