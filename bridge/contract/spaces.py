@@ -38,3 +38,17 @@ def action_space(config: ScenarioConfig, num_envs: int | None = None) -> spaces.
     layout = ObservationLayout.from_config(config)
     shape = (layout.action_size,) if num_envs is None else (int(num_envs), layout.action_size)
     return spaces.MultiDiscrete(np.full(shape, layout.n_choices, dtype=np.int64))
+
+
+def bind_spaces(env: object, config: ScenarioConfig | dict | str | None, num_envs: int
+                ) -> None:
+    """Give a vector environment its config, batch size, layout and the four spaces of the
+    contract (the base vector env and the sharded one set them up the same way)."""
+    cfg = as_config(config)
+    env.config = cfg  # type: ignore[attr-defined]
+    env.num_envs = int(num_envs)  # type: ignore[attr-defined]
+    env.layout = ObservationLayout.from_config(cfg)  # type: ignore[attr-defined]
+    env.single_observation_space = observation_space(cfg)  # type: ignore[attr-defined]
+    env.single_action_space = action_space(cfg)  # type: ignore[attr-defined]
+    env.observation_space = observation_space(cfg, int(num_envs))  # type: ignore[attr-defined]
+    env.action_space = action_space(cfg, int(num_envs))  # type: ignore[attr-defined]

@@ -22,9 +22,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from bridge.config import ScenarioConfig
 from bridge.contract.deployments import Deployments, first_seed
 from bridge.contract.errors import CapabilityUnavailable
-from bridge.contract.spaces import action_space, as_config, observation_space
+from bridge.contract.spaces import bind_spaces
 from bridge.instance import ScenarioInstance
-from bridge.layout import ObservationLayout, validate_action
+from bridge.layout import validate_action
 from bridge.tasks import Task, TaskDistribution
 
 # Per-frame counters in ``infos`` (int64, one per environment).
@@ -78,13 +78,7 @@ class IABVectorEnvBase(VectorEnv):
                  new_deployment_each_episode: bool = False) -> None:
         if isinstance(num_envs, bool) or int(num_envs) < 1:
             raise ValueError(f"num_envs={num_envs!r}: expected an integer >= 1")
-        self.config = as_config(config)
-        self.num_envs = int(num_envs)
-        self.layout = ObservationLayout.from_config(self.config)
-        self.single_observation_space = observation_space(self.config)
-        self.single_action_space = action_space(self.config)
-        self.observation_space = observation_space(self.config, self.num_envs)
-        self.action_space = action_space(self.config, self.num_envs)
+        bind_spaces(self, config, num_envs)
         self._deploy = Deployments(self.config, self.num_envs, task_split, tasks,
                                    new_deployment_each_episode)
         self._instances: list[ScenarioInstance] = []

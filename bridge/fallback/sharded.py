@@ -23,7 +23,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from bridge.config import ScenarioConfig
 from bridge.contract.deployments import per_env_seeds
 from bridge.contract.errors import EnvironmentFailure
-from bridge.contract.spaces import action_space, as_config, observation_space
+from bridge.contract.spaces import bind_spaces
 from bridge.fallback.env import IABVectorEnv
 from bridge.layout import ObservationLayout
 from bridge.tasks import Task, TaskDistribution
@@ -111,13 +111,7 @@ class ShardedIABVectorEnv(VectorEnv):
                  new_deployment_each_episode: bool = False, workers: int = 2) -> None:
         if int(workers) < 1 or int(workers) > int(num_envs):
             raise ValueError(f"workers={workers!r}: expected 1 .. num_envs={num_envs}")
-        self.config = as_config(config)
-        self.num_envs = int(num_envs)
-        self.layout = ObservationLayout.from_config(self.config)
-        self.single_observation_space = observation_space(self.config)
-        self.single_action_space = action_space(self.config)
-        self.observation_space = observation_space(self.config, self.num_envs)
-        self.action_space = action_space(self.config, self.num_envs)
+        bind_spaces(self, config, num_envs)
         edges = np.linspace(0, self.num_envs, int(workers) + 1).round().astype(int)
         self._slices = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
         self._shm = shared_memory.SharedMemory(create=True,

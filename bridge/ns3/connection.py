@@ -434,6 +434,20 @@ class OpenGymConnection:
         return f"OpenGymConnection({self.endpoint}, process={self.process!r})"
 
 
+def _parse(raw: bytes, msg: Any, limits: DecodeLimits, peer: str) -> Any:
+    """``raw`` parsed into ``msg`` (a protobuf message) after the size check; ProtocolError
+    naming the expected message otherwise."""
+    name = type(msg).__name__
+    limits.check_message(len(raw), f"{name} from {peer}")
+    try:
+        msg.ParseFromString(raw)
+    except DecodeError as exc:
+        raise ProtocolError(
+            f"{len(raw)} bytes from {peer} do not parse as the expected ns3opengym.{name}: {exc}"
+        ) from exc
+    return msg
+
+
 def decode_sim_init(raw: bytes, limits: DecodeLimits = DEFAULT_LIMITS,
                     peer: str = "the scenario") -> SimInit:
     """Parse a SimInitMsg and build both spaces within ``limits``.
@@ -441,15 +455,7 @@ def decode_sim_init(raw: bytes, limits: DecodeLimits = DEFAULT_LIMITS,
     Raises:
         ProtocolError: anything else than a well-formed SimInitMsg within the limits.
     """
-    limits.check_message(len(raw), f"SimInitMsg from {peer}")
-    msg = pb.SimInitMsg()
-    try:
-        msg.ParseFromString(raw)
-    except DecodeError as exc:
-        raise ProtocolError(
-            f"{len(raw)} bytes from {peer} do not parse as the expected "
-            f"ns3opengym.SimInitMsg: {exc}"
-        ) from exc
+    msg = _parse(raw, pb.SimInitMsg(), limits, peer)
     for name in ("obsSpace", "actSpace"):
         if not msg.HasField(name):
             raise ProtocolError(
@@ -469,16 +475,7 @@ def decode_state(raw: bytes, obs_codec: SpaceCodec, limits: DecodeLimits = DEFAU
         ProtocolError: not a well-formed EnvStateMsg within the limits, or an observation that
             is not a member of the observation space's wire form.
     """
-    limits.check_message(len(raw), f"EnvStateMsg from {peer}")
-    if msg is None:
-        msg = pb.EnvStateMsg()
-    try:
-        msg.ParseFromString(raw)
-    except DecodeError as exc:
-        raise ProtocolError(
-            f"{len(raw)} bytes from {peer} do not parse as the expected "
-            f"ns3opengym.EnvStateMsg: {exc}"
-        ) from exc
+    msg = _parse(raw, pb.EnvStateMsg() if msg is None else msg, limits, peer)
     if not msg.HasField("obsData"):
         raise ProtocolError(
             f"message from {peer} ({len(raw)} bytes) is not an "
