@@ -31,3 +31,13 @@ for _env_id, _backend in ((FALLBACK_ENV_ID, "fallback"), (NS3_ENV_ID, "ns3")):
             kwargs={"backend": _backend},
             disable_env_checker=False,
         )
+
+# the same environments in the priority-weight action mode (bridge.priority_action): a Box of
+# per-link weights that the environment side turns into an allocation (zero = greedy)
+FALLBACK_PRIORITY_ENV_ID = "IABMeta/FallbackPriority-v0"
+NS3_PRIORITY_ENV_ID = "IABMeta/Ns3Priority-v0"
+
+for _env_id, _backend in ((FALLBACK_PRIORITY_ENV_ID, "fallback"), (NS3_PRIORITY_ENV_ID, "ns3")):
+    if _env_id not in gymnasium.registry:
+        gymnasium.register(id=_env_id, entry_point="bridge.priority_action:make_priority_env",
+                           kwargs={"backend": _backend}, disable_env_checker=False)

@@ -60,3 +60,12 @@ class PriorityWeights(gym.Wrapper):
         self._obs, self._mask = obs, info["action_mask"]
         info["allocation_action"] = allocation
         return obs, reward, terminated, truncated, info
+
+
+def make_priority_env(backend: str = "fallback", **kwargs: Any) -> PriorityWeights:
+    """One IAB environment on ``backend`` in the priority-weight action mode (the entry point
+    of ``IABMeta/FallbackPriority-v0`` and ``IABMeta/Ns3Priority-v0``; ``kwargs`` go to
+    :func:`bridge.contract.make_env`)."""
+    from bridge.contract import make_env
+
+    return PriorityWeights(make_env(backend, **kwargs))

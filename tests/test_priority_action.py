@@ -30,6 +30,34 @@ def test_zero_weights_are_greedy_and_weights_steer(small_config: ScenarioConfig)
     env.close()
 
 
+@pytest.mark.parametrize("backend", ["fallback", pytest.param("ns3", marks=pytest.mark.ns3)])
+def test_priority_mode_is_registered_on_both_backends(backend: str, tiny_config: ScenarioConfig,
+                                                      request: pytest.FixtureRequest) -> None:
+    """``gymnasium.make`` gives the priority-weight mode on either backend: a Box of one weight
+    per link, zero weights scheduled as greedy max-SINR schedules the same state."""
+    import gymnasium
+
+    import bridge
+
+    env_id = {"fallback": bridge.FALLBACK_PRIORITY_ENV_ID, "ns3": bridge.NS3_PRIORITY_ENV_ID}
+    options = {}
+    if backend == "ns3":  # the build only where ns-3 runs
+        options["binary"] = request.getfixturevalue("scenario_build_dir") / "bin" / "iab-scenario"
+    env = gymnasium.make(env_id[backend], config=tiny_config, **options)
+    try:
+        layout = env.unwrapped.layout
+        assert isinstance(env.action_space, gymnasium.spaces.Box)
+        assert env.action_space.shape == (layout.n_links,)
+        obs, info = env.reset(seed=3)
+        greedy = make_heuristic("greedy_max_sinr", layout, config=tiny_config)
+        for _ in range(3):
+            expected = greedy.act(obs[None], info["action_mask"][None])[0]
+            obs, _, _, _, info = env.step(np.zeros(layout.n_links, dtype=np.float32))
+            np.testing.assert_array_equal(info["allocation_action"], expected)
+    finally:
+        env.close()
+
+
 @pytest.mark.slow
 def test_sb3_ppo_on_priority_weights_beats_masked_random(tiny_config: ScenarioConfig) -> None:
     """A short Stable-Baselines3 PPO run on the priority-weight mode delivers more than the
