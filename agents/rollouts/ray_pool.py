@@ -189,10 +189,26 @@ class RayPool:
                          log_to_driver=False, logging_level="warning",
                          namespace="iabmeta", _node_ip_address="127.0.0.1")
             else:
-                ray.init(address=address, logging_level="warning", namespace="iabmeta")
+                self._init_remote(address)
         except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; name the address
             raise ConfigError(f"--ray-address={address!r}: cannot connect to a Ray cluster "
                               f"there ({type(exc).__name__}: {exc})") from None
+
+    def _init_remote(self, address: str) -> None:
+        """``ray.init`` on a running cluster. Over the Ray Client the head's proxy starts a
+        server per driver, and that start can fail once on a busy machine ("Starting Ray
+        client server failed", seen in CI): one more attempt, then the error."""
+        ray = self._ray
+        attempts = 2 if address.startswith("ray://") else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                ray.init(address=address, logging_level="warning", namespace="iabmeta")
+                return
+            except ConnectionAbortedError:
+                if attempt == attempts:
+                    raise
+                ray.shutdown()
+                time.sleep(2.0)
 
     def _spawn(self) -> Any:
         name = f"w{self._spawned}"

@@ -50,6 +50,8 @@ def test_soak_faults_are_reported_and_recovered(scenario_build_dir: Path) -> Non
     rng = random.Random(13)
     actions_rng = np.random.default_rng(13)
     sockets_before = open_sockets()
+    # the run directory is this process's: earlier tests (ipc sockets) may have used it
+    files_before = set(run_dir().rglob("*"))
     env = Ns3IABVectorEnv(3, config, binary=binary, step_timeout_s=STEP_TIMEOUT_S,
                           connect_timeout_s=30.0)
     counts = {"steps": 0, "env_steps": 0, "autoresets": 0, "killed": 0, "delayed": 0,
@@ -111,7 +113,7 @@ def test_soak_faults_are_reported_and_recovered(scenario_build_dir: Path) -> Non
         env.close()
     elapsed = time.monotonic() - start
     leftovers = [p for p in pids_seen if not wait_gone(p, 5.0)]
-    files = sorted(str(p) for p in run_dir().rglob("*"))
+    files = sorted(str(p) for p in set(run_dir().rglob("*")) - files_before)
     deadline = time.monotonic() + 5.0  # ZeroMQ closes its sockets in its I/O thread
     while open_sockets() > sockets_before and time.monotonic() < deadline:
         time.sleep(0.05)
