@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agents.allocation_policy import allocation_arch
 from agents.budget import Budget
 from agents.hyperparams import AgentConfig
 from agents.networks import ActorCritic
@@ -168,8 +169,8 @@ class Agent(ABC):
         :class:`ActorCritic`: memory, attention, a different idle bias...)."""
         cfg = self.config
         options.setdefault("idle_bias", cfg.idle_bias)
-        for key in ("allocation", "coverage", "channel_hz", "frame_s"):
-            options.setdefault(key, getattr(cfg, key))
+        for key, value in allocation_arch(cfg).items():
+            options.setdefault(key, value)
         return ActorCritic(self.layout, cfg.hidden, cfg.link_hidden, cfg.rank, **options)
 
     def adam(self, parameters: Any, lr: float | None = None) -> torch.optim.Adam:
