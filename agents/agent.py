@@ -22,7 +22,7 @@ from agents.budget import Budget
 from agents.hyperparams import AgentConfig
 from agents.networks import ActorCritic
 from agents.policy_gradient import linear_schedule
-from agents.rollouts.trajectory import Rollout
+from agents.rollouts.trajectory import Rollout, records_by_episode
 from bridge.layout import ObservationLayout
 from bridge.metrics import HEADLINE_METRICS
 from bridge.tasks import Task, TaskDistribution
@@ -32,6 +32,28 @@ Callback = Callable[[dict[str, float]], bool | None]
 
 # Metrics recorded on every adaptation-curve point (headline metrics plus the return).
 CURVE_METRICS: tuple[str, ...] = (*HEADLINE_METRICS, "episode_return")
+# Every curve point also holds the same metrics of the policy's mode (each head's most
+# likely choice given the earlier ones) on the same episodes, under this prefix: the
+# sampled policy is what adapts (it explores), the mode is what an operator would deploy.
+MODE_PREFIX = "mode_"
+
+
+def curve_points(rollout: Rollout, mode: Rollout | None = None, episode: int | None = None
+                 ) -> list[dict[str, float]]:
+    """Adaptation-curve points of a sampled rollout: the mean :data:`CURVE_METRICS` per
+    episode and, from ``mode`` (the deterministic policy on the same slots), the same
+    metrics prefixed with :data:`MODE_PREFIX`. ``episode`` relabels a one-episode rollout
+    (its records count episodes from its own start)."""
+    def per_episode(r: Rollout) -> list[dict[str, float]]:
+        recs = r.episode_records if episode is None else [
+            dict(x, episode=0) for x in r.episode_records]
+        return records_by_episode(recs, CURVE_METRICS)
+
+    points = per_episode(rollout)
+    if mode is not None:
+        for point, m in zip(points, per_episode(mode)):
+            point.update({MODE_PREFIX + k: v for k, v in m.items()})
+    return points
 
 # torch threads of a learner process: the target machine has two cores, more threads only
 # add contention (rollout workers run one thread each, see agents.rollouts.runner)

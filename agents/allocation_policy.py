@@ -20,6 +20,7 @@ the best choice of every head in order.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from agents.policy_gradient import MASKED_LOGIT, MaskedMultiCategorical, layer_init
-from bridge.allocation import FEATURES, Allocation, head_order, replay
+from bridge.allocation import FEATURES, Allocation, channel_heads, replay
 from bridge.layout import ObservationLayout
 
 AllocationKind = Literal["independent", "sequential"]
@@ -72,76 +73,64 @@ class SequentialAllocation(nn.Module):
         self.frame_s = frame_s
         self.coverage = coverage
         self.scorer = AllocationScorer(hidden, prior)
-        self.order = head_order(layout.n_bs, layout.n_channels)
 
     def _allocation(self, obs: torch.Tensor) -> Allocation:
         flat = obs.detach().reshape(-1, obs.shape[-1]).cpu().numpy()
         return Allocation.from_observation(flat, self.layout, self.channel_hz, self.frame_s)
 
-    def _blocked_links(self, features: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
-        """(..., L) True where a head may not pick the link: half duplex (the whole head),
-        and with hard coverage also links whose backlog is covered."""
-        out = blocked.unsqueeze(-1).expand(features.shape[:-1])
-        if self.coverage == "hard":
-            out = out | (features[..., _COVERED] > 0)
-        return out
-
-    def teacher_forced(self, obs: torch.Tensor, logits: torch.Tensor, prefix: torch.Tensor
-                       ) -> torch.Tensor:
-        """Logits (..., B*K, 1+L) of every head conditioned on the heads before it in
-        ``prefix`` (..., B*K): static logits + scorer(features), link choices the prefix
-        blocks set to MASKED_LOGIT. One batched pass (the loop is over heads, in numpy)."""
-        lead = logits.shape[:-2]
+    def prepare(self, obs: torch.Tensor, action: torch.Tensor) -> TeacherForcing:
+        """The replay of stored actions (..., B*K) on their observations (..., D): what
+        every head saw when the action was drawn. It does not depend on the parameters, so
+        an update prepares it once per batch and indexes it per minibatch
+        (``prefix[idx]``) instead of replaying every head again on every epoch."""
+        lead = action.shape[:-1]
         alloc = self._allocation(obs)
-        blocked, feats = replay(alloc, prefix.detach().reshape(-1, prefix.shape[-1]).numpy(),
+        blocked, feats = replay(alloc, action.detach().reshape(-1, action.shape[-1]).numpy(),
                                 self.layout.n_channels, features=True)
         assert feats is not None
-        features = torch.from_numpy(feats).float().reshape(*lead, *feats.shape[1:])
-        block = self._blocked_links(features, torch.from_numpy(blocked).reshape(
-            *lead, blocked.shape[-1]))
-        # the scorer runs only where a head's base station transmits the link (the action
-        # mask allows nothing else): about 1/B of the entries
-        head_bs = torch.arange(prefix.shape[-1]) // self.layout.n_channels
-        own = torch.from_numpy(alloc.parent).reshape(*lead, 1, -1) == head_bs[:, None]
-        own = own.expand(features.shape[:-1])
-        dynamic = torch.zeros(features.shape[:-1])
-        dynamic = dynamic.masked_scatter(own, self.scorer(features[own]))
-        links = (logits[..., 1:] + dynamic).masked_fill(block | ~own, MASKED_LOGIT)
+        return TeacherForcing(
+            action=action,
+            blocked=torch.from_numpy(blocked).reshape(*lead, blocked.shape[-1]),
+            features=torch.from_numpy(feats.astype(np.float32)).reshape(*lead,
+                                                                        *feats.shape[1:]),
+            parent=torch.from_numpy(alloc.parent).reshape(*lead, -1))
+
+    def teacher_forced(self, obs: torch.Tensor, logits: torch.Tensor,
+                       prefix: torch.Tensor | TeacherForcing) -> torch.Tensor:
+        """Logits (..., B*K, 1+L) of every head conditioned on the heads before it in
+        ``prefix`` (the stored action (..., B*K), or its prepared replay, :meth:`prepare`): static
+        logits + scorer(features of the head's channel), link choices the prefix blocks, and
+        links of other base stations, set to MASKED_LOGIT. One batched pass."""
+        tf = prefix if isinstance(prefix, TeacherForcing) else self.prepare(obs, prefix)
+        k_channels = self.layout.n_channels
+        heads = torch.arange(tf.blocked.shape[-1])
+        head_bs, head_k = heads // k_channels, heads % k_channels
+        dynamic = self.scorer(tf.features)[..., head_k, :]  # (..., B*K, L)
+        own = tf.parent.unsqueeze(-2) == head_bs[:, None]
+        block = tf.blocked.unsqueeze(-1) | ~own
+        if self.coverage == "hard":
+            block = block | (tf.features[..., head_k, :, _COVERED] > 0)
+        links = (logits[..., 1:] + dynamic).masked_fill(block, MASKED_LOGIT)
         return torch.cat([logits[..., :1], links], dim=-1)
 
     def sample(self, obs: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor,
                uniform: torch.Tensor | None = None, deterministic: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Action (N, B*K), its joint log-probability (N,) and the chain-rule entropy (N,),
-        head by head: uniform[:, h] drives head h (torch's generator without ``uniform``);
-        ``deterministic`` takes each head's best choice given the earlier ones.
+        channel by channel: uniform[:, h] drives head h (torch's generator without
+        ``uniform``); ``deterministic`` takes each head's best choice given the earlier
+        ones.
 
-        Without autograd (rollouts) the loop runs in numpy float32 on the same arithmetic:
-        40 small torch calls per head cost about 3 ms, the numpy loop a fraction of that;
-        the update recomputes the log-probabilities in torch by teacher forcing."""
-        if not torch.is_grad_enabled() and not logits.requires_grad:
-            if uniform is None:
-                uniform = torch.rand(logits.shape[:2], dtype=torch.float64)
-            return self._sample_numpy(obs, logits, mask, uniform, deterministic)
-        n, heads, _ = logits.shape
-        k_channels = self.layout.n_channels
-        alloc = self._allocation(obs)
-        action = torch.zeros(n, heads, dtype=torch.long)
-        logprob = torch.zeros(n)
-        entropy = torch.zeros(n)
-        for h in self.order:
-            b, k = divmod(int(h), k_channels)
-            features = torch.from_numpy(alloc.features(b, k)).float()
-            block = self._blocked_links(features, torch.from_numpy(alloc.blocked[:, b, k]))
-            links = (logits[:, h, 1:] + self.scorer(features)).masked_fill(block, MASKED_LOGIT)
-            dist = MaskedMultiCategorical(torch.cat([logits[:, h, :1], links], -1)[:, None],
-                                          mask[:, h][:, None])
-            u = None if uniform is None else uniform[:, h:h + 1]
-            choice = dist.mode() if deterministic else dist.sample(u)
-            action[:, h] = choice[:, 0]
-            logprob = logprob + dist.log_prob(choice)
-            entropy = entropy + dist.entropy()
-            alloc.assign(b, k, choice[:, 0].numpy() - 1)
+        The choices are drawn in numpy float32 (one pass per channel, every base station of
+        the channel at once). When autograd is on, the log-probability and entropy are
+        recomputed differentiably by teacher forcing on the drawn action."""
+        if uniform is None:
+            uniform = torch.rand(logits.shape[:2], dtype=torch.float64)
+        action, logprob, entropy = self._sample_numpy(obs, logits, mask, uniform,
+                                                      deterministic)
+        if torch.is_grad_enabled() and logits.requires_grad:
+            dist = MaskedMultiCategorical(self.teacher_forced(obs, logits, action), mask)
+            return action, dist.log_prob(action), dist.entropy()
         return action, logprob, entropy
 
     def _scorer_numpy(self) -> Any:
@@ -162,7 +151,7 @@ class SequentialAllocation(nn.Module):
                       uniform: torch.Tensor, deterministic: bool
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n, heads, _ = logits.shape
-        k_channels = self.layout.n_channels
+        n_bs, k_channels = self.layout.n_bs, self.layout.n_channels
         alloc = self._allocation(obs)
         score = self._scorer_numpy()
         static = logits.detach().numpy()
@@ -171,33 +160,63 @@ class SequentialAllocation(nn.Module):
         action = np.zeros((n, heads), dtype=np.int64)
         logprob = np.zeros(n, dtype=np.float32)
         entropy = np.zeros(n, dtype=np.float32)
-        rows = np.arange(n)
-        for h in self.order:
-            b, k = divmod(int(h), k_channels)
-            features = alloc.features(b, k).astype(np.float32)
-            block = np.broadcast_to(alloc.blocked[:, b, k, None], features.shape[:-1])
+        for k in range(k_channels):
+            idx = channel_heads(n_bs, k_channels, k)
+            features = alloc.channel_features(k).astype(np.float32)  # (N, L, F)
+            links = static[:, idx, 1:] + score(features)[:, None, :]  # (N, B, L)
             if self.coverage == "hard":
-                block = block | (features[..., _COVERED] > 0)
-            links = np.where(block, MASKED_LOGIT, static[:, h, 1:] + score(features))
-            head = np.concatenate([static[:, h, :1], links], axis=1)
-            ok = allowed[:, h]
+                links = np.where(features[:, None, :, _COVERED] > 0, MASKED_LOGIT, links)
+            head = np.concatenate([static[:, idx, :1], links], axis=2)
+            ok = allowed[:, idx]
             head = np.where(ok, head, MASKED_LOGIT).astype(np.float32)
-            top = head.max(axis=1, keepdims=True)
-            log_p = head - top - np.log(np.exp(head - top).sum(axis=1, keepdims=True))
+            top = head.max(axis=2, keepdims=True)
+            log_p = head - top - np.log(np.exp(head - top).sum(axis=2, keepdims=True))
             log_p = np.where(ok, log_p, 0.0).astype(np.float32)
             prob = np.where(ok, np.exp(log_p), 0.0).astype(np.float32)
             if deterministic:
-                choice = head.argmax(axis=1)
+                choice = head.argmax(axis=2)
             else:
-                cdf = prob.cumsum(axis=1)
-                threshold = u_all[:, h] * cdf[:, -1]
-                choice = np.minimum((cdf < threshold[:, None]).sum(axis=1), head.shape[1] - 1)
-            action[:, h] = choice
-            logprob += log_p[rows, choice]
-            entropy -= (prob * log_p).sum(axis=1)
-            alloc.assign(b, k, choice - 1)
+                cdf = prob.cumsum(axis=2)
+                threshold = u_all[:, idx] * cdf[:, :, -1]
+                choice = np.minimum((cdf < threshold[:, :, None]).sum(axis=2),
+                                    head.shape[2] - 1)
+            final, blocked = alloc.resolve_half_duplex(k, choice - 1)
+            # a blocked head could only idle: its choice is certain (log-prob, entropy 0)
+            action[:, idx] = final + 1
+            free = ~blocked
+            logprob += np.where(free, np.take_along_axis(log_p, choice[..., None],
+                                                         axis=2)[..., 0], 0.0).sum(axis=1)
+            entropy -= np.where(free, (prob * log_p).sum(axis=2), 0.0).sum(axis=1)
         return (torch.from_numpy(action), torch.from_numpy(logprob),
                 torch.from_numpy(entropy))
+
+
+@dataclass
+class TeacherForcing:
+    """A stored action (..., B*K) with its replay: the half-duplex block (..., B*K) each head
+    saw, the features (..., K, L, F) of every link on every channel before that channel's
+    choices, and each link's transmitter (..., L). Indexing (``tf[idx]``, ``tf[:, idx]``)
+    selects along the leading axes of every part, as on the action tensor."""
+
+    action: torch.Tensor
+    blocked: torch.Tensor
+    features: torch.Tensor
+    parent: torch.Tensor
+
+    def __getitem__(self, idx: Any) -> TeacherForcing:
+        return TeacherForcing(self.action[idx], self.blocked[idx], self.features[idx],
+                              self.parent[idx])
+
+
+def teacher_forcing(model: nn.Module, obs: torch.Tensor, action: torch.Tensor
+                    ) -> torch.Tensor | TeacherForcing:
+    """What an update passes as ``prefix`` for a batch of stored actions: the prepared
+    replay when ``model`` allocates sequentially, the action itself otherwise (both index
+    the same way)."""
+    sequential = getattr(model, "allocation", None)
+    if isinstance(sequential, SequentialAllocation):
+        return sequential.prepare(obs, action)
+    return action
 
 
 def allocation_arch(config: Any) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from typing import Any, Literal, TypeVar
 from agents.policy_gradient import PPOLossConfig
 from bridge.config import ConfigError, _f, _Section
 
+WarmStart = Literal["none", "greedy_max_sinr", "proportional_fair"]
+
 
 @dataclass
 class AgentConfig(_Section):
@@ -39,11 +41,11 @@ class AgentConfig(_Section):
     # gradient through the shared encoder) swamp the policy gradient
     reward_scale: float = _f(0.1, lo=0.0, hi=1e6, open_lo=True)
     idle_bias: float = _f(-1.0, lo=-100.0, hi=100.0)  # initial idle logit: schedule more
-    # heads decided one by one on what earlier choices left (agents.allocation_policy), or
-    # independently (the factorised head); coverage "hard" also masks covered links. The
-    # sequential policy represents greedy (benchmarks/research/RESULTS.md) but costs
-    # 2-6x per step: opt in until it is fast enough for the default study's time limit
-    allocation: Literal["independent", "sequential"] = "independent"
+    # heads decided channel by channel on what earlier choices left
+    # (agents.allocation_policy), or independently (the factorised head, which cannot
+    # represent a coordinated allocation: benchmarks/research/RESULTS.md); coverage "hard"
+    # also masks covered links
+    allocation: Literal["independent", "sequential"] = "sequential"
     coverage: Literal["soft", "hard"] = "soft"
     # what turns CQI into bytes for that bookkeeping: scenario facts, which the registry
     # sets from the scenario config (not hyper-parameters to tune)
@@ -52,7 +54,7 @@ class AgentConfig(_Section):
     # warm start (agents.warm_start): behaviour cloning from this heuristic before RL, on
     # warm_start_rounds episodes of warm_start_tasks training tasks x warm_start_replicas
     # (those env-steps count in the meta-training budget); "none" starts from random weights
-    warm_start: Literal["none", "greedy_max_sinr", "proportional_fair"] = "none"
+    warm_start: WarmStart = "none"
     warm_start_rounds: int = _f(2, lo=1, hi=10_000)
     warm_start_tasks: int = _f(16, lo=1, hi=4_096)
     warm_start_replicas: int = _f(4, lo=1, hi=4_096)

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from agents.agent import CURVE_METRICS, Agent, Callback, episode_return_stats
-from agents.allocation_policy import sample_action
+from agents.agent import Agent, Callback, curve_points, episode_return_stats
+from agents.allocation_policy import sample_action, teacher_forcing
 from agents.budget import Budget
-from agents.hyperparams import AgentConfig
+from agents.hyperparams import AgentConfig, WarmStart
 from agents.policy_gradient import (
     MaskedMultiCategorical,
     PPOLossConfig,
@@ -46,7 +46,7 @@ from agents.rollouts import (
     source_envs,
     task_slots,
 )
-from agents.rollouts.trajectory import Rollout, records_by_episode
+from agents.rollouts.trajectory import Rollout
 from bridge.config import _f
 from bridge.tasks import Task, TaskDistribution
 
@@ -96,6 +96,9 @@ class MAMLConfig(AgentConfig):
 
     _section_name = "agents.maml"
 
+    # the meta-learners start from a clone of greedy max-SINR (their meta-training budget
+    # pays for the demonstrations)
+    warm_start: WarmStart = "greedy_max_sinr"
     meta_gradient: MetaGradient = "dice"
     # one step moves the 40-head joint policy ~5-10 nats (KL)
     inner_lr: float = _f(0.01, lo=0.0, hi=100.0, open_lo=True)
@@ -124,19 +127,30 @@ class TaskBatch:
     advantages: torch.Tensor
     returns: torch.Tensor
     valid: torch.Tensor
+    # the teacher-forcing replay of ``action`` (agents.allocation_policy.teacher_forcing),
+    # prepared once: the inner and outer losses evaluate the same batch many times
+    prefix: Any = None
+
+    @property
+    def forcing(self) -> Any:
+        return self.action if self.prefix is None else self.prefix
 
 
 def split_by_task(rollout: Rollout, n_tasks: int, gamma: float, gae_lambda: float,
-                  reward_scale: float = 1.0) -> list[TaskBatch]:
-    """Environments i*E..(i+1)*E-1 of a rollout belong to task i."""
+                  reward_scale: float = 1.0, model: torch.nn.Module | None = None
+                  ) -> list[TaskBatch]:
+    """Environments i*E..(i+1)*E-1 of a rollout belong to task i; with ``model``, each
+    batch carries its prepared teacher forcing."""
     advantages, returns = rollout.episode_advantages(gamma, gae_lambda, reward_scale)
     per = rollout.num_envs // n_tasks
     out = []
     for i in range(n_tasks):
         s = slice(i * per, (i + 1) * per)
+        prefix = None if model is None else teacher_forcing(model, rollout.obs[:, s],
+                                                             rollout.action[:, s])
         out.append(TaskBatch(rollout.obs[:, s], rollout.mask[:, s], rollout.action[:, s],
                              rollout.logprob[:, s], rollout.value[:, s], advantages[:, s],
-                             returns[:, s], rollout.valid[:, s]))
+                             returns[:, s], rollout.valid[:, s], prefix))
     return out
 
 
@@ -168,15 +182,15 @@ class MAMLAgent(Agent):
     def theta(self) -> Params:
         return dict(self.actor.named_parameters())
 
-    def policy(self, params: Params, obs: torch.Tensor, mask: torch.Tensor,
-               action: torch.Tensor) -> MaskedMultiCategorical:
-        """The policy with ``params`` on the stored ``action`` (teacher-forced when the
+    def policy(self, params: Params, batch: TaskBatch) -> MaskedMultiCategorical:
+        """The policy with ``params`` on the batch's stored actions (teacher-forced when the
         allocation is sequential)."""
-        logits, _, _ = functional_call(self.actor, params, (obs,), {"prefix": action})
-        return MaskedMultiCategorical(logits, mask)
+        logits, _, _ = functional_call(self.actor, params, (batch.obs,),
+                                       {"prefix": batch.forcing})
+        return MaskedMultiCategorical(logits, batch.mask)
 
     def inner_loss(self, params: Params, batch: TaskBatch) -> torch.Tensor:
-        dist = self.policy(params, batch.obs, batch.mask, batch.action)
+        dist = self.policy(params, batch)
         adv = normalize_advantages(batch.advantages, batch.valid)
         return inner_objective(dist.log_prob(batch.action), adv, batch.valid,
                                self.config.meta_gradient)
@@ -188,10 +202,11 @@ class MAMLAgent(Agent):
                                       self.config.inner_lr, create_graph)
         return params
 
-    def snapshot(self, params: Params | None = None) -> PolicySnapshot:
+    def snapshot(self, params: Params | None = None, deterministic: bool = False
+                 ) -> PolicySnapshot:
         """The sampling policy for the rollout layer: the actor with ``params`` (default
-        theta)."""
-        return PolicySnapshot.capture(self.actor, params)
+        theta); its mode with ``deterministic``."""
+        return PolicySnapshot.capture(self.actor, params, deterministic)
 
     def collect(self, rollouts: RolloutBackend,
                 groups: list[tuple[list[EnvSlot], PolicySnapshot]], episode: int) -> Rollout:
@@ -253,7 +268,7 @@ class MAMLAgent(Agent):
             if step == 0:
                 pre = episode_return_stats(rollout)
             batches = split_by_task(rollout, n_tasks, cfg.gamma, cfg.gae_lambda,
-                                    cfg.reward_scale)
+                                    cfg.reward_scale, self.actor)
             if step < cfg.inner_steps:
                 inner.append(batches)
                 sampling = [self.snapshot(self.adapted(self.theta(), [b[i] for b in inner],
@@ -275,7 +290,7 @@ class MAMLAgent(Agent):
             for i in idx.tolist():
                 phi = self.adapted(self.theta(), [step[i] for step in inner],
                                    create_graph=second_order)
-                dist = self.policy(phi, outer[i].obs, outer[i].mask, outer[i].action)
+                dist = self.policy(phi, outer[i])
                 logps.append(dist.log_prob(outer[i].action))
                 ents.append(dist.entropy())
                 values.append(self.critic(outer[i].obs)[1])
@@ -303,14 +318,14 @@ class MAMLAgent(Agent):
         curve: list[dict[str, float]] = []
         with opened(envs) as rollouts:
             for episode in range(episodes + 1):
-                rollout = self.collect(
-                    rollouts, [(task_slots(task, instance_seed, draw_sample_seeds(n)),
-                                self.snapshot(params))], episode)
-                curve.extend(records_by_episode(
-                    [dict(r, episode=0) for r in rollout.episode_records], CURVE_METRICS))
+                slots = task_slots(task, instance_seed, draw_sample_seeds(n))
+                rollout = self.collect(rollouts, [(slots, self.snapshot(params))], episode)
+                mode = rollouts.collect([(slots, self.snapshot(params, deterministic=True))],
+                                        first_episode=episode)
+                curve.extend(curve_points(rollout, mode, episode))
                 if episode < episodes:
                     seen.append(split_by_task(rollout, 1, cfg.gamma, cfg.gae_lambda,
-                                              cfg.reward_scale)[0])
+                                              cfg.reward_scale, self.actor)[0])
                     steps = seen if len(seen) <= cfg.inner_steps else (
                         seen[:cfg.inner_steps - 1]
                         + [pool_batches(seen[cfg.inner_steps - 1:])])

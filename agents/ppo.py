@@ -10,10 +10,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from agents.agent import CURVE_METRICS, Agent, Callback, episode_return_stats
-from agents.allocation_policy import sample_action
+from agents.agent import Agent, Callback, curve_points, episode_return_stats
+from agents.allocation_policy import sample_action, teacher_forcing
 from agents.budget import Budget
-from agents.hyperparams import PPOUpdateConfig
+from agents.hyperparams import PPOUpdateConfig, WarmStart
 from agents.networks import ActorCritic, History
 from agents.policy_gradient import MaskedMultiCategorical, explained_variance, ppo_update
 from agents.rollouts import (
@@ -25,7 +25,7 @@ from agents.rollouts import (
     source_envs,
     task_slots,
 )
-from agents.rollouts.trajectory import ActFn, EnvCursor, Rollout, collect, records_by_episode
+from agents.rollouts.trajectory import ActFn, EnvCursor, Rollout, collect
 from bridge.config import _f
 from bridge.tasks import Task, TaskDistribution
 
@@ -50,6 +50,19 @@ class PPOConfig(PPOUpdateConfig):
     adapt_from: Literal["init", "scratch"] = "scratch"
     pretrain: bool = False
     adapt_learning_rate: float = _f(1e-3, lo=0.0, hi=1.0, open_lo=True)
+
+
+@dataclass
+class PPOFinetuneConfig(PPOConfig):
+    """The strongest non-meta baseline: PPO pre-trained on the training tasks with the
+    meta-learners' env-step budget (warm-started from the same teacher), then fine-tuned on
+    each held-out task with the same adaptation budget."""
+
+    _section_name = "agents.ppo_finetune"
+
+    pretrain: bool = True
+    adapt_from: Literal["init", "scratch"] = "init"
+    warm_start: WarmStart = "greedy_max_sinr"
 
 
 def sampling_policy(model: ActorCritic, deterministic: bool = False) -> ActFn:
@@ -77,8 +90,10 @@ def ppo_step(model: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Roll
             "value": rollout.value.reshape(n), "returns": returns.reshape(n),
             "valid": rollout.valid.reshape(n)}
 
+    prefix = teacher_forcing(model, obs, action)  # replayed once, indexed per minibatch
+
     def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits, value, _ = model(obs[idx], prefix=action[idx])
+        logits, value, _ = model(obs[idx], prefix=prefix[idx])
         dist = MaskedMultiCategorical(logits, mask[idx])
         return dist.log_prob(action[idx]), dist.entropy(), value
 
@@ -176,8 +191,9 @@ class PPOAgent(Agent):
                 slots = task_slots(task, instance_seed, draw_sample_seeds(n))
                 rollout = rollouts.collect([(slots, PolicySnapshot.capture(model))],
                                            first_episode=episode)
-                curve.extend(records_by_episode(
-                    [dict(r, episode=0) for r in rollout.episode_records], CURVE_METRICS))
+                mode = rollouts.collect([(slots, PolicySnapshot.capture(
+                    model, deterministic=True))], first_episode=episode)
+                curve.extend(curve_points(rollout, mode, episode))
                 if episode < episodes:
                     ppo_step(model, optimizer, rollout, cfg)
         return curve

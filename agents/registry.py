@@ -13,7 +13,7 @@ from agents.agent import Agent
 from agents.allocation_policy import scenario_allocation
 from agents.hyperparams import AgentConfig, config_from_table
 from agents.maml import MAMLAgent, MAMLConfig
-from agents.ppo import PPOAgent, PPOConfig
+from agents.ppo import PPOAgent, PPOConfig, PPOFinetuneConfig
 from agents.rl2 import AttentionConfig, RL2Agent, RL2Config
 from bridge.config import ConfigError, ScenarioConfig
 from bridge.layout import ObservationLayout
@@ -30,6 +30,7 @@ class AgentEntry:
 
 AGENTS: dict[str, AgentEntry] = {
     "ppo": AgentEntry(PPOAgent, PPOConfig, "PPO (from scratch)"),
+    "ppo_finetune": AgentEntry(PPOAgent, PPOFinetuneConfig, "PPO (multi-task + fine-tune)"),
     "maml": AgentEntry(MAMLAgent, MAMLConfig, "MAML"),
     "rl2": AgentEntry(RL2Agent, RL2Config, "RNN (RL²)"),
     "attention": AgentEntry(RL2Agent, AttentionConfig, "RNN + attention"),

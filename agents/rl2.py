@@ -16,10 +16,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from agents.agent import CURVE_METRICS, Agent, Callback, episode_return_stats
-from agents.allocation_policy import sample_action
+from agents.agent import Agent, Callback, curve_points, episode_return_stats
+from agents.allocation_policy import sample_action, teacher_forcing
 from agents.budget import Budget
-from agents.hyperparams import PPOUpdateConfig
+from agents.hyperparams import PPOUpdateConfig, WarmStart
 from agents.networks import History, action_to_schedule, recurrent_step
 from agents.policy_gradient import (
     MaskedMultiCategorical,
@@ -37,7 +37,7 @@ from agents.rollouts import (
     source_envs,
     task_slots,
 )
-from agents.rollouts.trajectory import Rollout, records_by_episode
+from agents.rollouts.trajectory import Rollout
 from bridge.config import ConfigError, _f
 from bridge.tasks import Task, TaskDistribution
 
@@ -48,6 +48,7 @@ class RL2Config(PPOUpdateConfig):
 
     _section_name = "agents.rl2"
 
+    warm_start: WarmStart = "greedy_max_sinr"  # as MAML's
     memory: Literal["gru", "attention"] = "gru"
     # episodes per trial; None: the budget's adapt_episodes + 1
     trial_episodes: int | None = _f(None, lo=1, hi=10_000)
@@ -101,12 +102,12 @@ class RL2Agent(Agent):
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"model": self.model}
 
-    def run_trial(self, rollouts: RolloutBackend, slots: Sequence[EnvSlot], episodes: int
-                  ) -> Rollout:
+    def run_trial(self, rollouts: RolloutBackend, slots: Sequence[EnvSlot], episodes: int,
+                  deterministic: bool = False) -> Rollout:
         """One trial of ``episodes`` episodes on every slot (rollout jobs of
         ``rollouts.envs_per_job`` slots), memory reset at the trial's start only."""
-        return rollouts.collect([(slots, PolicySnapshot.capture(self.model))],
-                                episodes=episodes, trial=True)
+        return rollouts.collect([(slots, PolicySnapshot.capture(
+            self.model, deterministic=deterministic))], episodes=episodes, trial=True)
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         """PPO epochs over whole trials; each minibatch is one full-sequence forward pass."""
@@ -118,11 +119,13 @@ class RL2Agent(Agent):
         data = {"logprob": rollout.logprob.T, "advantages": advantages.T,
                 "value": rollout.value.T, "returns": returns.T, "valid": rollout.valid.T}
 
+        prefix = teacher_forcing(self.model, rollout.obs, rollout.action)
+
         def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             sub = History(history.prev_schedule[:, idx], history.prev_reward[:, idx],
                           history.prev_done[:, idx])
             logits, value, _ = self.model(rollout.obs[:, idx], sub, None,
-                                          prefix=rollout.action[:, idx])
+                                          prefix=prefix[:, idx])
             dist = MaskedMultiCategorical(logits, rollout.mask[:, idx])
             return (dist.log_prob(rollout.action[:, idx]).T, dist.entropy().T, value.T)
 
@@ -162,10 +165,12 @@ class RL2Agent(Agent):
         """One trial of ``episodes + 1`` episodes on the held-out task; no gradient steps,
         adaptation happens in the memory."""
         n = source_envs(envs, num_envs)
+        slots = task_slots(task, instance_seed, draw_sample_seeds(n))
         with opened(envs) as rollouts:
-            rollout = self.run_trial(rollouts, task_slots(task, instance_seed,
-                                                          draw_sample_seeds(n)), episodes + 1)
-        return records_by_episode(rollout.episode_records, CURVE_METRICS)
+            rollout = self.run_trial(rollouts, slots, episodes + 1)
+            # the mode's own trial: its memory holds what its own choices revealed
+            mode = self.run_trial(rollouts, slots, episodes + 1, deterministic=True)
+        return curve_points(rollout, mode)
 
     def initial_state(self, num_envs: int) -> RL2State:
         """State at a trial start: empty memory, no previous action."""

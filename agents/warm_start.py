@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.allocation_policy import teacher_forcing
 from agents.policy_gradient import MaskedMultiCategorical
 from agents.rollouts import pin_tasks
 from bridge.contract import IABVectorEnvBase as IABVectorEnv
@@ -73,14 +74,14 @@ def collect_teacher(make_env: Callable[[int], IABVectorEnv], tasks: TaskDistribu
 
 
 def teacher_nll(model: torch.nn.Module, obs: torch.Tensor, mask: torch.Tensor,
-                action: torch.Tensor, forward: Callable[..., Any] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                action: torch.Tensor, forward: Callable[..., Any] | None = None,
+                prefix: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample negative log-likelihood (M,) of the teacher's ``action`` (teacher-forced
     when the allocation is sequential) and the per-head agreement (M, B*K) of each head's
     best choice given the teacher's prefix. ``forward`` replaces ``model`` (MAML's
-    functional_call)."""
+    functional_call); ``prefix`` is the action's prepared teacher forcing, if any."""
     forward = forward or model
-    logits, _, _ = forward(obs, prefix=action)
+    logits, _, _ = forward(obs, prefix=action if prefix is None else prefix)
     dist = MaskedMultiCategorical(logits, mask)
     return -dist.log_prob(action), (dist.mode() == action).float()
 
@@ -92,13 +93,15 @@ def behaviour_clone(model: torch.nn.Module, data: TeacherData, epochs: int = 5,
     returns the last epoch's mean NLL and per-head agreement."""
     opt = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-5)
     gen = torch.Generator().manual_seed(seed)
+    prefix = teacher_forcing(model, data.obs, data.action)  # replayed once for all epochs
     stats: dict[str, float] = {}
     for epoch in range(epochs):
         perm = torch.randperm(len(data), generator=gen)
         nll_sum, agree_sum, count = 0.0, 0.0, 0
         for start in range(0, len(data), batch_size):
             idx = perm[start:start + batch_size]
-            nll, agree = teacher_nll(model, data.obs[idx], data.mask[idx], data.action[idx])
+            nll, agree = teacher_nll(model, data.obs[idx], data.mask[idx], data.action[idx],
+                                     prefix=prefix[idx])
             loss = nll.mean()
             opt.zero_grad()
             loss.backward()
@@ -150,6 +153,7 @@ def clone_recurrent(model: torch.nn.Module, episodes: TeacherEpisodes, layout: A
     opt = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-5)
     gen = torch.Generator().manual_seed(seed)
     n = int(episodes.obs.shape[1])
+    prefix = teacher_forcing(model, episodes.obs, episodes.action)
     schedule = action_to_schedule(episodes.prev_action, layout)
     done = torch.zeros(episodes.prev_reward.shape)
     stats: dict[str, float] = {}
@@ -160,7 +164,7 @@ def clone_recurrent(model: torch.nn.Module, episodes: TeacherEpisodes, layout: A
             idx = perm[start:start + batch_envs]
             history = History(schedule[:, idx], episodes.prev_reward[:, idx], done[:, idx])
             logits, _, _ = model(episodes.obs[:, idx], history, None,
-                                 prefix=episodes.action[:, idx])
+                                 prefix=prefix[:, idx])
             dist = MaskedMultiCategorical(logits, episodes.mask[:, idx])
             nll = -dist.log_prob(episodes.action[:, idx])
             opt.zero_grad()

@@ -26,17 +26,20 @@ from agents.study.spec import build_spec
 
 
 def bench_training(agents: Sequence[str] = AGENT_NAMES, iterations: int = 3,
-                   profile: str = "default", study: str = "main") -> dict[str, Any]:
+                   profile: str = "default", study: str = "main",
+                   overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Time ``iterations`` meta-training iterations of each agent after one warm-up
-    iteration (the callback stops the run, so the step budget does not matter)."""
-    spec = build_spec(profile=profile, agents=agents)
+    iteration (the callback stops the run, so the step budget does not matter);
+    ``overrides`` are the study's ``--set`` values (e.g. ``agents.ppo.allocation=...``)."""
+    spec = build_spec(overrides=overrides, profile=profile, agents=agents)
     use_torch_threads(spec.torch_threads)
     st = spec.study(study)
     budget = spec.budget.replace(meta_train_env_steps=10**12)
     out: dict[str, Any] = {"benchmark": "training", "profile": profile, "study": study,
                            "num_envs": budget.num_envs, "episode_frames": budget.episode_frames,
                            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                           "machine": platform.machine(), "agents": {}}
+                           "machine": platform.machine(), "overrides": list(overrides),
+                           "agents": {}}
     for name in agents:
         hyperparams = spec.agent_hyperparams(name)
         if name == "ppo":
@@ -65,9 +68,11 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--profile", default="default")
     parser.add_argument("--study", default="main")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="a study override, as iabmeta's --set")
     args = parser.parse_args()
     print(json.dumps(bench_training(args.agents.split(","), args.iterations, args.profile,
-                                    args.study), indent=2))
+                                    args.study, args.overrides), indent=2))
 
 
 if __name__ == "__main__":

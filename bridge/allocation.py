@@ -64,6 +64,7 @@ class Allocation:
         self.rows = np.arange(n)
         # (N, L) transmitting base station of every link (-1: no such link), if known
         self.parent = np.full((n, n_links), -1) if parent is None else np.asarray(parent)
+        self._own_cache: np.ndarray | None = None
 
     @classmethod
     def from_observation(cls, obs: np.ndarray, layout: ObservationLayout, channel_hz: float,
@@ -103,43 +104,96 @@ class Allocation:
         self.blocked[self.rows[bh], safe[bh] + 1, k] = True
         return give
 
-    def features(self, b: int, k: int) -> np.ndarray:
-        """(N, L, F) what earlier choices changed, for base station ``b``'s choice on channel
-        ``k`` (the names in
-        :data:`FEATURES`): the fraction of the link's capacity on ``k`` that would still move
-        bytes (min(capacity, remaining) / capacity), its log (floored), the uncovered
-        fraction of the link's backlog, whether it is covered (or empty), and the share of
-        the channels it already got."""
+    def channel_features(self, k: int) -> np.ndarray:
+        """(N, L, F) what earlier choices changed, for every link's choice on channel ``k``
+        by its own transmitter (the names in :data:`FEATURES`): the fraction of the link's
+        capacity on ``k`` that would still move bytes (min(capacity, remaining) / capacity),
+        the log of the bytes it moves relative to the best link of the same transmitter
+        (both floored), the uncovered fraction of the link's backlog, whether it is covered
+        (or empty), and the share of the channels it already got.
+
+        One array serves every head of the channel: a link's features depend only on the
+        choices of its own transmitter, which decided on earlier channels; a base station's
+        choices on ``k`` change only its own links (and, through half duplex, whether a child
+        may transmit at all, which :meth:`resolve_half_duplex` handles)."""
         cap = self.capacity[:, :, k]
         rem = np.maximum(self.remaining, 0.0)
         useful = np.where(cap > 0, np.minimum(cap, rem) / np.maximum(cap, 1e-9), 0.0)
         log_useful = np.log(np.maximum(useful, np.exp(LOG_USEFUL_FLOOR)))
         moved = np.minimum(cap, rem)
-        best = np.where(self.parent == b, moved, 0.0).max(axis=1, keepdims=True)
-        moved = moved / np.maximum(best, 1e-9)
-        log_bytes = np.log(np.maximum(moved, np.exp(LOG_USEFUL_FLOOR)))
+        # best bytes among each transmitter's links, read back at every link
+        best_bs = np.where(self._own, moved[:, None, :], 0.0).max(axis=2)
+        best = np.take_along_axis(best_bs, np.maximum(self.parent, 0), axis=1)
+        log_bytes = np.log(np.maximum(moved / np.maximum(best, 1e-9),
+                                      np.exp(LOG_USEFUL_FLOOR)))
         rem_frac = np.where(self.backlog > 0, rem / np.maximum(self.backlog, 1e-9), 0.0)
         covered = (rem <= 0).astype(np.float64)
         given = self.given / max(1, self.n_channels)
         return np.stack([useful, log_useful, log_bytes, rem_frac, covered, given], axis=-1)
 
+    @property
+    def _own(self) -> np.ndarray:
+        """(N, B, L) True where base station b transmits link l."""
+        if self._own_cache is None:
+            self._own_cache = self.parent[:, None, :] == np.arange(self.n_bs)[None, :, None]
+        return self._own_cache
+
+    def resolve_half_duplex(self, k: int, links: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every base station's choice on channel ``k`` at once: ``links`` (N, B) the link
+        each would pick (-1 idle). A base station whose parent picked its backhaul link on
+        ``k`` may not transmit there: its choice becomes idle. Returns the final choices
+        (N, B) and the block (N, B) each base station saw; the allocation is advanced."""
+        links = np.array(links, dtype=np.int64)
+        blocked = np.zeros(links.shape, dtype=bool)
+        # only lower-index base stations (parents) block b, so one pass in index order
+        # settles every block
+        for b in range(self.n_bs):
+            blocked[:, b] = self.blocked[:, b, k]
+            links[blocked[:, b], b] = -1
+            self._block_children(k, links[:, b])
+        self._assign_channel(k, links)
+        return links, blocked
+
+    def _block_children(self, k: int, link: np.ndarray) -> None:
+        bh = (link >= 0) & (link < self.n_iab)
+        self.blocked[self.rows[bh], link[bh] + 1, k] = True
+
+    def _assign_channel(self, k: int, links: np.ndarray) -> None:
+        """Credit choices (N, B) on channel ``k`` (half duplex already applied)."""
+        chosen = links >= 0
+        safe = np.where(chosen, links, 0)
+        rows = self.rows[:, None]
+        give = np.where(chosen, self.capacity[rows, safe, k], 0.0)
+        taken = np.zeros_like(self.remaining)
+        np.add.at(taken, (np.broadcast_to(rows, safe.shape), safe), give)
+        self.remaining -= taken
+        count = np.zeros_like(self.given)
+        np.add.at(count, (np.broadcast_to(rows, safe.shape), safe), chosen)
+        self.given += count
+
+
+def channel_heads(n_bs: int, n_channels: int, k: int) -> np.ndarray:
+    """Flat head indices ``b * K + k`` of channel ``k``, base stations in index order."""
+    return np.arange(n_bs) * n_channels + k
+
 
 def replay(alloc: Allocation, action: np.ndarray, n_channels: int,
            features: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Replay actions (N, B*K) head by head in :func:`head_order` on ``alloc`` (advanced in
-    place). Returns the half-duplex block (N, B*K) each head saw before its choice and, with
-    ``features``, the features (N, B*K, L, F) it saw (teacher forcing: what a sequential
-    policy conditioned on when it produced ``action``)."""
+    """Replay actions (N, B*K) channel by channel on ``alloc`` (advanced in place). Returns
+    the half-duplex block (N, B*K) each head saw before its choice and, with ``features``,
+    the features (N, K, L, F) of every link on every channel before that channel's choices
+    (teacher forcing: what a sequential policy conditioned on when it produced ``action``;
+    head ``b * K + k`` reads channel ``k``'s rows of the links ``b`` transmits)."""
     action = np.asarray(action, dtype=np.int64)
     n, heads = action.shape
     blocked = np.zeros((n, heads), dtype=bool)
-    feats = np.zeros((n, heads, alloc.capacity.shape[1], len(FEATURES))) if features else None
-    for h in head_order(alloc.n_bs, n_channels):
-        b, k = divmod(int(h), n_channels)
-        blocked[:, h] = alloc.blocked[:, b, k]
+    feats = np.zeros((n, n_channels, alloc.capacity.shape[1], len(FEATURES))) \
+        if features else None
+    for k in range(n_channels):
+        idx = channel_heads(alloc.n_bs, n_channels, k)
         if feats is not None:
-            feats[:, h] = alloc.features(b, k)
-        alloc.assign(b, k, action[:, h] - 1)
+            feats[:, k] = alloc.channel_features(k)
+        _, blocked[:, idx] = alloc.resolve_half_duplex(k, action[:, idx] - 1)
     return blocked, feats
 
 

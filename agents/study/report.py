@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.agent import MODE_PREFIX
 from agents.heuristics import HEURISTICS
 from agents.registry import AGENT_NAMES, AGENTS
 from agents.stats import episodes_to_fraction, mean_ci
@@ -27,6 +28,9 @@ BASELINE_LABELS = {"random": "Random (masked)", "round_robin": "Round-robin",
                    "greedy_max_sinr": "Greedy max-SINR", "proportional_fair": "Proportional fair",
                    UPPER_BOUND: "Upper bound"}
 METHOD_LABELS = {**{n: e.label for n, e in AGENTS.items()}, **BASELINE_LABELS}
+METRICS = (*HEADLINE_METRICS, "episode_return")
+# an agent's curve points also hold its mode's metrics on the same episodes
+AGENT_METRICS = (*METRICS, *(MODE_PREFIX + k for k in METRICS))
 # the plots' order: agents, heuristics, upper bound
 METHOD_ORDER = (*AGENT_NAMES, *sorted(HEURISTICS, key=list(BASELINE_LABELS).index), UPPER_BOUND)
 
@@ -45,11 +49,10 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
         per_task: dict[int, list[dict[str, float]]] = {}
         for r in recs:
             per_task.setdefault(r["task"], []).append(r)
-        finals = [{k: float(np.mean([r[k] for r in rs])) for k in (*HEADLINE_METRICS,
-                                                                   "episode_return")}
+        finals = [{k: float(np.mean([r[k] for r in rs])) for k in METRICS}
                   for rs in per_task.values()]
         curve = [{k: float(np.mean([r[k] for r in recs if r["episode"] == e]))
-                  for k in (*HEADLINE_METRICS, "episode_return")} for e in range(K + 1)]
+                  for k in METRICS} for e in range(K + 1)]
         rows[h] = {"kind": "baseline", "finals": finals, "curve": curve}
     for agent in spec.agents:
         finals, curves, trains = [], [], []
@@ -63,11 +66,10 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
             for t in sorted({r["task"] for r in recs}):
                 last = [r for r in recs if r["task"] == t and r["episode"] == K]
                 if last:
-                    finals.append({k: last[0].get(k, float("nan"))
-                                   for k in (*HEADLINE_METRICS, "episode_return")})
+                    finals.append({k: last[0].get(k, float("nan")) for k in AGENT_METRICS})
             curves.append([{k: float(np.mean([r.get(k, np.nan) for r in recs
                                               if r["episode"] == e]))
-                            for k in (*HEADLINE_METRICS, "episode_return")}
+                            for k in AGENT_METRICS}
                            for e in range(K + 1)])
         if not finals:
             continue
@@ -82,7 +84,7 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for method, row in rows.items():
         s: dict[str, Any] = {"kind": row["kind"], "n": len(row["finals"])}
-        for k in (*HEADLINE_METRICS, "episode_return"):
+        for k in (AGENT_METRICS if row["kind"] == "agent" else METRICS):
             m, ci = mean_ci([f[k] for f in row["finals"]])
             s[k] = m
             s[k + "_ci95"] = ci
@@ -94,13 +96,17 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if row["kind"] == "agent":
             s["meta_train_env_steps"] = float(np.mean([t["env_steps"] for t in row["train"]]))
             s["meta_train_wall_s"] = float(np.mean([t["wall_s"] for t in row["train"]]))
+            # env-steps of the teacher's demonstrations (part of meta_train_env_steps)
+            s["warm_start_env_steps"] = float(np.mean([t.get("warm_start_env_steps", 0.0)
+                                                       for t in row["train"]]))
         out[method] = s
     heur = [m for m, s in out.items() if s["kind"] == "baseline" and m != "upper_bound"]
     best = max(heur, key=lambda m: out[m]["throughput_mbps"]) if heur else None
     for s in out.values():
         if best is not None and out[best]["throughput_mbps"] > 0:
-            s["fraction_of_best_heuristic"] = s["throughput_mbps"] / out[best][
-                "throughput_mbps"]
+            for prefix in ("", MODE_PREFIX) if s["kind"] == "agent" else ("",):
+                s[prefix + "fraction_of_best_heuristic"] = s[prefix + "throughput_mbps"] / out[
+                    best]["throughput_mbps"]
         if "upper_bound" in out and out["upper_bound"]["throughput_mbps"] > 0:
             s["fraction_of_upper_bound"] = s["throughput_mbps"] / out["upper_bound"][
                 "throughput_mbps"]
@@ -121,9 +127,10 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             if s["kind"] == "agent":
                 # baselines run the agents' episode seeds, so episode k is the same traffic
                 # for both: this ratio is the adaptation curve without the episode noise
-                s["throughput_vs_best_heuristic_per_episode"] = [
-                    p["throughput_mbps"] / b if b > 0 else float("nan")
-                    for p, b in zip(s["adaptation_curve"], best_curve)]
+                for prefix in ("", MODE_PREFIX):
+                    s[prefix + "throughput_vs_best_heuristic_per_episode"] = [
+                        p[prefix + "throughput_mbps"] / b if b > 0 else float("nan")
+                        for p, b in zip(s["adaptation_curve"], best_curve)]
     return out
 
 
@@ -181,24 +188,21 @@ def _write_csv(out: Path, spec: StudySpec, store: PhaseStore, all_rows: dict[str
     curves = out / "adaptation_curves.csv"
     with open(curves, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["study", "method", "seed", "task", "episode", *HEADLINE_METRICS,
-                    "episode_return"])
+        w.writerow(["study", "method", "seed", "task", "episode", *AGENT_METRICS])
         for study in spec.studies:
             for h in (*spec.heuristics, *study.baselines):
                 name = PhaseId("baseline", study.name, h)
                 if store.done(name):
                     for r in store.load(name):
                         w.writerow([study.name, h, "", r["task"], r["episode"],
-                                    *[r.get(k, "") for k in HEADLINE_METRICS],
-                                    r.get("episode_return", "")])
+                                    *[r.get(k, "") for k in AGENT_METRICS]])
             for agent in spec.agents:
                 for seed in spec.seeds:
                     name = PhaseId("adapt", study.name, agent, seed)
                     if store.done(name):
                         for r in store.load(name):
                             w.writerow([study.name, agent, seed, r["task"], r["episode"],
-                                        *[r.get(k, "") for k in HEADLINE_METRICS],
-                                        r.get("episode_return", "")])
+                                        *[r.get(k, "") for k in AGENT_METRICS]])
     training = out / "training_curves.csv"
     with open(training, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -337,6 +341,30 @@ def _change(reduction: float | None) -> str:
     return f"{abs(100 * reduction):.0f}% {word}"
 
 
+def _mode_section(methods: dict[str, Any]) -> list[str]:
+    """The agents' modes (each head's most likely choice) on the same episodes, and how
+    much of each agent's budget its warm start spent."""
+    agents = {m: s for m, s in methods.items() if s["kind"] == "agent"}
+    if not agents:
+        return []
+    lines = ["The agents' mode (most likely allocation) on the same episodes, after the last "
+             "adaptation episode; warm start = env-steps of the teacher's demonstrations "
+             "(counted in the meta-training budget):", "",
+             "| agent | throughput (Mb/s) | SINR viol. | latency viol. | Jain | "
+             "vs best heuristic | warm start env-steps |", "|" + "---|" * 7]
+    for m, s in agents.items():
+        p = MODE_PREFIX
+        lines.append(
+            f"| {METHOD_LABELS.get(m, m)} | {_fmt(s.get(p + 'throughput_mbps'), 1)} ± "
+            f"{_fmt(s.get(p + 'throughput_mbps_ci95'), 1)} | "
+            f"{_fmt(s.get(p + 'sinr_violation_rate'))} | "
+            f"{_fmt(s.get(p + 'latency_violation_rate'))} | "
+            f"{_fmt(s.get(p + 'jain_fairness'))} | "
+            f"{_fmt(s.get(p + 'fraction_of_best_heuristic'), 3)} | "
+            f"{_fmt(s.get('warm_start_env_steps'), 0)} |")
+    return [*lines, ""]
+
+
 def _study_section(study: str, data: dict[str, Any]) -> list[str]:
     """report.md's table and ratios of one study."""
     lines: list[str] = []
@@ -357,18 +385,21 @@ def _study_section(study: str, data: dict[str, Any]) -> list[str]:
             f"| {METHOD_LABELS.get(m, m)} | {_fmt(s['throughput_mbps'], 1)} ± "
             f"{_fmt(s['throughput_mbps_ci95'], 1)} | {_fmt(s['sinr_violation_rate'])} | "
             f"{_fmt(s['latency_violation_rate'])} | {_fmt(s['jain_fairness'])} | "
-            f"{_fmt(s.get('fraction_of_best_heuristic'), 2)} | "
+            f"{_fmt(s.get('fraction_of_best_heuristic'), 3)} | "
             f"{_fmt(s.get('fraction_of_upper_bound'), 2)} | "
             f"{_fmt(s.get('episodes_to_90pct'))} | {_fmt(s.get('throughput_vs_ppo'), 2)} | "
             f"{_fmt(s.get('meta_train_env_steps'), 0)} |")
     lines.append("")
-    per_episode = {m: s["throughput_vs_best_heuristic_per_episode"]
-                   for m, s in methods.items()
-                   if "throughput_vs_best_heuristic_per_episode" in s}
-    if per_episode:
-        best = next(iter(methods.values())).get("best_heuristic", "")
-        lines += [f"Throughput relative to {METHOD_LABELS.get(best, best)} on the same "
-                  "episodes, per adaptation episode (0 = before any adaptation):", ""]
+    lines += _mode_section(methods)
+    best = next(iter(methods.values())).get("best_heuristic", "")
+    for prefix, what in (("", "sampled policy"), (MODE_PREFIX, "mode")):
+        per_episode = {m: s[prefix + "throughput_vs_best_heuristic_per_episode"]
+                       for m, s in methods.items()
+                       if prefix + "throughput_vs_best_heuristic_per_episode" in s}
+        if not per_episode:
+            continue
+        lines += [f"Throughput ({what}) relative to {METHOD_LABELS.get(best, best)} on the "
+                  "same episodes, per adaptation episode (0 = before any adaptation):", ""]
         for m, ratios in per_episode.items():
             lines.append(f"* {METHOD_LABELS.get(m, m)}: "
                          + " → ".join(_fmt(r, 2) for r in ratios))

@@ -137,3 +137,37 @@ def test_rollout_jobs_with_sequential_policy_are_deterministic(
                                     ).log_prob(action)
     valid = r1.valid.reshape(-1) > 0
     torch.testing.assert_close(lp[valid], r1.logprob.reshape(-1)[valid], atol=1e-4, rtol=1e-4)
+
+
+def test_prepared_teacher_forcing_indexes_like_the_action(small_config: ScenarioConfig
+                                                          ) -> None:
+    """An update replays a batch once and indexes it per minibatch: the logits are those of
+    replaying the minibatch itself, on flat and on time-major (T, N) batches."""
+    from agents.allocation_policy import teacher_forcing
+
+    env = IABVectorEnv(8, small_config)
+    obs, info = env.reset(seed=5)
+    model = _model(env.layout)
+    frames_obs, frames_act = [], []
+    with torch.no_grad():
+        for _ in range(3):
+            obs_t = torch.as_tensor(obs, dtype=torch.float32)
+            logits, _, _ = model(obs_t)
+            action, _ = sample_action(model, obs_t, torch.as_tensor(info["action_mask"]),
+                                      logits)
+            frames_obs.append(obs_t)
+            frames_act.append(action)
+            obs, _, _, _, info = env.step(action.numpy())
+        env.close()
+        seq_obs, seq_act = torch.stack(frames_obs), torch.stack(frames_act)  # (T, N, ...)
+        flat_obs, flat_act = seq_obs.reshape(24, -1), seq_act.reshape(24, -1)
+        idx = torch.tensor([3, 17, 5, 20])
+        prepared = teacher_forcing(model, flat_obs, flat_act)
+        direct, _, _ = model(flat_obs[idx], prefix=flat_act[idx])
+        cached, _, _ = model(flat_obs[idx], prefix=prepared[idx])
+        assert torch.equal(direct, cached)
+        envs = torch.tensor([6, 1])
+        prepared_seq = teacher_forcing(model, seq_obs, seq_act)
+        direct, _, _ = model(seq_obs[:, envs], prefix=seq_act[:, envs])
+        cached, _, _ = model(seq_obs[:, envs], prefix=prepared_seq[:, envs])
+        assert torch.equal(direct, cached)
