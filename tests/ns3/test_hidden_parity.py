@@ -114,7 +114,9 @@ def test_statistical_mode_agrees_with_fallback_with_hidden_conditions(iab_binary
                                                                       ) -> None:
     """As test_iab_env.test_statistical_mode_agrees_with_fallback, with the interferer and
     sensing misses on: same offered load, throughput within 20%, violation and collision
-    rates within 0.08."""
+    rates within 0.08. Measured: throughput 170.8 (fallback) vs 152.6 Mb/s (ns-3), the same
+    ratio as with the conditions off (183.4 vs 163.7); SINR violations 0.318 vs 0.336;
+    incumbent collisions 0.118 on both (0.006 with perfect sensing)."""
     config = ScenarioConfig().replace(**{**SMALL, **HIDDEN, "dynamics__episode_frames": 50})
     results = {}
     for backend in ("fallback", "ns3"):

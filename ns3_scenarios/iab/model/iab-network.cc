@@ -83,6 +83,9 @@ IabNetwork::Install(const IabScenarioInstance& instance, Ptr<IabLinkGainModel> g
     m_incumbentMw = std::pow(10.0, instance.incumbentInterferenceDbm / 10);
     m_external = IabExternalInterferer(instance);
     m_externalMw.assign(m_nLinks, 0.0);
+    NS_LOG_INFO("external interferer: " << m_external.GetNumChannels() << " channels from "
+                                        << m_external.GetFirstChannel() << " at "
+                                        << m_external.GetPosition());
 
     m_linkValid.assign(m_nLinks, 0);
     m_linkParent.assign(m_nLinks, 0);
