@@ -206,6 +206,19 @@ class RadioConfig(_Section):
     incumbent_interference_dbm: float = _f(-70.0, lo=-150.0, hi=0.0,
                                           help="per channel, at every receiver")
     deterministic: bool = _f(False, help="no shadowing, no fading, LOS forced")
+    external_block_channels: int = _f(0, lo=0, hi=32,
+                                      help="contiguous channels a neighbouring system's "
+                                           "interferer occupies (0 = none)")
+    external_eirp_dbm: float = _f(30.0, lo=-30.0, hi=80.0,
+                                  help="its EIRP per channel toward the deployment")
+    external_activity: float = _f(1.0, lo=0.0, hi=1.0,
+                                  help="probability that it transmits in a frame")
+
+    def _validate(self) -> None:
+        if self.external_block_channels > self.n_channels:
+            raise ConfigError(
+                f"radio.external_block_channels={self.external_block_channels} exceeds "
+                f"radio.n_channels={self.n_channels}")
 
     @property
     def channel_bandwidth_hz(self) -> float:
@@ -237,6 +250,8 @@ class DynamicsConfig(_Section):
     geometry_update_frames: int = _f(10, lo=1, hi=10_000)
     incumbent_activity: float = _f(0.1, lo=0.0, hi=0.95, help="stationary busy fraction")
     incumbent_on_mean_s: float = _f(0.2, lo=0.0, hi=1e6, open_lo=True)
+    incumbent_miss_prob: float = _f(0.0, lo=0.0, hi=1.0,
+                                    help="chance that sensing misses a busy channel in a frame")
 
     def _validate(self) -> None:
         ratio = self.frame_s / self.tick_s

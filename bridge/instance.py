@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bridge.config import ConfigError, ScenarioConfig
-from bridge.model.channel import umi_los_probability, umi_pathloss_db
+from bridge.model.channel import mean_pathloss_db
 from bridge.tasks import Task
 
 INSTANCE_VERSION = 1
@@ -121,15 +121,6 @@ def iab_parents(n_iab: int, topology: str) -> np.ndarray:
     if topology == "star":
         return np.zeros(n_iab, dtype=np.int64)
     return np.array([0 if i % 2 == 0 else i for i in range(n_iab)], dtype=np.int64)
-
-
-def mean_pathloss_db(d2d_m: np.ndarray, h_bs_m: float, h_ut_m: float, fc_ghz: float
-                     ) -> np.ndarray:
-    """LOS-probability-weighted mean path loss (linear average of the LOS/NLOS gains)."""
-    p = umi_los_probability(d2d_m)
-    g_los = 10 ** (-umi_pathloss_db(d2d_m, h_bs_m, h_ut_m, fc_ghz, True) / 10)
-    g_nlos = 10 ** (-umi_pathloss_db(d2d_m, h_bs_m, h_ut_m, fc_ghz, False) / 10)
-    return -10 * np.log10(p * g_los + (1 - p) * g_nlos)
 
 
 def generate_instance(config: ScenarioConfig, seed: int, task: Task | None = None

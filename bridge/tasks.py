@@ -1,8 +1,10 @@
 """Task distribution: disjoint training and held-out test ranges over deployments.
 
 A task is a point in (UE count, UE speed, traffic load, blockage mix, topology, incumbent
-activity). :class:`TaskDistribution` samples tasks with an explicit seed from either split; the
-training and test ranges of every numeric dimension are checked to be disjoint.
+activity) plus the hidden conditions of a deployment (an external interferer's EIRP, channel
+block width and activity; the incumbent sensing miss probability), which no single
+observation shows. :class:`TaskDistribution` samples tasks with an explicit seed from either
+split; the training and test ranges of every numeric dimension are checked to be disjoint.
 """
 
 from __future__ import annotations
@@ -25,7 +27,18 @@ TASK_DIMENSIONS: dict[str, tuple[str, str]] = {
     "blockage_prob": ("radio.blockage_prob", "float"),
     "incumbent_activity": ("dynamics.incumbent_activity", "float"),
     "topology": ("topology.topology", "choice"),
+    # hidden per-deployment conditions (bridge/model/external.py)
+    "external_eirp_dbm": ("radio.external_eirp_dbm", "float"),
+    "external_block_channels": ("radio.external_block_channels", "channels"),
+    "external_activity": ("radio.external_activity", "float"),
+    "incumbent_miss_prob": ("dynamics.incumbent_miss_prob", "float"),
 }
+# drawn from a generator of their own, so adding them left the other dimensions' draws as
+# they were (the same seed gives the same UE counts, rates, ... as before)
+_HIDDEN = ("external_eirp_dbm", "external_block_channels", "external_activity",
+           "incumbent_miss_prob")
+_PROBABILITIES = ("blockage_prob", "incumbent_activity", "external_activity",
+                  "incumbent_miss_prob")
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,11 @@ class Task:
     blockage_prob: float
     incumbent_activity: float
     topology: str
+    # defaults: the model of hidden conditions switched off (no interferer, perfect sensing)
+    external_eirp_dbm: float = 30.0
+    external_block_channels: int = 0
+    external_activity: float = 1.0
+    incumbent_miss_prob: float = 0.0
 
     def apply(self, config: ScenarioConfig) -> ScenarioConfig:
         """The scenario config of this task (the base config with the task's values)."""
@@ -68,10 +86,23 @@ def _ue_ranges(max_ues: int) -> tuple[list[list[int]], list[list[int]]]:
     return [[lo, mid], [hi, max_ues + 1]], [[mid, hi]]
 
 
-def _default_ranges(max_ues: int = 24, n_iab: int = 4) -> dict[str, dict[str, Any]]:
+def _block_ranges(n_channels: int) -> tuple[list[list[int]], list[list[int]]]:
+    """External block widths scaled to the channel count (8 channels: train 0-2 and 5-6, test
+    3-4; width 0 is a deployment without an external interferer)."""
+    if n_channels < 2:
+        return [[0, 1]], [[1, 2]]
+    a = max(1, 3 * n_channels // 8)
+    b = max(a + 1, 5 * n_channels // 8)
+    c = min(max(b + 1, 7 * n_channels // 8), n_channels + 1)
+    return [[0, a], [b, c]], [[a, b]]
+
+
+def _default_ranges(max_ues: int = 24, n_iab: int = 4, n_channels: int = 8
+                    ) -> dict[str, dict[str, Any]]:
     # Held-out test intervals sit inside the training envelope (interpolation) for the
     # continuous dimensions: the agent never sees them, yet they are realistic deployments.
     train_ue, test_ue = _ue_ranges(max_ues)
+    train_block, test_block = _block_ranges(n_channels)
     topologies = ["star", "chain"] if n_iab >= 2 else ["star"]  # a chain needs two IAB nodes
     return {
         "train": {
@@ -81,6 +112,10 @@ def _default_ranges(max_ues: int = 24, n_iab: int = 4) -> dict[str, dict[str, An
             "blockage_prob": [[0.0, 0.1], [0.25, 0.4]],
             "incumbent_activity": [[0.0, 0.05], [0.15, 0.3]],
             "topology": list(topologies),
+            "external_eirp_dbm": [[28.0, 40.0], [50.0, 56.0]],
+            "external_block_channels": train_block,
+            "external_activity": [[0.4, 0.75], [0.95, 1.0]],
+            "incumbent_miss_prob": [[0.0, 0.1], [0.25, 0.4]],
         },
         "test": {
             "n_ue": test_ue,
@@ -89,6 +124,10 @@ def _default_ranges(max_ues: int = 24, n_iab: int = 4) -> dict[str, dict[str, An
             "blockage_prob": [[0.1, 0.25]],
             "incumbent_activity": [[0.05, 0.15]],
             "topology": list(topologies),
+            "external_eirp_dbm": [[40.0, 50.0]],
+            "external_block_channels": test_block,
+            "external_activity": [[0.75, 0.95]],
+            "incumbent_miss_prob": [[0.1, 0.25]],
         },
     }
 
@@ -102,10 +141,12 @@ class TaskDistribution:
     """
 
     def __init__(self, ranges: dict[str, dict[str, Any]] | None = None,
-                 max_ues: int = 24, n_iab: int = 4) -> None:
-        self.ranges = ranges if ranges is not None else _default_ranges(max_ues, n_iab)
+                 max_ues: int = 24, n_iab: int = 4, n_channels: int = 8) -> None:
+        self.ranges = (ranges if ranges is not None
+                       else _default_ranges(max_ues, n_iab, n_channels))
         self.max_ues = max_ues
         self.n_iab = n_iab
+        self.n_channels = n_channels
         self._validate()
 
     @classmethod
@@ -113,12 +154,12 @@ class TaskDistribution:
         """The distribution for a scenario config's padding and IAB count, with the ranges
         of ``data`` (a ``[tasks]`` table) replacing the defaults."""
         return cls.from_dict(data, max_ues=config.topology.max_ues,
-                             n_iab=config.topology.n_iab)
+                             n_iab=config.topology.n_iab, n_channels=config.radio.n_channels)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, max_ues: int = 24, n_iab: int = 4
-                  ) -> TaskDistribution:
-        ranges = _default_ranges(max_ues, n_iab)
+    def from_dict(cls, data: dict[str, Any] | None, max_ues: int = 24, n_iab: int = 4,
+                  n_channels: int = 8) -> TaskDistribution:
+        ranges = _default_ranges(max_ues, n_iab, n_channels)
         for split, dims in (data or {}).items():
             if split not in ranges:
                 raise ConfigError(f"tasks.{split}: unknown split; expected 'train' or 'test'")
@@ -131,7 +172,7 @@ class TaskDistribution:
                         f"expected one of {sorted(TASK_DIMENSIONS)}"
                     )
                 ranges[split][dim] = value
-        return cls(ranges, max_ues=max_ues, n_iab=n_iab)
+        return cls(ranges, max_ues=max_ues, n_iab=n_iab, n_channels=n_channels)
 
     def _validate(self) -> None:
         for split in ("train", "test"):
@@ -162,7 +203,11 @@ class TaskDistribution:
                             1 <= iv[0] and iv[1] - 1 <= self.max_ues):
                         raise ConfigError(f"{where} interval {iv!r}: UE counts must lie in "
                                           f"[1, {self.max_ues}] (topology.max_ues)")
-                    if dim in ("blockage_prob", "incumbent_activity") and not (
+                    if kind == "channels" and not (
+                            0 <= iv[0] and iv[1] - 1 <= self.n_channels):
+                        raise ConfigError(f"{where} interval {iv!r}: block widths must lie in "
+                                          f"[0, {self.n_channels}] (radio.n_channels)")
+                    if dim in _PROBABILITIES and not (
                             0 <= iv[0] and iv[1] <= 1):
                         raise ConfigError(f"{where} interval {iv!r}: must lie in [0, 1]")
                     if dim in ("ue_speed_mps", "ue_rate_mbps") and iv[0] < 0:
@@ -182,22 +227,26 @@ class TaskDistribution:
         """``n`` tasks from ``split``, a pure function of ``seed``."""
         if split not in ("train", "test"):
             raise ConfigError(f"split={split!r}: expected 'train' or 'test'")
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7A5C]))
+        visible = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7A5C]))
+        hidden = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7A5D]))
         out = []
         for _ in range(n):
             values: dict[str, Any] = {}
             for dim, (_, kind) in TASK_DIMENSIONS.items():
+                rng = hidden if dim in _HIDDEN else visible
                 spec = self.ranges[split][dim]
                 if kind == "choice":
                     values[dim] = str(spec[int(rng.integers(len(spec)))])
                     continue
                 widths = np.array([iv[1] - iv[0] for iv in spec], dtype=float)
                 iv = spec[int(rng.choice(len(spec), p=widths / widths.sum()))]
-                if kind == "int":
-                    hi = min(int(iv[1]), self.max_ues + 1)
+                if kind in ("int", "channels"):
+                    top, name = ((self.max_ues, "topology.max_ues") if kind == "int"
+                                 else (self.n_channels, "radio.n_channels"))
+                    hi = min(int(iv[1]), top + 1)
                     if hi <= int(iv[0]):
                         raise ConfigError(f"tasks.{split}.{dim} interval {iv!r} holds no value "
-                                          f"<= topology.max_ues={self.max_ues}")
+                                          f"<= {name}={top}")
                     values[dim] = int(rng.integers(int(iv[0]), hi))
                 else:
                     values[dim] = float(rng.uniform(iv[0], iv[1]))

@@ -31,7 +31,7 @@ from bridge.layout import (
     validate_action,
 )
 from bridge.metrics import episode_metrics, jain_index
-from bridge.model import rng
+from bridge.model import external, rng
 from bridge.model.channel import (
     coherence_frames,
     fading_quantiles,
@@ -73,6 +73,7 @@ class BatchedIABCore:
         "last_sinr", "cqi", "acc_delivered_ue", "acc_dropped",
         "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc", "acc_hd", "acc_invalid",
         "acc_reward", "geo_index", "_los_sig", "_fade_static_sig",
+        "ext_xyz", "ext_eirp_dbm", "ext_activity", "ext_channels", "miss_prob", "ext_rx_mw",
     )
 
     def __init__(self, config: ScenarioConfig, instances: Sequence[ScenarioInstance]) -> None:
@@ -122,6 +123,11 @@ class BatchedIABCore:
         self.rate_bps = np.array([x.config.traffic.ue_rate_mbps * 1e6 for x in instances])
         self.blockage = np.array([x.config.radio.blockage_prob for x in instances])
         self.inc_activity = np.array([x.config.dynamics.incumbent_activity for x in instances])
+        # hidden deployment conditions (bridge.model.external)
+        ext = external.batch_interferers(instances, self.K)
+        self.ext_xyz, self.ext_eirp_dbm = ext["xyz"], ext["eirp_dbm"]
+        self.ext_activity, self.ext_channels = ext["activity"], ext["channels"]
+        self.miss_prob = np.array([x.config.dynamics.incumbent_miss_prob for x in instances])
         self.bs_valid = np.zeros((N, B), dtype=bool)
         self.bs_xyz = np.zeros((N, B, 3))
         self.link_valid = np.zeros((N, L), dtype=bool)
@@ -226,7 +232,8 @@ class BatchedIABCore:
         u_inc = rng.to_uniform(rng.hash_keys(self.key[:, None], rng.STREAM_INCUMBENT, 0,
                                              np.arange(K)[None]))
         self.incumbent[m] = (u_inc < self.inc_activity[:, None])[m]
-        self.incumbent_seen[m] = self.incumbent[m]
+        self.incumbent_seen[m] = external.sensed_incumbents(
+            self.key, np.zeros(N, dtype=np.int64), self.incumbent, self.miss_prob)[m]
         self.ring[:, m] = 0
         self.qcur[:, m] = 0
         for name in ("acc_delivered_ue", "acc_dropped",
@@ -255,6 +262,7 @@ class BatchedIABCore:
         self.onoff = np.zeros((N, U), dtype=bool)
         self.incumbent = np.zeros((N, K), dtype=bool)
         self.incumbent_seen = np.zeros((N, K), dtype=bool)
+        self.ext_rx_mw = np.zeros((N, L))
         # hop-major (1 + H, N, U): plane 0 is the arrivals, plane h + 1 the cursor of hop h;
         # contiguous planes keep the per-tick arithmetic fast
         self.qcur = np.zeros((1 + H_MAX, N, U), dtype=np.int64)
@@ -362,6 +370,10 @@ class BatchedIABCore:
         gain = np.where(own | ~valid[:, :, None] | ~valid[:, None, :], 0.0, gain)
         self.gain_lin[m] = gain
         self.sig_lin[m] = np.diagonal(gain, axis1=1, axis2=2)
+        if self.ext_channels.any():
+            self.ext_rx_mw[m] = np.where(valid, external.received_power_mw(
+                self.ext_xyz[m], self.ext_eirp_dbm[m], rx, bs[n_idx, parent], rows, cols,
+                r.carrier_ghz), 0.0)
         rel_speed = np.concatenate([np.zeros((self.N, I)),
                                     np.repeat(self.speed[:, None], self.U, 1)], axis=1)[m]
         self.coh[m] = coherence_frames(rel_speed + r.scatterer_speed_mps, r.carrier_ghz,
@@ -544,6 +556,10 @@ class BatchedIABCore:
         other = active[:, None, :, :] & ~np.eye(B, dtype=bool)[None, :, :, None]
         interference = (coupling * fade_i * other).sum(axis=2)
         interference = interference + self.incumbent[:, None, :] * self.inc_mw
+        if self.ext_channels.any():
+            interference = interference + external.external_interference_mw(
+                self.ext_rx_mw, safe, self.ext_channels,
+                external.interferer_on(self.key, frame, self.ext_activity))
         noise = self.noise_mw[safe]
         sinr_db = 10 * np.log10(np.maximum(signal, 1e-30) / (noise + interference))
         sinr_db = np.where(active, sinr_db, -np.inf)
@@ -564,7 +580,8 @@ class BatchedIABCore:
         # a link scheduled by its parent only (one transmitter), so no write collisions
         self.last_sinr.reshape(-1)[flat[active]] = vals[active]
         self.cqi = self._cqi(sig_fade)
-        self.incumbent_seen = self.incumbent.copy()
+        self.incumbent_seen = external.sensed_incumbents(self.key, frame + 1, self.incumbent,
+                                                         self.miss_prob)
 
         # frame statistics and reward
         n_sched = active.sum(axis=(1, 2))

@@ -64,8 +64,8 @@ def _buffer_bytes(n: int, layout: ObservationLayout) -> int:
 def _worker(conn: Any, shm_name: str, lo: int, hi: int, n_total: int, config: dict,
             task_split: str | None, tasks: dict | None, new_each: bool) -> None:
     cfg = ScenarioConfig.from_dict(config)
-    dist = TaskDistribution(tasks, max_ues=cfg.topology.max_ues,
-                            n_iab=cfg.topology.n_iab) if tasks is not None else None
+    dist = TaskDistribution(tasks, max_ues=cfg.topology.max_ues, n_iab=cfg.topology.n_iab,
+                            n_channels=cfg.radio.n_channels) if tasks is not None else None
     env = IABVectorEnv(hi - lo, cfg, task_split, dist, new_each)
     shm = shared_memory.SharedMemory(name=shm_name)
     view = {k: v[lo:hi] for k, v in _views(shm, n_total, env.layout).items()}

@@ -58,6 +58,15 @@ def umi_los_probability(d2d_m: np.ndarray | float) -> np.ndarray:
     return np.where(d <= 18.0, 1.0, far)
 
 
+def mean_pathloss_db(d2d_m: np.ndarray | float, h_bs_m: np.ndarray | float,
+                     h_ut_m: np.ndarray | float, fc_ghz: float) -> np.ndarray:
+    """LOS-probability-weighted mean path loss (linear average of the LOS/NLOS gains)."""
+    p = umi_los_probability(d2d_m)
+    g_los = 10 ** (-umi_pathloss_db(d2d_m, h_bs_m, h_ut_m, fc_ghz, True) / 10)
+    g_nlos = 10 ** (-umi_pathloss_db(d2d_m, h_bs_m, h_ut_m, fc_ghz, False) / 10)
+    return -10 * np.log10(p * g_los + (1 - p) * g_nlos)
+
+
 def _dirichlet_sq(x: np.ndarray, n: int) -> np.ndarray:
     """|sum_{i<n} exp(2j i x)|^2 = sin^2(n x) / sin^2(x), with its limit n^2 at x -> 0."""
     s = np.sin(x)

@@ -37,6 +37,9 @@ STREAM_BLOCK = 6
 STREAM_MOBILITY = 7
 STREAM_INCUMBENT = 8
 STREAM_POLICY = 9
+STREAM_EXTERNAL = 10  # per frame: is the external interferer on
+STREAM_SENSING = 11  # per (frame, channel): is a busy incumbent missed by sensing
+STREAM_DEPLOYMENT = 12  # per deployment (instance seed): the external interferer's draws
 
 
 def mix64(x: np.ndarray) -> np.ndarray:

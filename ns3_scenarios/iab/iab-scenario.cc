@@ -8,7 +8,9 @@
 // draws) and the ns-3 run number. One agent step per frame; see iab-gym-env.h for the
 // spaces, the info JSON and the episode-continuation extension. --selfTest builds the
 // network, prints the beam self-test as JSON and exits without connecting; --pathLossReport
-// prints every link's path loss (see IabLinkGainModel::GetPathLossReportJson) and exits.
+// prints every link's path loss (see IabLinkGainModel::GetPathLossReportJson) and exits;
+// --externalReport prints the external interferer and its power at every receiver and exits.
+#include "iab-external-interference.h"
 #include "iab-gym-env.h"
 #include "iab-scenario-instance.h"
 
@@ -31,6 +33,7 @@ main(int argc, char* argv[])
     std::string instancePath;
     bool selfTest = false;
     bool pathLossReport = false;
+    bool externalReport = false;
     CommandLine cmd(__FILE__);
     gym.AddToCommandLine(cmd);
     cmd.AddValue("instance", "scenario instance JSON written by bridge.instance", instancePath);
@@ -39,6 +42,10 @@ main(int argc, char* argv[])
                  "print the path loss of every (base station, receiver) pair at the start "
                  "positions (JSON, LOS and NLOS, no shadowing) and exit",
                  pathLossReport);
+    cmd.AddValue("externalReport",
+                 "print the external interferer (position, channel block) and its power at "
+                 "every link receiver at the start positions (JSON) and exit",
+                 externalReport);
     cmd.Parse(argc, argv);
     if (instancePath.empty())
     {
@@ -48,6 +55,11 @@ main(int argc, char* argv[])
     gym.ApplySeed();
     const IabScenarioInstance instance = IabScenarioInstance::FromFile(instancePath);
 
+    if (externalReport)
+    {
+        std::cout << ExternalReportJson(instance) << std::endl;
+        return 0;
+    }
     if (pathLossReport)
     {
         // deterministic: only nodes and positions are needed, no 3GPP channels

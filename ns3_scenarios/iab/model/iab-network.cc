@@ -81,6 +81,11 @@ IabNetwork::Install(const IabScenarioInstance& instance, Ptr<IabLinkGainModel> g
         m_noiseMw[l] = std::pow(10.0, noiseDbm / 10);
     }
     m_incumbentMw = std::pow(10.0, instance.incumbentInterferenceDbm / 10);
+    m_external = IabExternalInterferer(instance);
+    m_externalMw.assign(m_nLinks, 0.0);
+    NS_LOG_INFO("external interferer: " << m_external.GetNumChannels() << " channels from "
+                                        << m_external.GetFirstChannel() << " at "
+                                        << m_external.GetPosition());
 
     m_linkValid.assign(m_nLinks, 0);
     m_linkParent.assign(m_nLinks, 0);
@@ -162,7 +167,7 @@ IabNetwork::Reset(int64_t episodeSeed)
         m_incumbent[k] =
             ToUniform(HashKeys(m_key, {STREAM_INCUMBENT, 0, k})) < m_inst.incumbentActivity;
     }
-    m_incumbentSeen = m_incumbent;
+    m_incumbentSeen = SensedIncumbents(m_key, 0, m_incumbent, m_inst.incumbentMissProb);
     std::fill(m_ring.begin(), m_ring.end(), 0);
     m_arrived.assign(m_nUe, 0);
     m_cursor.assign(static_cast<size_t>(m_nUe) * H, 0);
@@ -230,6 +235,19 @@ IabNetwork::UpdateGeometry(const std::vector<double>& movedM)
                              0.0);
     }
     m_gains->UpdateGeometry(m_ueXyz, velocity, m_los);
+    // the external interferer's power at every receiver (beam toward its own parent)
+    for (uint32_t l = 0; l < m_nLinks && m_external.Exists(); ++l)
+    {
+        if (!m_linkValid[l])
+        {
+            continue;
+        }
+        const bool mt = l < m_maxIab;
+        const Vector rx = mt ? m_inst.bsXyz[l + 1] : m_ueXyz[l - m_maxIab];
+        m_externalMw[l] = m_external.ReceivedPowerMw(
+            rx, m_inst.bsXyz[m_linkParent[l]], mt ? m_inst.bsArrayRows : m_inst.ueArrayRows,
+            mt ? m_inst.bsArrayCols : m_inst.ueArrayCols);
+    }
 }
 
 void
@@ -331,6 +349,7 @@ IabNetwork::BeginFrame(const std::vector<int32_t>& action)
     }
 
     // SINR and bytes per tick of every scheduled (b, k)
+    const bool externalOn = m_external.Exists() && m_external.IsOn(m_key, m_frame);
     m_gains->RefreshSignals();
     std::fill(m_capacity.begin(), m_capacity.end(), 0);
     for (uint32_t b = 0; b < B; ++b)
@@ -353,6 +372,7 @@ IabNetwork::BeginFrame(const std::vector<int32_t>& action)
                 }
             }
             interference += m_incumbent[k] ? m_incumbentMw : 0.0;
+            interference += externalOn && m_external.Hits(k) ? m_externalMw[l] : 0.0;
             const double sinrDb =
                 10 * std::log10(std::max(signal, 1e-30) / (m_noiseMw[l] + interference));
             res.sinrDb[b * K + k] = sinrDb;
@@ -498,7 +518,9 @@ IabNetwork::EndFrame()
                 static_cast<float>(10 * std::log10(std::max(snr, 1e-30)) / SNR_SCALE_DB);
         }
     }
-    m_incumbentSeen = m_incumbent;
+    m_incumbentSeen =
+        SensedIncumbents(m_key, static_cast<int64_t>(m_frame) + 1, m_incumbent,
+                         m_inst.incumbentMissProb);
 
     // reward
     const double offeredBps = (m_inst.ueRateMbps * 1e6 * m_nUe) * OnFraction();

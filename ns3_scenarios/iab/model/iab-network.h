@@ -2,6 +2,7 @@
 #ifndef IAB_NETWORK_H
 #define IAB_NETWORK_H
 
+#include "iab-external-interference.h"
 #include "iab-link-gain-model.h"
 #include "iab-scenario-instance.h"
 
@@ -102,6 +103,8 @@ class IabNetwork : public Object
     double m_bytesPerTickFactor{0.0};
     std::vector<double> m_noiseMw; ///< per link
     double m_incumbentMw{0.0};
+    IabExternalInterferer m_external;  ///< the deployment's external interferer
+    std::vector<double> m_externalMw;  ///< per link: its power at the receiver when on
 
     // static deployment
     std::vector<uint8_t> m_linkValid;

@@ -22,6 +22,9 @@ enum IabRngStream : int64_t
     STREAM_MOBILITY = 7,
     STREAM_INCUMBENT = 8,
     STREAM_POLICY = 9,
+    STREAM_EXTERNAL = 10,   ///< per frame: is the external interferer on
+    STREAM_SENSING = 11,    ///< per (frame, channel): is a busy incumbent missed
+    STREAM_DEPLOYMENT = 12, ///< per deployment (instance seed): the interferer's draws
 };
 
 /// SplitMix64 finaliser.

@@ -128,6 +128,13 @@ IabScenarioInstance::FromJson(const std::string& text)
     Read(radio, "se_min_sinr_db", "radio", inst.seMinSinrDb);
     Read(radio, "incumbent_interference_dbm", "radio", inst.incumbentInterferenceDbm);
     Read(radio, "deterministic", "radio", inst.deterministic);
+    // the hidden deployment conditions (absent in older instances: off)
+    if (radio.contains("external_block_channels"))
+    {
+        Read(radio, "external_block_channels", "radio", inst.externalBlockChannels);
+        Read(radio, "external_eirp_dbm", "radio", inst.externalEirpDbm);
+        Read(radio, "external_activity", "radio", inst.externalActivity);
+    }
 
     const Json& traffic = Field(config, "traffic", "config");
     Read(traffic, "packet_bytes", "traffic", inst.packetBytes);
@@ -145,6 +152,10 @@ IabScenarioInstance::FromJson(const std::string& text)
     Read(dyn, "geometry_update_frames", "dynamics", inst.geometryUpdateFrames);
     Read(dyn, "incumbent_activity", "dynamics", inst.incumbentActivity);
     Read(dyn, "incumbent_on_mean_s", "dynamics", inst.incumbentOnMeanS);
+    if (dyn.contains("incumbent_miss_prob"))
+    {
+        Read(dyn, "incumbent_miss_prob", "dynamics", inst.incumbentMissProb);
+    }
 
     const Json& reward = Field(config, "reward", "config");
     Read(reward, "w_throughput", "reward", inst.wThroughput);
@@ -185,6 +196,13 @@ IabScenarioInstance::FromJson(const std::string& text)
                         "instance: ue_hops[" << u << "] has " << inst.ueHops[u].size()
                                              << " hops, expected 1..3");
     }
+    NS_ABORT_MSG_IF(inst.externalBlockChannels > inst.nChannels,
+                    "instance: radio.external_block_channels=" << inst.externalBlockChannels
+                                                               << " exceeds radio.n_channels="
+                                                               << inst.nChannels);
+    NS_ABORT_MSG_IF(inst.incumbentMissProb < 0 || inst.incumbentMissProb > 1,
+                    "instance: dynamics.incumbent_miss_prob=" << inst.incumbentMissProb
+                                                              << " is outside [0, 1]");
     NS_ABORT_MSG_IF(std::fabs(inst.frameS / inst.tickS - inst.TicksPerFrame()) > 1e-9,
                     "instance: dynamics.frame_s must be a whole multiple of dynamics.tick_s");
     return inst;

@@ -49,6 +49,9 @@ struct IabScenarioInstance
     double seMinSinrDb{-10.0};
     double incumbentInterferenceDbm{-70.0};
     bool deterministic{false};
+    uint32_t externalBlockChannels{0}; ///< 0: no external interferer
+    double externalEirpDbm{30.0};
+    double externalActivity{1.0};
     // traffic
     uint32_t packetBytes{1500};
     double ueRateMbps{100.0};
@@ -64,6 +67,7 @@ struct IabScenarioInstance
     uint32_t geometryUpdateFrames{10};
     double incumbentActivity{0.1};
     double incumbentOnMeanS{0.2};
+    double incumbentMissProb{0.0};
     // reward
     double wThroughput{1.0};
     double wFairness{0.2};
