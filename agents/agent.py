@@ -23,6 +23,7 @@ from agents.hyperparams import AgentConfig
 from agents.networks import ActorCritic
 from agents.policy_gradient import linear_schedule
 from agents.rollouts.trajectory import Rollout, records_by_episode
+from bridge.config import ConfigError
 from bridge.layout import ObservationLayout
 from bridge.metrics import HEADLINE_METRICS
 from bridge.tasks import Task, TaskDistribution
@@ -221,7 +222,15 @@ class Agent(ABC):
         self.warm_start_stats = {f"warm_start_{k}": v for k, v in stats.items()}
 
     def rl_iterations(self, budget: Budget, steps_per_iteration: int) -> int:
-        """RL iterations that fit in what the budget leaves after the warm start."""
+        """RL iterations that fit in what the budget leaves after the warm start (a warm
+        start that spends the whole budget is refused: it would train no RL at all)."""
+        if self.env_steps and self.env_steps >= budget.meta_train_env_steps:
+            raise ConfigError(
+                f"agents.{self.name}.warm_start={self.config.warm_start!r} spends "
+                f"{self.env_steps} env-steps, all of experiment.meta_train_env_steps="
+                f"{budget.meta_train_env_steps}: raise the budget, lower "
+                f"agents.{self.name}.warm_start_rounds/_tasks/_replicas or set "
+                f"warm_start='none'")
         return max(0, budget.meta_train_env_steps - self.env_steps) // steps_per_iteration
 
     def training_loop(self, iterations: int, steps_per_iteration: int,

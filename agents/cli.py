@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     rep.add_argument("--no-resume", action="store_true",
                      help="start from scratch even if --out holds an interrupted run")
+    rep.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="phases run at once, each in its own process (default 1; the "
+                          "results do not depend on it; local rollouts only)")
 
     tr = sub.add_parser("train", help="meta-train (or train) one agent and save a checkpoint")
     _add_common(tr)
@@ -125,7 +128,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     try:
         with rollout_runtime(args.ray_address, args.ray_workers) as runtime:
             _ray_line(args, spec, runtime)
-            run_study(spec, args.out, runtime=runtime, fresh=args.no_resume, progress=progress)
+            run_study(spec, args.out, runtime=runtime, fresh=args.no_resume, progress=progress,
+                      jobs=args.jobs)
     finally:
         progress.close()
     return 0

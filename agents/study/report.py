@@ -80,6 +80,16 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
     return rows
 
 
+def _paired_fraction(s: dict[str, Any], ref: dict[str, Any], prefix: str = "") -> float:
+    """Throughput of ``s`` as a fraction of the baseline ``ref``'s on the same episodes: an
+    agent's value is its last adaptation episode, so it is compared with that episode of the
+    baseline (same deployments, same traffic); a baseline's value is its mean over all the
+    episodes, compared with ``ref``'s mean over them."""
+    ref_tp = (ref["adaptation_curve"][-1]["throughput_mbps"] if s["kind"] == "agent"
+              else ref["throughput_mbps"])
+    return s[prefix + "throughput_mbps"] / ref_tp if ref_tp > 0 else float("nan")
+
+
 def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for method, row in rows.items():
@@ -97,19 +107,18 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             s["meta_train_env_steps"] = float(np.mean([t["env_steps"] for t in row["train"]]))
             s["meta_train_wall_s"] = float(np.mean([t["wall_s"] for t in row["train"]]))
             # env-steps of the teacher's demonstrations (part of meta_train_env_steps)
-            s["warm_start_env_steps"] = float(np.mean([t.get("warm_start_env_steps", 0.0)
-                                                       for t in row["train"]]))
+            s["warm_start_env_steps"] = float(np.mean([
+                t.get("info", {}).get("warm_start_env_steps", 0.0) for t in row["train"]]))
         out[method] = s
     heur = [m for m, s in out.items() if s["kind"] == "baseline" and m != "upper_bound"]
     best = max(heur, key=lambda m: out[m]["throughput_mbps"]) if heur else None
     for s in out.values():
-        if best is not None and out[best]["throughput_mbps"] > 0:
+        if best is not None:
             for prefix in ("", MODE_PREFIX) if s["kind"] == "agent" else ("",):
-                s[prefix + "fraction_of_best_heuristic"] = s[prefix + "throughput_mbps"] / out[
-                    best]["throughput_mbps"]
-        if "upper_bound" in out and out["upper_bound"]["throughput_mbps"] > 0:
-            s["fraction_of_upper_bound"] = s["throughput_mbps"] / out["upper_bound"][
-                "throughput_mbps"]
+                s[prefix + "fraction_of_best_heuristic"] = _paired_fraction(
+                    s, out[best], prefix)
+        if "upper_bound" in out:
+            s["fraction_of_upper_bound"] = _paired_fraction(s, out["upper_bound"])
             ub_ret = out["upper_bound"]["episode_return"]
             if ub_ret and ub_ret > 0:
                 s["return_fraction_of_upper_bound"] = s["episode_return"] / ub_ret
@@ -375,7 +384,9 @@ def _study_section(study: str, data: dict[str, Any]) -> list[str]:
               f"{cfg['radio']['n_channels']} channels, up to "
               f"{cfg['topology']['max_ues']} UEs. Values: agents after the last "
               "adaptation episode, baselines averaged over the same episodes; "
-              "mean ± 95% CI over seeds x held-out tasks.", ""]
+              "mean ± 95% CI over seeds x held-out tasks. 'vs best heuristic' and 'vs upper "
+              "bound' compare identical episodes: an agent's last adaptation episode with "
+              "that episode of the baseline.", ""]
     head = ("| method | throughput (Mb/s) | SINR viol. | latency viol. | Jain | "
             "vs best heuristic | vs upper bound | episodes to 90% | vs PPO (tput) | "
             "meta-train env-steps |")

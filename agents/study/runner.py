@@ -22,6 +22,7 @@ from agents.study.report import write_report
 from agents.study.rollout_runtime import RolloutRuntime
 from agents.study.spec import StudySpec
 from agents.study.store import PhaseId, PhaseStore
+from bridge.config import ConfigError
 
 
 class Progress:
@@ -44,29 +45,80 @@ class Progress:
 
 
 def run_study(spec: StudySpec, out: str | Path, *, runtime: RolloutRuntime | None = None,
-              fresh: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+              fresh: bool = False, progress: Progress | None = None, jobs: int = 1
+              ) -> dict[str, Any]:
     """Run every phase of ``spec`` that ``out`` does not hold yet (so an interrupted run
-    resumes), write the report and return ``results.json``'s content."""
+    resumes), write the report and return ``results.json``'s content. ``jobs > 1`` runs up
+    to that many phases at once, each in its own process (local rollouts only): every phase
+    seeds itself, so the results are those of ``jobs = 1``."""
     out = Path(out)
     runtime = runtime or RolloutRuntime()
     progress = progress or Progress()
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"--jobs={jobs!r}: expected an integer >= 1")
+    if jobs > 1 and runtime.pool is not None:
+        raise ConfigError(f"--jobs={jobs} runs phases in local processes; with a Ray pool "
+                          "(--ray-address) the pool parallelises the rollouts: use --jobs 1")
     use_torch_threads(spec.torch_threads)
     store = PhaseStore(out, spec.fingerprint(), fresh=fresh)
     todo = study_phases(spec)
     progress.started(spec, out, sum(store.done(p) for p, _ in todo), len(todo))
     t_run = time.perf_counter()
-    for phase, study in todo:
-        if store.done(phase):
-            continue
-        progress.phase_started(phase)
-        t0 = time.perf_counter()
-        result = run_phase(spec, phase, study, store, runtime, progress.iteration)
-        store.save(phase, result)
-        progress.phase_done(phase, result, time.perf_counter() - t0)
+    pending = [(p, st) for p, st in todo if not store.done(p)]
+    if jobs == 1:
+        for phase, study in pending:
+            progress.phase_started(phase)
+            t0 = time.perf_counter()
+            result = run_phase(spec, phase, study, store, runtime, progress.iteration)
+            store.save(phase, result)
+            progress.phase_done(phase, result, time.perf_counter() - t0)
+    else:
+        run_parallel(spec, pending, store, progress, jobs)
     results, paths = write_report(spec, store, versions=versions(),
                                   run_wall_s=time.perf_counter() - t_run)
     progress.finished(out, paths)
     return results
+
+
+def _phase_worker(spec: StudySpec, phase: PhaseId, study: Any, out: Path) -> Any:
+    """One phase in a worker process (local rollouts, the spec's torch threads)."""
+    use_torch_threads(spec.torch_threads)
+    return run_phase(spec, phase, study, PhaseStore.attach(out), RolloutRuntime())
+
+
+def run_parallel(spec: StudySpec, pending: list[tuple[PhaseId, Any]], store: PhaseStore,
+                 progress: Progress, jobs: int) -> None:
+    """Run ``pending`` phases on ``jobs`` worker processes, an adapt phase once its train
+    phase is in the store; each result is saved here as it arrives (an interrupted run
+    keeps every finished phase). The first failure stops the run and is raised."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    waiting = list(pending)
+    running: dict[Future[Any], tuple[PhaseId, float]] = {}
+    ctx = multiprocessing.get_context("spawn")  # no forked torch or numpy thread state
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        try:
+            while waiting or running:
+                for item in [w for w in waiting if w[0].kind != "adapt"
+                             or store.done(w[0].trained)][:jobs - len(running)]:
+                    waiting.remove(item)
+                    progress.phase_started(item[0])
+                    future = pool.submit(_phase_worker, spec, item[0], item[1], store.out)
+                    running[future] = (item[0], time.perf_counter())
+                if not running:
+                    raise RuntimeError(f"phases {[str(p) for p, _ in waiting]} wait for "
+                                       "train phases that are not scheduled")
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    phase, t0 = running.pop(future)
+                    result = future.result()
+                    store.save(phase, result)
+                    progress.phase_done(phase, result, time.perf_counter() - t0)
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
 
 
 def summary_line(records: list[dict[str, Any]]) -> str:

@@ -87,16 +87,28 @@ class PhaseStore:
     def save(self, phase: PhaseId, value: Any) -> None:
         write_json_atomic(self.path(phase), value)
 
+    @classmethod
+    def attach(cls, out: Path) -> PhaseStore:
+        """The store of a run another process opened (a phase worker): reads phases and
+        writes its own phase's files, never the run's manifest."""
+        store = cls.__new__(cls)
+        store.out, store.dir = out, out / "phases"
+        return store
+
     def save_rollout_stats(self, phase: PhaseId, stats: Any) -> None:
-        """Record what the rollout backend did in ``phase`` (jobs, retries, ...) in
-        ``<out>/rollouts.json``, which the report sums."""
-        table = self.rollout_stats()
-        table[str(phase)] = stats.to_dict()
-        write_json_atomic(self.out / "rollouts.json", table)
+        """Record what the rollout backend did in ``phase`` (jobs, retries, ...) in its own
+        file beside the phase (phases may run in parallel processes); the report sums them."""
+        write_json_atomic(self.dir / phase.filename.replace(".json", ".rollouts"),
+                          stats.to_dict())
 
     def rollout_stats(self) -> dict[str, Any]:
-        path = self.out / "rollouts.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        """Every phase's rollout statistics, by phase."""
+        out = {}
+        for path in sorted(self.dir.glob("*.rollouts")):
+            kind, study, method, *seed = path.name[:-len(".rollouts")].split("__")
+            out[str(PhaseId(kind, study, method, *(int(x) for x in seed)))] = json.loads(
+                path.read_text())  # type: ignore[arg-type]
+        return out
 
 
 def write_json_atomic(path: Path, value: Any) -> None:

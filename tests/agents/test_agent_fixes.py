@@ -115,7 +115,7 @@ def test_ppo_meta_training_is_free_and_adapts_from_scratch(tiny_config) -> None:
 
 def test_maml_logs_pre_and_post_adaptation_returns(tiny_config) -> None:
     tasks = TaskDistribution.for_config(tiny_config)
-    agent = MAMLAgent(IABVectorEnv(1, tiny_config).layout, MAMLConfig(), seed=0)
+    agent = MAMLAgent(IABVectorEnv(1, tiny_config).layout, MAMLConfig(warm_start="none"), seed=0)
     seen: list[dict[str, float]] = []
     agent.meta_train(lambda n: IABVectorEnv(n, tiny_config), tasks, BUDGET,
                      lambda s: seen.append(s))

@@ -90,6 +90,19 @@ def _methods(out: Path) -> dict:
     return {m: {k: round(v[k], 9) for k in keys} for m, v in data.items()}
 
 
+def test_parallel_phases_give_the_results_of_one_at_a_time(quick_run, tmp_path):
+    """--jobs 2 runs phases in two worker processes; every phase seeds itself, so the
+    results are those of the sequential run, and every phase's rollout record is kept."""
+    out = tmp_path / "parallel"
+    assert main(["reproduce", "--quick", "--config", str(TINY), "--out", str(out),
+                 "--jobs", "2"]) == 0
+    assert _methods(out) == _methods(quick_run[0])
+    rollouts = json.loads((out / "results.json").read_text())["rollouts"]
+    sequential = json.loads((quick_run[0] / "results.json").read_text())["rollouts"]
+    assert set(rollouts["per_phase"]) == set(sequential["per_phase"])
+    assert rollouts["env_steps"] == sequential["env_steps"] > 0
+
+
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
     cmd = [sys.executable, "-m", "agents.cli", "reproduce", "--quick", "--config", str(TINY)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
