@@ -1,6 +1,6 @@
 """Where the batched simulator's step spends its time: exclusive time per method, per env-step.
 
-Every function defined on :class:`~bridge.fallback.core.BatchedIABCore` (and the action
+Every function defined on :class:`~bridge.fallback.core.BatchedIABCore` and its mixins (and the action
 validation of the contract) is wrapped, for the duration of the measurement only, in a
 ``perf_counter`` timer that charges a call's time to that function minus the time of the
 wrapped functions it called; what is left of ``IABVectorEnv.step`` (the contract's autoreset
@@ -74,10 +74,13 @@ def _instrumented(clock: _PhaseClock) -> Iterator[None]:
     import bridge.fallback.core as core_module
 
     patches: list[tuple[Any, str, Any]] = []
-    core_cls = core_module.BatchedIABCore
-    for name, value in vars(core_cls).items():
-        if callable(value) and not name.startswith("__") and not isinstance(value, type):
-            patches.append((core_cls, name, value))
+    # the core and the mixins it is made of (each method patched where it is defined)
+    for cls in core_module.BatchedIABCore.__mro__:
+        if not cls.__module__.startswith("bridge.fallback"):
+            continue
+        for name, value in vars(cls).items():
+            if callable(value) and not name.startswith("__") and not isinstance(value, type):
+                patches.append((cls, name, value))
     for module in (vector_env, core_module):
         if hasattr(module, "validate_action"):
             patches.append((module, "validate_action", module.validate_action))

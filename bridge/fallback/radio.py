@@ -1,0 +1,239 @@
+"""Radio of the batched simulator: geometry (path loss, LOS, shadowing, beam gains), block
+fading, the SINR of the scheduled choices, their capacity in bytes per tick, and the CQI.
+
+Shapes as in :mod:`bridge.fallback.core`. The link gains live in ``_gain_ext`` (N, L+1, L):
+row ``l'`` is the gain of link l''s transmit beam at every receiver, and the extra row L is
+zero, the "source" of an idle choice, so the interference sum needs no activity mask.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bridge.layout import SNR_SCALE_DB
+from bridge.model import rng
+from bridge.model.channel import (
+    coherence_frames,
+    panel_coordinates,
+    spectral_efficiency,
+    umi_los_probability,
+    umi_pathloss_db,
+    upa_gain_lin,
+    upa_gain_pq,
+)
+
+
+class RadioMixin:
+    """The radio half of :class:`~bridge.fallback.core.BatchedIABCore` (its arrays live there)."""
+
+    N: int
+    B: int
+    L: int
+    K: int
+    I: int
+    U: int
+
+    @property
+    def gain_lin(self) -> np.ndarray:
+        """(N, L', L) linear gain of link l''s transmission at link l's receiver (a view)."""
+        return self._gain_ext[:, : self.L]
+
+    # ------------------------------------------------------------------ geometry
+    def _update_geometry(self, m: np.ndarray, moved_m: np.ndarray) -> None:
+        """Recompute path loss, LOS, shadowing and beam gains of the masked environments.
+        ``moved_m`` (N, U) is how far each UE walked since the last update."""
+        if not m.any():
+            return
+        cfg, r = self.config, self.config.radio
+        I = self.I
+        bs = self.bs_xyz[m]  # (n, B, 3)
+        rx = np.concatenate([self.bs_xyz[m][:, 1: 1 + I], self.ue_xyz[m]], axis=1)  # (n, L, 3)
+        vec = rx[:, None, :, :] - bs[:, :, None, :]  # (n, B, L, 3)
+        d2d = np.hypot(vec[..., 0], vec[..., 1])
+        d3d = np.maximum(np.sqrt(d2d**2 + vec[..., 2] ** 2), 1e-6)
+        unit = vec / d3d[..., None]
+        moved = np.concatenate([np.zeros((self.N, I)), moved_m], axis=1)[m][:, None, :]
+        los, shadow_db = self._large_scale(m, d2d, moved)
+        self.los[m] = los
+        self._fade_off[m] = np.where(los, 0, len(self.fade_los))
+        n_sub = np.arange(los.shape[0])[:, None]
+        self._los_sig[m] = los[n_sub, self.link_parent[m], np.arange(self.L)[None]]
+        self._fade_off_sig[m] = np.where(self._los_sig[m], 0, len(self.fade_los))
+        pl = umi_pathloss_db(d2d, cfg.topology.bs_height_m, self.rx_height[None, None, :],
+                             r.carrier_ghz, los)
+        parent = self.link_parent[m]  # (n, L)
+        tx_gain, rx_gain = self._beam_gains(unit, parent, d2d)
+        # everything but the transmit beam, linear: power x path gain x receive beam gain
+        # an NLOS path arrives spread over clusters, so a beam aimed at the peer collects
+        # only part of the array gain (radio.nlos_beam_loss_db)
+        loss_db = pl + shadow_db + np.where(los, 0.0, r.nlos_beam_loss_db)
+        path = (10 ** ((self.p_channel_dbm - loss_db) / 10)) * rx_gain  # (n, B, L)
+        n_idx = np.arange(parent.shape[0])[:, None]
+        gain = path[n_idx, parent] * tx_gain  # (n, L', L)
+        # no coupling from an IAB node to its own MT, from/to links that do not exist
+        own = parent[:, :, None] == self.rx_own_bs[m][:, None, :]
+        valid = self.link_valid[m]
+        gain = np.where(own | ~valid[:, :, None] | ~valid[:, None, :], 0.0, gain)
+        self._gain_ext[m, : self.L] = gain
+        self.sig_lin[m] = np.diagonal(gain, axis1=1, axis2=2)
+        rel_speed = np.concatenate([np.zeros((self.N, I)),
+                                    np.repeat(self.speed[:, None], self.U, 1)], axis=1)[m]
+        self.coh[m] = coherence_frames(rel_speed + r.scatterer_speed_mps, r.carrier_ghz,
+                                       self.config.dynamics.frame_s)
+
+    def _large_scale(self, m: np.ndarray, d2d: np.ndarray, moved: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """LOS state and shadowing (dB) of every (base station, receiver) pair of ``m``."""
+        r = self.config.radio
+        if r.deterministic:
+            return np.ones_like(d2d, dtype=bool), np.zeros_like(d2d)
+        key = self.key[m][:, None, None]
+        geo = self.geo_index[m][:, None, None]
+        b_idx = np.arange(self.B)[None, :, None]
+        r_idx = np.arange(self.L)[None, None, :]
+        # spatially consistent LOS and shadowing: latents re-drawn / AR(1) in distance
+        change = rng.to_uniform(rng.hash_keys(key, rng.STREAM_LOS, geo, b_idx, r_idx + 7919))
+        redraw = change < 1 - np.exp(-moved / r.los_corr_m)
+        fresh = rng.to_uniform(rng.hash_keys(key, rng.STREAM_LOS, geo, b_idx, r_idx))
+        self.los_u[m] = np.where(redraw, fresh, self.los_u[m])
+        fresh_b = rng.to_uniform(rng.hash_keys(key, rng.STREAM_BLOCK, geo, b_idx, r_idx))
+        self.blk_u[m] = np.where(redraw, fresh_b, self.blk_u[m])
+        los = (self.los_u[m] < umi_los_probability(d2d)) & (
+            self.blk_u[m] >= self.blockage[m][:, None, None])
+        if r.backhaul_los:
+            los |= self.planned_los[m]
+        corr = np.where(los, r.shadowing_corr_los_m, r.shadowing_corr_nlos_m)
+        rho = np.exp(-moved / corr)
+        z = rng.to_normal(rng.hash_keys(key, rng.STREAM_SHADOW, geo, b_idx, r_idx))
+        self.shadow_x[m] = rho * self.shadow_x[m] + np.sqrt(1 - rho**2) * z
+        return los, self.shadow_x[m] * np.where(los, r.shadowing_los_db, r.shadowing_nlos_db)
+
+    def _beam_gains(self, unit: np.ndarray, parent: np.ndarray, d2d: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Transmit beam gain of every link at every receiver (n, L', L), float32, and the
+        receive beam gain of every receiver toward every base station (n, B, L)."""
+        r = self.config.radio
+        n_idx = np.arange(parent.shape[0])[:, None]
+        # transmit beam of link l' (from its parent toward its receiver), seen at receiver r;
+        # float32 for the big (n, L', L) part: beam gains need no more precision
+        comp = [np.ascontiguousarray(unit[..., c], dtype=np.float32) for c in range(3)]
+        own_rx = np.arange(self.L)[None]
+        bore_tx = tuple(c[n_idx, parent, own_rx][:, :, None] for c in comp)  # (n, L', 1)
+        dir_tx = tuple(c[n_idx, parent] for c in comp)  # (n, L', L) parent(l') -> receiver r
+        tx_gain = upa_gain_pq(*panel_coordinates(dir_tx, bore_tx), *r.bs_array)
+        # receive beam of r (toward its own parent), seen from every base station b
+        bore_rx = -unit[n_idx, parent, np.arange(self.L)[None]]  # (n, L, 3)
+        rows = np.where(self.link_is_backhaul, r.bs_array[0], r.ue_array[0])
+        cols = np.where(self.link_is_backhaul, r.bs_array[1], r.ue_array[1])
+        rx_gain = np.empty_like(d2d)  # (n, B, L)
+        for dims in {(int(a), int(b)) for a, b in zip(rows, cols)}:
+            sel = (rows == dims[0]) & (cols == dims[1])
+            rx_gain[:, :, sel] = upa_gain_lin(-unit[:, :, sel], bore_rx[:, None, sel], *dims)
+        return tx_gain, rx_gain
+
+    def _move_ues(self, m: np.ndarray) -> np.ndarray:
+        """Random-direction walk over one geometry period for the environments of ``m``;
+        returns the distance each UE moved (0 outside ``m``)."""
+        d = self.config.dynamics
+        period_s = d.geometry_update_frames * d.frame_s
+        key = self.key[:, None]
+        u_idx = np.arange(self.U)[None]
+        turn = rng.to_uniform(rng.hash_keys(key, rng.STREAM_MOBILITY, self.geo_index[:, None],
+                                            u_idx, 1))
+        new_heading = 2 * np.pi * rng.to_uniform(
+            rng.hash_keys(key, rng.STREAM_MOBILITY, self.geo_index[:, None], u_idx, 2))
+        heading = np.where(turn < period_s / d.direction_hold_s, new_heading, self.heading)
+        step = np.where(m[:, None] & self.ue_valid, self.speed[:, None] * period_s, 0.0)
+        half = self.config.topology.area_m / 2
+        xy = self.ue_xyz[..., :2] + step[..., None] * np.stack(
+            [np.cos(heading), np.sin(heading)], axis=-1)
+        # reflect at the area's borders (and turn around)
+        over = np.abs(xy) > half
+        xy = np.where(over, np.sign(xy) * (2 * half) - xy, xy)
+        heading = np.where(over[..., 0], np.pi - heading, heading)
+        heading = np.where(over[..., 1], -heading, heading)
+        moving = m[:, None] & self.ue_valid
+        self.heading = np.where(moving, heading, self.heading)
+        self.ue_xyz[..., :2] = np.where(moving[..., None], xy, self.ue_xyz[..., :2])
+        return step
+
+    # ------------------------------------------------------------------ fading
+    # Block fading: the power gain of (tx base station b, rx link r, channel k) in a frame is
+    # table[hash(key, STREAM_FADING, frame // coh[r], b, r, k)], from the Rician table when
+    # that pair is LOS, else the Rayleigh one; coh[r] is the receiver's coherence in frames.
+    # The hash is a linear combination of the keys modulo 2^64 (bridge.model.rng.hash_keys),
+    # so the parts that do not change between frames are precomputed and added once.
+    def _fading_base(self, frame: np.ndarray) -> np.ndarray:
+        """(N, L) uint64: the key, stream, block and receiver part of every fading hash."""
+        M = rng.KEY_MULT
+        block = (frame[:, None] // self.coh).astype(np.uint64)
+        block *= M[1]
+        block += (self.key + rng.stream_part(rng.STREAM_FADING))[:, None]
+        block += self._fade_rx_part
+        return block
+
+    def _fading_lookup(self, words: np.ndarray, table_offset: np.ndarray) -> np.ndarray:
+        """Fading power gains from hash words (mixed in place) and the per-word table offset
+        (0: Rician, len(fade_los): Rayleigh)."""
+        rng.mix64(words, np.empty_like(words))
+        index = np.right_shift(words, np.uint64(64 - self._fade_bits), out=words).view(np.int64)
+        index += table_offset
+        return self._fade_table.take(index)
+
+    def _signal_fading(self, frame: np.ndarray) -> np.ndarray:
+        """(N, L, K) fading on every link's own path (parent -> receiver)."""
+        if self.config.radio.deterministic:
+            return np.ones((self.N, self.L, self.K))
+        words = self._fading_base(frame)[..., None] + self._fade_static_sig
+        return self._fading_lookup(words, self._fade_off_sig[..., None])
+
+    def _interference_fading(self, frame: np.ndarray, victim: np.ndarray) -> np.ndarray:
+        """(N, B, B', K) fading from every base station b' to the receiver scheduled by b on
+        each channel (``victim`` (N, B, K) link indices)."""
+        if self.config.radio.deterministic:
+            return np.ones((self.N, self.B, self.B, self.K))
+        base = self._fading_base(frame).take(self._row_L + victim)  # (N, B, K)
+        words = base[:, :, None, :] + self._fade_static_bk
+        # table offset of (n, b', victim) through one flat take
+        offset = self._fade_off.take(self._row_BL + victim[:, :, None, :])
+        return self._fading_lookup(words, offset)
+
+    # ------------------------------------------------------------------ link budget
+    def _sinr(self, frame: np.ndarray, link: np.ndarray, active: np.ndarray,
+              sig_fade: np.ndarray) -> np.ndarray:
+        """SINR (dB) of every choice (N, B, K), -inf where idle: the scheduled link's signal
+        over noise + co-channel interference from every other active base station (the
+        transmit beam of the link it schedules, at this receiver) + incumbents."""
+        L = self.L
+        safe = np.where(active, link, 0)
+        own = self._row_L + safe  # (N, B, K) flat (n, link)
+        signal = self.sig_lin.take(own) * sig_fade.take(own * self.K + self._k_idx)
+        # gain of the source's link at the victim's receiver: idle sources read the zero
+        # row L, and a base station does not interfere with itself
+        source = self._row_gain + np.where(active, link, L) * L  # (N, B', K)
+        coupling = self._gain_ext.take(source[:, None, :, :] + safe[:, :, None, :])
+        coupling *= self._interference_fading(frame, safe)
+        coupling.reshape(self.N, self.B * self.B, self.K)[:, :: self.B + 1] = 0.0
+        interference = coupling.sum(axis=2)  # (N, B, K)
+        interference = interference + self.incumbent[:, None, :] * self.inc_mw
+        noise = self.noise_mw[safe]
+        sinr_db = 10 * np.log10(np.maximum(signal, 1e-30) / (noise + interference))
+        return np.where(active, sinr_db, -np.inf)
+
+    def _capacity(self, sinr_db: np.ndarray, link: np.ndarray, active: np.ndarray
+                  ) -> np.ndarray:
+        """(N*(L+1),) bytes per tick of every link (the last column of each row is the "no
+        link" sink): truncated Shannon per scheduled channel, summed over channels."""
+        N, L, r = self.N, self.L, self.config.radio
+        se = spectral_efficiency(np.where(active, sinr_db, -100.0), r.se_efficiency,
+                                 r.se_cap_bps_hz, r.se_min_sinr_db)
+        bytes_tick = np.floor(self.bytes_per_tick_factor * se).astype(np.int64) * active
+        cap_idx = (np.arange(N)[:, None, None] * (L + 1) + np.where(active, link, L)).ravel()
+        capacity = np.bincount(cap_idx, weights=bytes_tick.ravel(), minlength=N * (L + 1))
+        return capacity.astype(np.int64)
+
+    def _cqi(self, sig_fade: np.ndarray) -> np.ndarray:
+        snr = self.sig_lin[..., None] * sig_fade / self.noise_mw[None, :, None]
+        snr_db = 10 * np.log10(np.maximum(snr, 1e-30))
+        return np.where(self.link_valid[..., None], snr_db / SNR_SCALE_DB, 0.0).astype(np.float32)
+
