@@ -65,8 +65,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         "sig_lin", "coh", "onoff", "incumbent", "incumbent_seen",
         "last_sinr", "cqi", "acc_delivered_ue", "acc_dropped",
         "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc", "acc_hd", "acc_invalid",
-        "acc_reward", "geo_index", "_los_sig", "_fade_static_sig", "_fade_off", "_fade_off_sig",
-        "_delivered_bs_onehot",
+        "acc_reward", "geo_index", "_los_sig", "_fade_off", "_fade_off_sig",
     )
 
     def __init__(self, config: ScenarioConfig, instances: Sequence[ScenarioInstance]) -> None:
@@ -112,13 +111,31 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self.instances = list(instances)
 
     def _index_rows(self) -> None:
-        """Per-environment offsets of the flat takes of the step (they depend on N)."""
-        N, B, L = self.N, self.B, self.L
+        """Offsets of the step's flat takes, expanded to full (B, N, K) arrays: an operand
+        broadcast along the short channel axis makes numpy loop 8 elements at a time, so the
+        per-choice arrays are base-station-major and every operand spans (N, K)."""
+        N, B, K, L = self.N, self.B, self.K, self.L
         n = np.arange(N)[:, None, None]
-        self._row_L = n * L  # into (N, L) arrays
-        self._row_gain = n * ((L + 1) * L)  # into _gain_ext
-        self._row_BL = ((n[..., None] * B + np.arange(B)[None, None, :, None]) * L)
-        self._row_allowed = (n * B + np.arange(B)[None, :, None]) * L
+        self._row_allowed = (n * B + np.arange(B)[None, :, None]) * L  # (N, B, 1)
+        self._row_L = n * L  # (N, 1, 1)
+
+        def bnk(values: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.broadcast_to(values, (B, N, K)))
+
+        n_b = np.arange(N)[None, :, None]
+        self._row_L_b = bnk(n_b * L)  # into (N, L) arrays
+        self._row_gain_b = bnk(n_b * ((L + 1) * L))  # into _gain_ext
+        self._sig_fade_k_b = bnk(np.arange(K)[None, None, :] * (N * L))  # into (K, N, L)
+        # (b', n, k) parts of the interference hashes and table offsets
+        self._fade_static_bk_b = bnk(self._fade_static_bk[:, None, :])
+        self._row_BL_b = bnk((n_b * B + np.arange(B)[:, None, None]) * L)
+        # (K, N, L) static part of the signal fading hashes: parent and channel
+        self._fade_static_sig_k = (np.arange(K, dtype=np.uint64)[:, None, None]
+                                   * rng.KEY_MULT[4]
+                                   + self.link_parent.astype(np.uint64)[None] * rng.KEY_MULT[2])
+        self._noise_nl = np.ascontiguousarray(np.broadcast_to(self.noise_mw, (N, L)))
+        # UE -> the base station serving it, flat over (N, B) (who delivered)
+        self._ue_bs_flat = (np.arange(N)[:, None] * B + self.link_parent[:, self.I:]).ravel()
 
     # ------------------------------------------------------------------ instances
     def _load_instances(self, instances: Sequence[ScenarioInstance]) -> None:
@@ -158,12 +175,6 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self.planned_los = np.zeros((N, B, L), dtype=bool)
         n_idx, l_idx = np.nonzero(self.link_valid[:, :I])
         self.planned_los[n_idx, self.link_parent[n_idx, l_idx], l_idx] = True
-        self._fade_static_sig = (self.link_parent.astype(np.uint64)[..., None]
-                                 * rng.KEY_MULT[2]
-                                 + np.arange(self.K, dtype=np.uint64) * rng.KEY_MULT[4])
-        # who delivered: the base station serving each UE's access link
-        self._delivered_bs_onehot = (self.link_parent[:, I:, None]
-                                     == np.arange(B)).astype(np.int64)
         self._index_hops()
         # the columns of the observation that never change for a deployment
         s = self.layout.slices()
@@ -381,8 +392,9 @@ class BatchedIABCore(RadioMixin, QueueMixin):
             "incumbent_collisions": n_coll,
             # who did what (credit assignment per base station): bytes each base station's
             # access links delivered, its SINR violations and its scheduled choices
-            "delivered_bytes_bs": (delivered_ue[:, :, None]
-                                   * self._delivered_bs_onehot).sum(axis=1),
+            "delivered_bytes_bs": np.bincount(
+                self._ue_bs_flat, weights=delivered_ue.ravel(), minlength=self.N * self.B
+            ).astype(np.int64).reshape(self.N, self.B),
             "sinr_violations_bs": sinr_viol_bs,
             "scheduled_bs": scheduled_bs,
         }

@@ -40,6 +40,7 @@ class QueueMixin:
         H = self.H
         # the UE columns that can carry traffic: padding UEs are the trailing ones
         self.n_ue_max = Ue = max(1, int(self.n_ue.max()))
+        self.n_links_used = self.I + Ue
         length = self.hop_valid[:, :Ue].sum(axis=2)  # (N, Ue) hops of each UE's path
         plane_link = np.full((H, N, Ue), L, dtype=np.int64)
         for h in range(H):

@@ -41,90 +41,99 @@ class RadioMixin:
     # ------------------------------------------------------------------ geometry
     def _update_geometry(self, m: np.ndarray, moved_m: np.ndarray) -> None:
         """Recompute path loss, LOS, shadowing and beam gains of the masked environments.
-        ``moved_m`` (N, U) is how far each UE walked since the last update."""
+        ``moved_m`` (N, U) is how far each UE walked since the last update. Only the links
+        of the first ``n_links_used`` indices are computed: the padding UEs behind them have
+        no link (their gains stay 0)."""
         if not m.any():
             return
+        sel = slice(None) if m.all() else np.flatnonzero(m)
         cfg, r = self.config, self.config.radio
-        I = self.I
-        bs = self.bs_xyz[m]  # (n, B, 3)
-        rx = np.concatenate([self.bs_xyz[m][:, 1: 1 + I], self.ue_xyz[m]], axis=1)  # (n, L, 3)
-        vec = rx[:, None, :, :] - bs[:, :, None, :]  # (n, B, L, 3)
+        I, Lc = self.I, self.n_links_used
+        bs = self.bs_xyz[sel]  # (n, B, 3)
+        rx = np.concatenate([bs[:, 1: 1 + I], self.ue_xyz[sel, : Lc - I]], axis=1)  # (n, Lc, 3)
+        vec = rx[:, None, :, :] - bs[:, :, None, :]  # (n, B, Lc, 3)
         d2d = np.hypot(vec[..., 0], vec[..., 1])
         d3d = np.maximum(np.sqrt(d2d**2 + vec[..., 2] ** 2), 1e-6)
         unit = vec / d3d[..., None]
-        moved = np.concatenate([np.zeros((self.N, I)), moved_m], axis=1)[m][:, None, :]
-        los, shadow_db = self._large_scale(m, d2d, moved)
-        self.los[m] = los
-        self._fade_off[m] = np.where(los, 0, len(self.fade_los))
-        n_sub = np.arange(los.shape[0])[:, None]
-        self._los_sig[m] = los[n_sub, self.link_parent[m], np.arange(self.L)[None]]
-        self._fade_off_sig[m] = np.where(self._los_sig[m], 0, len(self.fade_los))
-        pl = umi_pathloss_db(d2d, cfg.topology.bs_height_m, self.rx_height[None, None, :],
+        moved = np.concatenate([np.zeros((len(bs), I)), moved_m[sel, : Lc - I]],
+                               axis=1)[:, None, :]
+        los, shadow_db = self._large_scale(sel, d2d, moved)
+        self.los[sel, :, :Lc] = los
+        self._fade_off[sel, :, :Lc] = np.where(los, 0, len(self.fade_los))
+        parent = self.link_parent[sel, :Lc]  # (n, Lc)
+        n_idx = np.arange(len(bs))[:, None]
+        los_sig = los[n_idx, parent, np.arange(Lc)[None]]
+        self._los_sig[sel, :Lc] = los_sig
+        self._fade_off_sig[sel, :Lc] = np.where(los_sig, 0, len(self.fade_los))
+        pl = umi_pathloss_db(d2d, cfg.topology.bs_height_m, self.rx_height[None, None, :Lc],
                              r.carrier_ghz, los)
-        parent = self.link_parent[m]  # (n, L)
         tx_gain, rx_gain = self._beam_gains(unit, parent, d2d)
         # everything but the transmit beam, linear: power x path gain x receive beam gain
         # an NLOS path arrives spread over clusters, so a beam aimed at the peer collects
         # only part of the array gain (radio.nlos_beam_loss_db)
         loss_db = pl + shadow_db + np.where(los, 0.0, r.nlos_beam_loss_db)
-        path = (10 ** ((self.p_channel_dbm - loss_db) / 10)) * rx_gain  # (n, B, L)
-        n_idx = np.arange(parent.shape[0])[:, None]
-        gain = path[n_idx, parent] * tx_gain  # (n, L', L)
+        path = (10 ** ((self.p_channel_dbm - loss_db) / 10)) * rx_gain  # (n, B, Lc)
+        gain = path[n_idx, parent] * tx_gain  # (n, Lc', Lc)
         # no coupling from an IAB node to its own MT, from/to links that do not exist
-        own = parent[:, :, None] == self.rx_own_bs[m][:, None, :]
-        valid = self.link_valid[m]
+        own = parent[:, :, None] == self.rx_own_bs[sel, None, :Lc]
+        valid = self.link_valid[sel, :Lc]
         gain = np.where(own | ~valid[:, :, None] | ~valid[:, None, :], 0.0, gain)
-        self._gain_ext[m, : self.L] = gain
-        self.sig_lin[m] = np.diagonal(gain, axis1=1, axis2=2)
+        self._gain_ext[sel, :Lc, :Lc] = gain
+        self.sig_lin[sel, :Lc] = np.diagonal(gain, axis1=1, axis2=2)
         rel_speed = np.concatenate([np.zeros((self.N, I)),
-                                    np.repeat(self.speed[:, None], self.U, 1)], axis=1)[m]
-        self.coh[m] = coherence_frames(rel_speed + r.scatterer_speed_mps, r.carrier_ghz,
-                                       self.config.dynamics.frame_s)
+                                    np.repeat(self.speed[:, None], Lc - I, 1)], axis=1)[sel]
+        self.coh[sel, :Lc] = coherence_frames(rel_speed + r.scatterer_speed_mps, r.carrier_ghz,
+                                              self.config.dynamics.frame_s)
 
-    def _large_scale(self, m: np.ndarray, d2d: np.ndarray, moved: np.ndarray
+    def _large_scale(self, sel: slice | np.ndarray, d2d: np.ndarray, moved: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
-        """LOS state and shadowing (dB) of every (base station, receiver) pair of ``m``."""
-        r = self.config.radio
+        """LOS state and shadowing (dB) of every (base station, receiver) pair of the
+        environments ``sel``, receivers ``0 .. n_links_used - 1``."""
+        r, Lc = self.config.radio, self.n_links_used
         if r.deterministic:
             return np.ones_like(d2d, dtype=bool), np.zeros_like(d2d)
-        key = self.key[m][:, None, None]
-        geo = self.geo_index[m][:, None, None]
+        key = self.key[sel][:, None, None]
+        geo = self.geo_index[sel][:, None, None]
         b_idx = np.arange(self.B)[None, :, None]
-        r_idx = np.arange(self.L)[None, None, :]
+        r_idx = np.arange(Lc)[None, None, :]
         # spatially consistent LOS and shadowing: latents re-drawn / AR(1) in distance
         change = rng.to_uniform(rng.hash_keys(key, rng.STREAM_LOS, geo, b_idx, r_idx + 7919))
         redraw = change < 1 - np.exp(-moved / r.los_corr_m)
         fresh = rng.to_uniform(rng.hash_keys(key, rng.STREAM_LOS, geo, b_idx, r_idx))
-        self.los_u[m] = np.where(redraw, fresh, self.los_u[m])
+        los_u = np.where(redraw, fresh, self.los_u[sel, :, :Lc])
+        self.los_u[sel, :, :Lc] = los_u
         fresh_b = rng.to_uniform(rng.hash_keys(key, rng.STREAM_BLOCK, geo, b_idx, r_idx))
-        self.blk_u[m] = np.where(redraw, fresh_b, self.blk_u[m])
-        los = (self.los_u[m] < umi_los_probability(d2d)) & (
-            self.blk_u[m] >= self.blockage[m][:, None, None])
+        blk_u = np.where(redraw, fresh_b, self.blk_u[sel, :, :Lc])
+        self.blk_u[sel, :, :Lc] = blk_u
+        los = (los_u < umi_los_probability(d2d)) & (
+            blk_u >= self.blockage[sel][:, None, None])
         if r.backhaul_los:
-            los |= self.planned_los[m]
+            los |= self.planned_los[sel, :, :Lc]
         corr = np.where(los, r.shadowing_corr_los_m, r.shadowing_corr_nlos_m)
         rho = np.exp(-moved / corr)
         z = rng.to_normal(rng.hash_keys(key, rng.STREAM_SHADOW, geo, b_idx, r_idx))
-        self.shadow_x[m] = rho * self.shadow_x[m] + np.sqrt(1 - rho**2) * z
-        return los, self.shadow_x[m] * np.where(los, r.shadowing_los_db, r.shadowing_nlos_db)
+        shadow_x = rho * self.shadow_x[sel, :, :Lc] + np.sqrt(1 - rho**2) * z
+        self.shadow_x[sel, :, :Lc] = shadow_x
+        return los, shadow_x * np.where(los, r.shadowing_los_db, r.shadowing_nlos_db)
 
     def _beam_gains(self, unit: np.ndarray, parent: np.ndarray, d2d: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
-        """Transmit beam gain of every link at every receiver (n, L', L), float32, and the
-        receive beam gain of every receiver toward every base station (n, B, L)."""
-        r = self.config.radio
+        """Transmit beam gain of every link at every receiver (n, Lc', Lc), float32, and the
+        receive beam gain of every receiver toward every base station (n, B, Lc)."""
+        r, Lc = self.config.radio, self.n_links_used
         n_idx = np.arange(parent.shape[0])[:, None]
         # transmit beam of link l' (from its parent toward its receiver), seen at receiver r;
         # float32 for the big (n, L', L) part: beam gains need no more precision
         comp = [np.ascontiguousarray(unit[..., c], dtype=np.float32) for c in range(3)]
-        own_rx = np.arange(self.L)[None]
+        own_rx = np.arange(Lc)[None]
         bore_tx = tuple(c[n_idx, parent, own_rx][:, :, None] for c in comp)  # (n, L', 1)
         dir_tx = tuple(c[n_idx, parent] for c in comp)  # (n, L', L) parent(l') -> receiver r
         tx_gain = upa_gain_pq(*panel_coordinates(dir_tx, bore_tx), *r.bs_array)
         # receive beam of r (toward its own parent), seen from every base station b
-        bore_rx = -unit[n_idx, parent, np.arange(self.L)[None]]  # (n, L, 3)
-        rows = np.where(self.link_is_backhaul, r.bs_array[0], r.ue_array[0])
-        cols = np.where(self.link_is_backhaul, r.bs_array[1], r.ue_array[1])
+        bore_rx = -unit[n_idx, parent, own_rx]  # (n, L, 3)
+        backhaul = self.link_is_backhaul[:Lc]
+        rows = np.where(backhaul, r.bs_array[0], r.ue_array[0])
+        cols = np.where(backhaul, r.bs_array[1], r.ue_array[1])
         rx_gain = np.empty_like(d2d)  # (n, B, L)
         for dims in {(int(a), int(b)) for a, b in zip(rows, cols)}:
             sel = (rows == dims[0]) & (cols == dims[1])
@@ -181,21 +190,21 @@ class RadioMixin:
         return self._fade_table.take(index)
 
     def _signal_fading(self, frame: np.ndarray) -> np.ndarray:
-        """(N, L, K) fading on every link's own path (parent -> receiver)."""
+        """(K, N, L) fading on every link's own path (parent -> receiver), channel-major."""
         if self.config.radio.deterministic:
-            return np.ones((self.N, self.L, self.K))
-        words = self._fading_base(frame)[..., None] + self._fade_static_sig
-        return self._fading_lookup(words, self._fade_off_sig[..., None])
+            return np.ones((self.K, self.N, self.L))
+        words = self._fade_static_sig_k + self._fading_base(frame)
+        return self._fading_lookup(words, self._fade_off_sig)
 
-    def _interference_fading(self, frame: np.ndarray, victim: np.ndarray) -> np.ndarray:
-        """(N, B, B', K) fading from every base station b' to the receiver scheduled by b on
-        each channel (``victim`` (N, B, K) link indices)."""
+    def _interference_fading(self, frame: np.ndarray, victim_b: np.ndarray) -> np.ndarray:
+        """(B, B', N, K) fading from every base station b' to the receiver scheduled by b on
+        each channel (``victim_b`` (B, N, K) link indices)."""
         if self.config.radio.deterministic:
-            return np.ones((self.N, self.B, self.B, self.K))
-        base = self._fading_base(frame).take(self._row_L + victim)  # (N, B, K)
-        words = base[:, :, None, :] + self._fade_static_bk
+            return np.ones((self.B, self.B, self.N, self.K))
+        base = self._fading_base(frame).take(self._row_L_b + victim_b)  # (B, N, K)
+        words = base[:, None] + self._fade_static_bk_b
         # table offset of (n, b', victim) through one flat take
-        offset = self._fade_off.take(self._row_BL + victim[:, :, None, :])
+        offset = self._fade_off.take(self._row_BL_b + victim_b[:, None])
         return self._fading_lookup(words, offset)
 
     # ------------------------------------------------------------------ link budget
@@ -203,22 +212,31 @@ class RadioMixin:
               sig_fade: np.ndarray) -> np.ndarray:
         """SINR (dB) of every choice (N, B, K), -inf where idle: the scheduled link's signal
         over noise + co-channel interference from every other active base station (the
-        transmit beam of the link it schedules, at this receiver) + incumbents."""
+        transmit beam of the link it schedules, at this receiver) + incumbents.
+        Computed base-station-major ((B, N, K), pairs (B, B', N, K))."""
         L = self.L
-        safe = np.where(active, link, 0)
-        own = self._row_L + safe  # (N, B, K) flat (n, link)
-        signal = self.sig_lin.take(own) * sig_fade.take(own * self.K + self._k_idx)
+        link_b = np.ascontiguousarray(link.transpose(1, 0, 2))
+        active_b = link_b >= 0
+        safe_b = np.where(active_b, link_b, 0)
+        own = self._row_L_b + safe_b  # (B, N, K) flat (n, link)
+        signal = self.sig_lin.take(own) * sig_fade.take(self._sig_fade_k_b + own)
         # gain of the source's link at the victim's receiver: idle sources read the zero
         # row L, and a base station does not interfere with itself
-        source = self._row_gain + np.where(active, link, L) * L  # (N, B', K)
-        coupling = self._gain_ext.take(source[:, None, :, :] + safe[:, :, None, :])
-        coupling *= self._interference_fading(frame, safe)
-        coupling.reshape(self.N, self.B * self.B, self.K)[:, :: self.B + 1] = 0.0
-        interference = coupling.sum(axis=2)  # (N, B, K)
-        interference = interference + self.incumbent[:, None, :] * self.inc_mw
-        noise = self.noise_mw[safe]
+        source = np.where(active_b, link_b, L)
+        source *= L
+        source += self._row_gain_b  # (B', N, K)
+        coupling = self._gain_ext.take(source[None] + safe_b[:, None])  # (B, B', N, K)
+        coupling *= self._interference_fading(frame, safe_b)
+        coupling.reshape(self.B * self.B, self.N, self.K)[:: self.B + 1] = 0.0
+        # summed over b' in order (as numpy's reduction over that axis does)
+        interference = coupling[:, 0].copy()
+        for b in range(1, self.B):
+            interference += coupling[:, b]
+        interference = interference + self.incumbent[None] * self.inc_mw
+        noise = self.noise_mw[safe_b]
         sinr_db = 10 * np.log10(np.maximum(signal, 1e-30) / (noise + interference))
-        return np.where(active, sinr_db, -np.inf)
+        sinr_db = np.where(active_b, sinr_db, -np.inf)
+        return np.ascontiguousarray(sinr_db.transpose(1, 0, 2))
 
     def _capacity(self, sinr_db: np.ndarray, link: np.ndarray, active: np.ndarray
                   ) -> np.ndarray:
@@ -233,7 +251,8 @@ class RadioMixin:
         return capacity.astype(np.int64)
 
     def _cqi(self, sig_fade: np.ndarray) -> np.ndarray:
-        snr = self.sig_lin[..., None] * sig_fade / self.noise_mw[None, :, None]
+        """(N, L, K) float32 CQI from the channel-major signal fading (K, N, L)."""
+        snr = self.sig_lin * sig_fade / self._noise_nl
         snr_db = 10 * np.log10(np.maximum(snr, 1e-30))
-        return np.where(self.link_valid[..., None], snr_db / SNR_SCALE_DB, 0.0).astype(np.float32)
-
+        cqi = np.where(self.link_valid, snr_db / SNR_SCALE_DB, 0.0).astype(np.float32)
+        return np.ascontiguousarray(cqi.transpose(1, 2, 0))
