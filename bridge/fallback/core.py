@@ -65,7 +65,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         "sig_lin", "coh", "onoff", "incumbent", "incumbent_seen",
         "last_sinr", "cqi", "acc_delivered_ue", "acc_dropped",
         "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc", "acc_hd", "acc_invalid",
-        "acc_reward", "geo_index", "_los_sig", "_fade_off", "_fade_off_sig",
+        "acc_reward", "geo_index", "_los_sig", "_fade_off", "_fade_off_sig", "_allowed_ext",
     )
 
     def __init__(self, config: ScenarioConfig, instances: Sequence[ScenarioInstance]) -> None:
@@ -81,6 +81,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
                     "traffic shape, padding and reward settings"
                 )
         self.layout = ObservationLayout.from_config(config)
+        self._obs_slices = self.layout.slices()
         r, d, t = config.radio, config.dynamics, config.traffic
         self.N = len(instances)
         self.B, self.L, self.K = config.n_bs_max, config.n_links_max, r.n_channels
@@ -108,6 +109,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self.bytes_per_tick_factor = self.channel_hz * d.tick_s * (1 - r.overhead) / 8
         self._load_instances(instances)
         self._index_rows()
+        self._workspace: dict = {}
         self.instances = list(instances)
 
     def _index_rows(self) -> None:
@@ -189,6 +191,10 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self.allowed = (self.link_valid[:, None, :]
                         & (self.link_parent[:, None, :] == np.arange(B)[None, :, None])
                         & self.bs_valid[:, :, None])
+        # the action mask's rows: idle, then the allowed links (idle only under an incumbent)
+        self._allowed_ext = np.concatenate([np.ones((N, B, 1), dtype=bool), self.allowed],
+                                           axis=2)
+        self._idle_only = np.arange(1 + L) == 0
 
     # ------------------------------------------------------------------ reset
     def reset(self, seeds: np.ndarray | Sequence[int], env_mask: np.ndarray | None = None) -> None:
@@ -267,26 +273,26 @@ class BatchedIABCore(RadioMixin, QueueMixin):
     def action_mask(self) -> np.ndarray:
         """(N, B*K, 1+L) bool: allowed values of every action entry (see bridge.layout)."""
         N, B, K, L = self.N, self.B, self.K, self.L
-        mask = np.empty((N, B, K, 1 + L), dtype=bool)
-        mask[..., 0] = True
-        mask[..., 1:] = self.allowed[:, :, None, :] & ~self.incumbent_seen[:, None, :, None]
+        # a channel an incumbent was seen on allows idle only, else the base station's links
+        mask = np.where(self.incumbent_seen[:, None, :, None], self._idle_only,
+                        self._allowed_ext[:, :, None, :])
         return mask.reshape(N, B * K, 1 + L)
 
     def observation(self) -> np.ndarray:
-        """(N, obs_size) float32 observation (layout in bridge.layout)."""
-        N = self.N
-        lay = self.layout
-        links = self.obs_static.copy()  # validity, link type, transmitter: fixed per batch
-        s = lay.slices()
+        """(N, obs_size) float32 observation (layout in bridge.layout), written in place."""
+        N, L, lay = self.N, self.L, self.layout
+        obs = np.empty((N, lay.size), dtype=np.float32)
+        F = lay.link_features
+        links = obs[:, : L * F].reshape(N, L, F)
+        links[...] = self.obs_static  # validity, link type, transmitter: fixed per batch
+        s = self._obs_slices
         links[..., s["cqi"]] = self.cqi
         links[..., s["sinr"]] = np.where(self.link_valid[..., None], self.last_sinr, 0.0)
         backlog, hol_ticks = self._link_queues()
         links[..., s["backlog_mb"].start] = backlog / BACKLOG_SCALE_BYTES
         links[..., s["hol_delay"].start] = hol_ticks / self.D
-        glob = np.concatenate([self.incumbent_seen.astype(np.float32),
-                               (self.frame / self.config.dynamics.episode_frames)[:, None]
-                               .astype(np.float32)], axis=1)
-        obs = np.concatenate([links.reshape(N, -1), glob], axis=1)
+        obs[:, L * F: L * F + self.K] = self.incumbent_seen
+        obs[:, -1] = (self.frame / self.config.dynamics.episode_frames).astype(np.float32)
         return np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
 
     # ------------------------------------------------------------------ step
@@ -439,4 +445,5 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         new.qcur = self.qcur[:, index].copy()
         new._index_hops(self.H)
         new._index_rows()
+        new._workspace = {}
         return new

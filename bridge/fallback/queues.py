@@ -186,15 +186,13 @@ class QueueMixin:
     def _link_queues(self) -> tuple[np.ndarray, np.ndarray]:
         """Per link: bytes waiting at its transmitter, and the head-of-line age in ticks."""
         Ue = self.n_ue_max
-        q = self.qcur[: self.H + 1, :, :Ue]
+        q = np.ascontiguousarray(self.qcur[: self.H + 1, :, :Ue])
         backlog = q[:-1] - q[1:]  # (H, N, Ue); 0 on pass-through planes
         # the oldest byte at hop h is byte number cursor[h]; the ring holds the cumulative
         # arrivals at the end of the last D ticks, so its age is D minus the ticks whose
         # arrivals it had already passed
-        passed = np.zeros(backlog.shape, dtype=np.int16)
-        cursor = np.ascontiguousarray(q[1:])
-        for d in range(self.D):
-            passed += self.ring[d, :, :Ue][None] <= cursor
+        ring = np.ascontiguousarray(self.ring[:, None, :, :Ue])  # (D, 1, N, Ue)
+        passed = (ring <= q[None, 1:]).sum(axis=0, dtype=np.int16)
         age = np.where(backlog > 0, self.D - passed, 0)
         # per-link sum and max over the (UE, hop) pairs a link carries: segments of a static
         # sort of the flat link index

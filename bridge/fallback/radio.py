@@ -181,31 +181,50 @@ class RadioMixin:
         block += self._fade_rx_part
         return block
 
-    def _fading_lookup(self, words: np.ndarray, table_offset: np.ndarray) -> np.ndarray:
+    def _work(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """A preallocated scratch array for a temporary of the step (never returned): big
+        temporaries allocated anew every frame cost page faults and cache misses."""
+        key = (name, shape)
+        buf = self._workspace.get(key)
+        if buf is None:
+            buf = self._workspace[key] = np.empty(shape, dtype=dtype)
+        return buf
+
+    def _fading_lookup(self, words: np.ndarray, table_offset: np.ndarray, name: str
+                       ) -> np.ndarray:
         """Fading power gains from hash words (mixed in place) and the per-word table offset
-        (0: Rician, len(fade_los): Rayleigh)."""
-        rng.mix64(words, np.empty_like(words))
+        (0: Rician, len(fade_los): Rayleigh), into the scratch array ``name``."""
+        rng.mix64(words, self._work(name + "_scratch", words.shape, np.uint64))
         index = np.right_shift(words, np.uint64(64 - self._fade_bits), out=words).view(np.int64)
         index += table_offset
-        return self._fade_table.take(index)
+        return self._fade_table.take(index, out=self._work(name, words.shape, np.float64),
+                                     mode="clip")
 
     def _signal_fading(self, frame: np.ndarray) -> np.ndarray:
-        """(K, N, L) fading on every link's own path (parent -> receiver), channel-major."""
+        """(K, N, L) fading on every link's own path (parent -> receiver), channel-major.
+        A scratch array: valid until the next call."""
         if self.config.radio.deterministic:
             return np.ones((self.K, self.N, self.L))
-        words = self._fade_static_sig_k + self._fading_base(frame)
-        return self._fading_lookup(words, self._fade_off_sig)
+        words = np.add(self._fade_static_sig_k, self._fading_base(frame),
+                       out=self._work("sig_words", self._fade_static_sig_k.shape, np.uint64))
+        return self._fading_lookup(words, self._fade_off_sig, "sig_fade")
 
     def _interference_fading(self, frame: np.ndarray, victim_b: np.ndarray) -> np.ndarray:
         """(B, B', N, K) fading from every base station b' to the receiver scheduled by b on
-        each channel (``victim_b`` (B, N, K) link indices)."""
+        each channel (``victim_b`` (B, N, K) link indices). A scratch array."""
+        B, N, K = self.B, self.N, self.K
         if self.config.radio.deterministic:
-            return np.ones((self.B, self.B, self.N, self.K))
+            return np.ones((B, B, N, K))
+        shape = (B, B, N, K)
         base = self._fading_base(frame).take(self._row_L_b + victim_b)  # (B, N, K)
-        words = base[:, None] + self._fade_static_bk_b
+        words = np.add(base[:, None], self._fade_static_bk_b,
+                       out=self._work("int_words", shape, np.uint64))
         # table offset of (n, b', victim) through one flat take
-        offset = self._fade_off.take(self._row_BL_b + victim_b[:, None])
-        return self._fading_lookup(words, offset)
+        flat = np.add(self._row_BL_b, victim_b[:, None],
+                      out=self._work("int_flat", shape, np.int64))
+        offset = self._fade_off.take(flat, out=self._work("int_offset", shape, np.int64),
+                                     mode="clip")
+        return self._fading_lookup(words, offset, "int_fade")
 
     # ------------------------------------------------------------------ link budget
     def _sinr(self, frame: np.ndarray, link: np.ndarray, active: np.ndarray,
@@ -214,7 +233,7 @@ class RadioMixin:
         over noise + co-channel interference from every other active base station (the
         transmit beam of the link it schedules, at this receiver) + incumbents.
         Computed base-station-major ((B, N, K), pairs (B, B', N, K))."""
-        L = self.L
+        B, N, K, L = self.B, self.N, self.K, self.L
         link_b = np.ascontiguousarray(link.transpose(1, 0, 2))
         active_b = link_b >= 0
         safe_b = np.where(active_b, link_b, 0)
@@ -225,12 +244,15 @@ class RadioMixin:
         source = np.where(active_b, link_b, L)
         source *= L
         source += self._row_gain_b  # (B', N, K)
-        coupling = self._gain_ext.take(source[None] + safe_b[:, None])  # (B, B', N, K)
+        flat = np.add(source[None], safe_b[:, None],
+                      out=self._work("int_flat", (B, B, N, K), np.int64))
+        coupling = self._gain_ext.take(flat, out=self._work("coupling", flat.shape, np.float64),
+                                       mode="clip")
         coupling *= self._interference_fading(frame, safe_b)
-        coupling.reshape(self.B * self.B, self.N, self.K)[:: self.B + 1] = 0.0
+        coupling.reshape(B * B, N, K)[:: B + 1] = 0.0
         # summed over b' in order (as numpy's reduction over that axis does)
         interference = coupling[:, 0].copy()
-        for b in range(1, self.B):
+        for b in range(1, B):
             interference += coupling[:, b]
         interference = interference + self.incumbent[None] * self.inc_mw
         noise = self.noise_mw[safe_b]
