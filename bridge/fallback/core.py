@@ -259,7 +259,8 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         # hop-major (1 + H, N, U): plane 0 is the arrivals, plane h + 1 the cursor of hop h;
         # contiguous planes keep the per-tick arithmetic fast
         self.qcur = np.zeros((1 + H_MAX, N, U), dtype=np.int64)
-        self.ring = np.zeros((D, N, U), dtype=np.int64)
+        # cumulative arrivals at the end of the last D ticks, of the UEs that can carry traffic
+        self.ring = np.zeros((D, N, self.n_ue_max), dtype=np.int64)
         self.global_tick = 0
         self.last_sinr = np.full((N, L, K), LAST_SINR_SENTINEL, dtype=np.float32)
         self.cqi = np.zeros((N, L, K), dtype=np.float32)
@@ -426,7 +427,10 @@ class BatchedIABCore(RadioMixin, QueueMixin):
             value = getattr(self, name, None)
             if isinstance(value, np.ndarray) and value.shape[:1] == (self.N,):
                 value[index] = getattr(other, name)[index]
-        self.ring[:, index] = other.ring[:, index]
+        # ring columns past an environment's UEs are zero in both (their widths may differ)
+        width = min(self.ring.shape[2], other.ring.shape[2])
+        self.ring[:, index] = 0
+        self.ring[:, index, :width] = other.ring[:, index, :width]
         self.qcur[:, index] = other.qcur[:, index]
 
     def take(self, index: np.ndarray | Sequence[int]) -> BatchedIABCore:
@@ -444,6 +448,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         new.ring = self.ring[:, index].copy()
         new.qcur = self.qcur[:, index].copy()
         new._index_hops(self.H)
+        new.ring = np.ascontiguousarray(new.ring[:, :, : new.n_ue_max])
         new._index_rows()
         new._workspace = {}
         return new

@@ -135,7 +135,7 @@ class QueueMixin:
         cap_backhaul = capacity[self.backhaul_flat].reshape(H - 1, N, Ue).astype(np.float64)
         # contiguous working copy of the cursors of the UE columns that carry traffic
         q = np.ascontiguousarray(self.qcur[: H + 1, :, :Ue])
-        ring = self.ring[:, :, :Ue]
+        ring = self.ring
         arrived_now, cursor = q[0], q[1:]
         access, access_up = q[H], q[H - 1]
         backhaul, backhaul_up = q[1:H], q[: H - 1]
@@ -191,8 +191,7 @@ class QueueMixin:
         # the oldest byte at hop h is byte number cursor[h]; the ring holds the cumulative
         # arrivals at the end of the last D ticks, so its age is D minus the ticks whose
         # arrivals it had already passed
-        ring = np.ascontiguousarray(self.ring[:, None, :, :Ue])  # (D, 1, N, Ue)
-        passed = (ring <= q[None, 1:]).sum(axis=0, dtype=np.int16)
+        passed = (self.ring[:, None] <= q[None, 1:]).sum(axis=0, dtype=np.int16)
         age = np.where(backlog > 0, self.D - passed, 0)
         # per-link sum and max over the (UE, hop) pairs a link carries: segments of a static
         # sort of the flat link index

@@ -22,6 +22,8 @@ from bridge.model.channel import (
     upa_gain_pq,
 )
 
+GEOMETRY_BLOCK = 256  # environments per block of the geometry update
+
 
 class RadioMixin:
     """The radio half of :class:`~bridge.fallback.core.BatchedIABCore` (its arrays live there)."""
@@ -41,12 +43,21 @@ class RadioMixin:
     # ------------------------------------------------------------------ geometry
     def _update_geometry(self, m: np.ndarray, moved_m: np.ndarray) -> None:
         """Recompute path loss, LOS, shadowing and beam gains of the masked environments.
-        ``moved_m`` (N, U) is how far each UE walked since the last update. Only the links
-        of the first ``n_links_used`` indices are computed: the padding UEs behind them have
-        no link (their gains stay 0)."""
-        if not m.any():
-            return
-        sel = slice(None) if m.all() else np.flatnonzero(m)
+        ``moved_m`` (N, U) is how far each UE walked since the last update. Blocks of
+        ``GEOMETRY_BLOCK`` environments at a time keep the many temporaries in cache."""
+        index = np.flatnonzero(m)
+        every = len(index) == self.N
+        for start in range(0, len(index), GEOMETRY_BLOCK):
+            stop = min(start + GEOMETRY_BLOCK, len(index))
+            # a contiguous run of environments is a slice: views instead of copies
+            block = slice(start, stop) if every else index[start:stop]
+            self._update_geometry_block(block, stop - start, moved_m)
+
+    def _update_geometry_block(self, sel: slice | np.ndarray, n: int, moved_m: np.ndarray
+                               ) -> None:
+        """:meth:`_update_geometry` of the ``n`` environments ``sel``. Only the links of the
+        first ``n_links_used`` indices are computed: the padding UEs behind them have no link
+        (their gains stay 0)."""
         cfg, r = self.config, self.config.radio
         I, Lc = self.I, self.n_links_used
         bs = self.bs_xyz[sel]  # (n, B, 3)
@@ -55,13 +66,13 @@ class RadioMixin:
         d2d = np.hypot(vec[..., 0], vec[..., 1])
         d3d = np.maximum(np.sqrt(d2d**2 + vec[..., 2] ** 2), 1e-6)
         unit = vec / d3d[..., None]
-        moved = np.concatenate([np.zeros((len(bs), I)), moved_m[sel, : Lc - I]],
+        moved = np.concatenate([np.zeros((n, I)), moved_m[sel, : Lc - I]],
                                axis=1)[:, None, :]
         los, shadow_db = self._large_scale(sel, d2d, moved)
         self.los[sel, :, :Lc] = los
         self._fade_off[sel, :, :Lc] = np.where(los, 0, len(self.fade_los))
         parent = self.link_parent[sel, :Lc]  # (n, Lc)
-        n_idx = np.arange(len(bs))[:, None]
+        n_idx = np.arange(n)[:, None]
         los_sig = los[n_idx, parent, np.arange(Lc)[None]]
         self._los_sig[sel, :Lc] = los_sig
         self._fade_off_sig[sel, :Lc] = np.where(los_sig, 0, len(self.fade_los))
@@ -80,8 +91,8 @@ class RadioMixin:
         gain = np.where(own | ~valid[:, :, None] | ~valid[:, None, :], 0.0, gain)
         self._gain_ext[sel, :Lc, :Lc] = gain
         self.sig_lin[sel, :Lc] = np.diagonal(gain, axis1=1, axis2=2)
-        rel_speed = np.concatenate([np.zeros((self.N, I)),
-                                    np.repeat(self.speed[:, None], Lc - I, 1)], axis=1)[sel]
+        rel_speed = np.concatenate([np.zeros((n, I)),
+                                    np.repeat(self.speed[sel, None], Lc - I, 1)], axis=1)
         self.coh[sel, :Lc] = coherence_frames(rel_speed + r.scatterer_speed_mps, r.carrier_ghz,
                                               self.config.dynamics.frame_s)
 
@@ -274,7 +285,14 @@ class RadioMixin:
 
     def _cqi(self, sig_fade: np.ndarray) -> np.ndarray:
         """(N, L, K) float32 CQI from the channel-major signal fading (K, N, L)."""
-        snr = self.sig_lin * sig_fade / self._noise_nl
-        snr_db = 10 * np.log10(np.maximum(snr, 1e-30))
-        cqi = np.where(self.link_valid, snr_db / SNR_SCALE_DB, 0.0).astype(np.float32)
-        return np.ascontiguousarray(cqi.transpose(1, 2, 0))
+        snr_db = np.multiply(self.sig_lin, sig_fade,
+                             out=self._work("cqi", sig_fade.shape, np.float64))
+        snr_db /= self._noise_nl
+        np.maximum(snr_db, 1e-30, out=snr_db)
+        np.log10(snr_db, out=snr_db)
+        snr_db *= 10
+        snr_db /= SNR_SCALE_DB
+        np.copyto(snr_db, 0.0, where=~self.link_valid)
+        cqi = np.empty((self.N, self.L, self.K), dtype=np.float32)
+        cqi[...] = snr_db.transpose(1, 2, 0)
+        return cqi
