@@ -105,7 +105,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
                                 + np.arange(self.K, dtype=np.uint64)[None, :] * M[4])
         self._fade_rx_part = np.arange(self.L, dtype=np.uint64) * M[3]
         self._ue_key_part = np.arange(self.U, dtype=np.uint64) * M[2]
-        self._k_idx = np.arange(self.K)
+        self._k_key_part = np.arange(self.K, dtype=np.uint64) * M[2]
         self.bytes_per_tick_factor = self.channel_hz * d.tick_s * (1 - r.overhead) / 8
         self._load_instances(instances)
         self._index_rows()
@@ -118,8 +118,11 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         per-choice arrays are base-station-major and every operand spans (N, K)."""
         N, B, K, L = self.N, self.B, self.K, self.L
         n = np.arange(N)[:, None, None]
-        self._row_allowed = (n * B + np.arange(B)[None, :, None]) * L  # (N, B, 1)
-        self._row_L = n * L  # (N, 1, 1)
+        # into allowed (N, B, L), and the (n, k) part of flat (N, L, K) indices
+        self._row_allowed = np.ascontiguousarray(np.broadcast_to(
+            (n * B + np.arange(B)[None, :, None]) * L, (N, B, K)))
+        self._row_LK = np.ascontiguousarray(np.broadcast_to(n * (L * K) + np.arange(K),
+                                                            (N, B, K)))
 
         def bnk(values: np.ndarray) -> np.ndarray:
             return np.ascontiguousarray(np.broadcast_to(values, (B, N, K)))
@@ -344,8 +347,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         p_off = min(1.0, d.frame_s / d.incumbent_on_mean_s)
         act = self.inc_activity[:, None]
         p_on = np.minimum(1.0, p_off * act / np.maximum(1 - act, 1e-9))
-        u = rng.to_uniform(rng.hash_keys(self.key[:, None], rng.STREAM_INCUMBENT, frame[:, None]
-                                         + 1, np.arange(self.K)[None]))
+        u = rng.to_uniform(self._words(rng.STREAM_INCUMBENT, frame + 1, self._k_key_part))
         self.incumbent = np.where(self.incumbent, u >= p_off, u < p_on)
 
     def _frame_outcome(self, alloc: dict[str, np.ndarray], active: np.ndarray,
@@ -360,7 +362,8 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         # last SINR where scheduled; a link is scheduled by its parent only, so no write
         # collisions
         self.last_sinr.fill(LAST_SINR_SENTINEL)
-        flat = (self._row_L + alloc["link"]) * K + self._k_idx
+        flat = alloc["link"] * K
+        flat += self._row_LK
         self.last_sinr.reshape(-1)[flat[active]] = sinr_db[active] / SNR_SCALE_DB
         self.cqi = self._cqi(sig_fade)
         self.incumbent_seen = self.incumbent.copy()

@@ -99,13 +99,13 @@ class QueueMixin:
         Returns bytes per tick (T, N, n_ue_max) and bytes per environment (N,)."""
         cfg, t = self.config, self.config.traffic
         if t.off_mean_s > 0:
-            u = rng.to_uniform(self._ue_words(rng.STREAM_ONOFF, frame + 1))
+            u = rng.to_uniform(self._words(rng.STREAM_ONOFF, frame + 1, self._ue_key_part))
             p_off = min(1.0, cfg.dynamics.frame_s / t.on_mean_s)
             p_on = min(1.0, cfg.dynamics.frame_s / t.off_mean_s)
             self.onoff = np.where(self.onoff, u >= p_off, u < p_on)
         lam = self.rate_bps[:, None] * cfg.dynamics.frame_s / (8 * t.packet_bytes)
         lam = lam * (self.onoff & self.ue_valid)
-        z = rng.to_normal(self._ue_words(rng.STREAM_ARRIVALS, frame))
+        z = rng.to_normal(self._words(rng.STREAM_ARRIVALS, frame, self._ue_key_part))
         packets = np.maximum(0, np.rint(lam + np.sqrt(lam) * z)).astype(np.int64)
         arrived = packets.sum(axis=1) * t.packet_bytes
         j = np.arange(self.T + 1)[:, None, None]
@@ -114,13 +114,14 @@ class QueueMixin:
         per_tick *= t.packet_bytes
         return per_tick, arrived
 
-    def _ue_words(self, stream: int, counter: np.ndarray) -> np.ndarray:
-        """(N, U) hash words ``hash(key, stream, counter[n], u)`` (see rng.hash_keys; the sum
-        is modular, so the per-environment part is added once)."""
+    def _words(self, stream: int, counter: np.ndarray, index_part: np.ndarray) -> np.ndarray:
+        """(N, X) hash words ``hash(key, stream, counter[n], x)`` with ``index_part`` the
+        precomputed ``x * KEY_MULT[2]`` (see rng.hash_keys; the sum is modular, so the
+        per-environment part is added once)."""
         base = counter.astype(np.uint64) * rng.KEY_MULT[1]
         base += self.key
         base += rng.stream_part(stream)
-        words = base[:, None] + self._ue_key_part
+        words = base[:, None] + index_part
         return rng.mix64(words, np.empty_like(words))
 
     # ------------------------------------------------------------------ ticks
@@ -132,7 +133,10 @@ class QueueMixin:
         N, H, D, Ue = self.N, self.H, self.D, self.n_ue_max
         per_tick, arrived = self._traffic(frame)
         cap_access = capacity[self.access_flat].reshape(N, Ue)
-        cap_backhaul = capacity[self.backhaul_flat].reshape(H - 1, N, Ue).astype(np.float64)
+        # backhaul capacity per bin (link < I, or the "no link" sink of capacity 0)
+        per_row = capacity.reshape(N, self.L + 1)
+        cap_bins = np.concatenate([per_row[:, : self.I], per_row[:, self.L:]], axis=1)
+        cap_bins = cap_bins.astype(np.float64).ravel()
         # contiguous working copy of the cursors of the UE columns that carry traffic
         q = np.ascontiguousarray(self.qcur[: H + 1, :, :Ue])
         ring = self.ring
@@ -157,7 +161,7 @@ class QueueMixin:
             np.subtract(access_up, access, out=serve)
             np.minimum(serve, cap_access, out=serve)
             if H > 1:
-                self._serve_backhaul(backhaul, backhaul_up, backlog, cap_backhaul)
+                self._serve_backhaul(backhaul, backhaul_up, backlog, cap_bins)
             access += serve
             delivered += serve
             ring[slot] = arrived_now
@@ -169,18 +173,19 @@ class QueueMixin:
         return out, dropped, arrived
 
     def _serve_backhaul(self, backhaul: np.ndarray, backhaul_up: np.ndarray,
-                        backlog: np.ndarray, cap_backhaul: np.ndarray) -> None:
+                        backlog: np.ndarray, cap_bins: np.ndarray) -> None:
         """One tick on the backhaul hops: a link's capacity is split in proportion to the
-        backlogs of the UEs it carries (exactly 1 when it covers them all), whole bytes."""
+        backlogs of the UEs it carries (exactly 1 when it covers them all), whole bytes.
+        The share is computed per link (bin) and then handed to its UEs."""
         np.subtract(backhaul_up, backhaul, out=backlog)
-        total = np.bincount(self._backhaul_bins, weights=backlog.ravel(),
-                            minlength=self._n_backhaul_bins)[self._backhaul_bins]
-        np.maximum(total, 1.0, out=total)
-        share = np.divide(cap_backhaul, total.reshape(backlog.shape), out=total.reshape(
-            backlog.shape))
+        share = np.bincount(self._backhaul_bins, weights=backlog.ravel(),
+                            minlength=self._n_backhaul_bins)
+        np.maximum(share, 1.0, out=share)
+        np.divide(cap_bins, share, out=share)
         np.minimum(share, 1.0, out=share)
-        share *= backlog
-        backhaul += share.astype(np.int64)
+        served = share.take(self._backhaul_bins).reshape(backlog.shape)
+        served *= backlog
+        backhaul += served.astype(np.int64)
 
     # ------------------------------------------------------------------ observation
     def _link_queues(self) -> tuple[np.ndarray, np.ndarray]:
