@@ -66,6 +66,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         "last_sinr", "cqi", "acc_delivered_ue", "acc_dropped",
         "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc", "acc_hd", "acc_invalid",
         "acc_reward", "geo_index", "_los_sig", "_fade_off", "_fade_off_sig", "_allowed_ext",
+        "_gain_zero",
     )
 
     def __init__(self, config: ScenarioConfig, instances: Sequence[ScenarioInstance]) -> None:
@@ -138,6 +139,11 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self._fade_static_sig_k = (np.arange(K, dtype=np.uint64)[:, None, None]
                                    * rng.KEY_MULT[4]
                                    + self.link_parent.astype(np.uint64)[None] * rng.KEY_MULT[2])
+        # (b, r) parts of the geometry's hashes (LOS, blockage, shadowing; LOS change)
+        M, Lc = rng.KEY_MULT, self.n_links_used
+        b_part = np.arange(B, dtype=np.uint64)[:, None] * M[2]
+        self._geo_br = (b_part + np.arange(Lc, dtype=np.uint64) * M[3],
+                        b_part + (np.arange(Lc, dtype=np.uint64) + np.uint64(7919)) * M[3])
         self._noise_nl = np.ascontiguousarray(np.broadcast_to(self.noise_mw, (N, L)))
         # UE -> the base station serving it, flat over (N, B) (who delivered)
         self._ue_bs_flat = (np.arange(N)[:, None] * B + self.link_parent[:, self.I:]).ravel()
@@ -190,6 +196,9 @@ class BatchedIABCore(RadioMixin, QueueMixin):
             & self.link_valid[..., None]
         # the base station whose own MT a link's receiver is (backhaul), else -1
         self.rx_own_bs = np.where(self.link_is_backhaul, np.arange(L) + 1, -1)[None].repeat(N, 0)
+        # no coupling from an IAB node to its own MT, from/to links that do not exist
+        self._gain_zero = ((self.link_parent[:, :, None] == self.rx_own_bs[:, None, :])
+                           | ~self.link_valid[:, :, None] | ~self.link_valid[:, None, :])
         # allowed[n, b, l]: link l exists and base station b transmits it
         self.allowed = (self.link_valid[:, None, :]
                         & (self.link_parent[:, None, :] == np.arange(B)[None, :, None])

@@ -72,23 +72,23 @@ class RadioMixin:
         self.los[sel, :, :Lc] = los
         self._fade_off[sel, :, :Lc] = np.where(los, 0, len(self.fade_los))
         parent = self.link_parent[sel, :Lc]  # (n, Lc)
-        n_idx = np.arange(n)[:, None]
-        los_sig = los[n_idx, parent, np.arange(Lc)[None]]
+        # flat indices into (n, B, Lc) arrays: (parent of l', receiver r) and (parent of l, l)
+        flat_own = (np.arange(n)[:, None] * self.B + parent) * Lc + np.arange(Lc)
+        flat = flat_own[:, :, None] + (np.arange(Lc) - np.arange(Lc)[:, None])
+        los_sig = los.take(flat_own)
         self._los_sig[sel, :Lc] = los_sig
         self._fade_off_sig[sel, :Lc] = np.where(los_sig, 0, len(self.fade_los))
         pl = umi_pathloss_db(d2d, cfg.topology.bs_height_m, self.rx_height[None, None, :Lc],
                              r.carrier_ghz, los)
-        tx_gain, rx_gain = self._beam_gains(unit, parent, d2d)
+        tx_gain, rx_gain = self._beam_gains(unit, flat, flat_own, d2d)
         # everything but the transmit beam, linear: power x path gain x receive beam gain
         # an NLOS path arrives spread over clusters, so a beam aimed at the peer collects
         # only part of the array gain (radio.nlos_beam_loss_db)
         loss_db = pl + shadow_db + np.where(los, 0.0, r.nlos_beam_loss_db)
         path = (10 ** ((self.p_channel_dbm - loss_db) / 10)) * rx_gain  # (n, B, Lc)
-        gain = path[n_idx, parent] * tx_gain  # (n, Lc', Lc)
+        gain = path.take(flat) * tx_gain  # (n, Lc', Lc)
         # no coupling from an IAB node to its own MT, from/to links that do not exist
-        own = parent[:, :, None] == self.rx_own_bs[sel, None, :Lc]
-        valid = self.link_valid[sel, :Lc]
-        gain = np.where(own | ~valid[:, :, None] | ~valid[:, None, :], 0.0, gain)
+        gain = np.where(self._gain_zero[sel, :Lc, :Lc], 0.0, gain)
         self._gain_ext[sel, :Lc, :Lc] = gain
         self.sig_lin[sel, :Lc] = np.diagonal(gain, axis1=1, axis2=2)
         rel_speed = np.concatenate([np.zeros((n, I)),
@@ -103,17 +103,14 @@ class RadioMixin:
         r, Lc = self.config.radio, self.n_links_used
         if r.deterministic:
             return np.ones_like(d2d, dtype=bool), np.zeros_like(d2d)
-        key = self.key[sel][:, None, None]
-        geo = self.geo_index[sel][:, None, None]
-        b_idx = np.arange(self.B)[None, :, None]
-        r_idx = np.arange(Lc)[None, None, :]
+        br, br_change = self._geo_br
         # spatially consistent LOS and shadowing: latents re-drawn / AR(1) in distance
-        change = rng.to_uniform(rng.hash_keys(key, rng.STREAM_LOS, geo, b_idx, r_idx + 7919))
+        change = rng.to_uniform(self._geo_words(sel, rng.STREAM_LOS, br_change))
         redraw = change < 1 - np.exp(-moved / r.los_corr_m)
-        fresh = rng.to_uniform(rng.hash_keys(key, rng.STREAM_LOS, geo, b_idx, r_idx))
+        fresh = rng.to_uniform(self._geo_words(sel, rng.STREAM_LOS, br))
         los_u = np.where(redraw, fresh, self.los_u[sel, :, :Lc])
         self.los_u[sel, :, :Lc] = los_u
-        fresh_b = rng.to_uniform(rng.hash_keys(key, rng.STREAM_BLOCK, geo, b_idx, r_idx))
+        fresh_b = rng.to_uniform(self._geo_words(sel, rng.STREAM_BLOCK, br))
         blk_u = np.where(redraw, fresh_b, self.blk_u[sel, :, :Lc])
         self.blk_u[sel, :, :Lc] = blk_u
         los = (los_u < umi_los_probability(d2d)) & (
@@ -122,26 +119,35 @@ class RadioMixin:
             los |= self.planned_los[sel, :, :Lc]
         corr = np.where(los, r.shadowing_corr_los_m, r.shadowing_corr_nlos_m)
         rho = np.exp(-moved / corr)
-        z = rng.to_normal(rng.hash_keys(key, rng.STREAM_SHADOW, geo, b_idx, r_idx))
+        z = rng.to_normal(self._geo_words(sel, rng.STREAM_SHADOW, br))
         shadow_x = rho * self.shadow_x[sel, :, :Lc] + np.sqrt(1 - rho**2) * z
         self.shadow_x[sel, :, :Lc] = shadow_x
         return los, shadow_x * np.where(los, r.shadowing_los_db, r.shadowing_nlos_db)
 
-    def _beam_gains(self, unit: np.ndarray, parent: np.ndarray, d2d: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
+    def _geo_words(self, sel: slice | np.ndarray, stream: int, br_part: np.ndarray
+                   ) -> np.ndarray:
+        """(n, B, Lc) words ``hash(key, stream, geo_index, b, r)``; ``br_part`` is the
+        precomputed (b, r) part of the modular sum (see rng.hash_keys)."""
+        base = self.geo_index[sel].astype(np.uint64) * rng.KEY_MULT[1]
+        base += self.key[sel]
+        base += rng.stream_part(stream)
+        words = base[:, None, None] + br_part
+        return rng.mix64(words, np.empty_like(words))
+
+    def _beam_gains(self, unit: np.ndarray, flat: np.ndarray, flat_own: np.ndarray,
+                    d2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Transmit beam gain of every link at every receiver (n, Lc', Lc), float32, and the
-        receive beam gain of every receiver toward every base station (n, B, Lc)."""
+        receive beam gain of every receiver toward every base station (n, B, Lc). ``flat``
+        and ``flat_own`` index (n, B, Lc) arrays (see :meth:`_update_geometry_block`)."""
         r, Lc = self.config.radio, self.n_links_used
-        n_idx = np.arange(parent.shape[0])[:, None]
         # transmit beam of link l' (from its parent toward its receiver), seen at receiver r;
         # float32 for the big (n, L', L) part: beam gains need no more precision
         comp = [np.ascontiguousarray(unit[..., c], dtype=np.float32) for c in range(3)]
-        own_rx = np.arange(Lc)[None]
-        bore_tx = tuple(c[n_idx, parent, own_rx][:, :, None] for c in comp)  # (n, L', 1)
-        dir_tx = tuple(c[n_idx, parent] for c in comp)  # (n, L', L) parent(l') -> receiver r
+        bore_tx = tuple(c.take(flat_own)[:, :, None] for c in comp)  # (n, L', 1)
+        dir_tx = tuple(c.take(flat) for c in comp)  # (n, L', L) parent(l') -> receiver r
         tx_gain = upa_gain_pq(*panel_coordinates(dir_tx, bore_tx), *r.bs_array)
         # receive beam of r (toward its own parent), seen from every base station b
-        bore_rx = -unit[n_idx, parent, own_rx]  # (n, L, 3)
+        bore_rx = -unit.reshape(-1, 3)[flat_own]  # (n, L, 3)
         backhaul = self.link_is_backhaul[:Lc]
         rows = np.where(backhaul, r.bs_array[0], r.ue_array[0])
         cols = np.where(backhaul, r.bs_array[1], r.ue_array[1])
@@ -261,10 +267,7 @@ class RadioMixin:
                                        mode="clip")
         coupling *= self._interference_fading(frame, safe_b)
         coupling.reshape(B * B, N, K)[:: B + 1] = 0.0
-        # summed over b' in order (as numpy's reduction over that axis does)
-        interference = coupling[:, 0].copy()
-        for b in range(1, B):
-            interference += coupling[:, b]
+        interference = coupling.sum(axis=1)  # (B, N, K), b' added in order
         interference = interference + self.incumbent[None] * self.inc_mw
         noise = self.noise_mw[safe_b]
         sinr_db = 10 * np.log10(np.maximum(signal, 1e-30) / (noise + interference))
