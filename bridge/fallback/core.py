@@ -286,9 +286,10 @@ class BatchedIABCore(RadioMixin, QueueMixin):
     def action_mask(self) -> np.ndarray:
         """(N, B*K, 1+L) bool: allowed values of every action entry (see bridge.layout)."""
         N, B, K, L = self.N, self.B, self.K, self.L
-        # a channel an incumbent was seen on allows idle only, else the base station's links
-        mask = np.where(self.incumbent_seen[:, None, :, None], self._idle_only,
-                        self._allowed_ext[:, :, None, :])
+        mask = np.empty((N, B, K, 1 + L), dtype=bool)
+        mask[...] = self._allowed_ext[:, :, None, :]  # idle and the base station's links
+        # a channel an incumbent was seen on allows idle only
+        mask.transpose(0, 2, 1, 3)[self.incumbent_seen] = self._idle_only
         return mask.reshape(N, B * K, 1 + L)
 
     def observation(self) -> np.ndarray:
@@ -297,8 +298,9 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         obs = np.empty((N, lay.size), dtype=np.float32)
         F = lay.link_features
         links = obs[:, : L * F].reshape(N, L, F)
-        links[...] = self.obs_static  # validity, link type, transmitter: fixed per batch
         s = self._obs_slices
+        # validity, link type, transmitter: fixed per batch (the columns before the CQI)
+        links[..., : s["cqi"].start] = self.obs_static[..., : s["cqi"].start]
         links[..., s["cqi"]] = self.cqi
         links[..., s["sinr"]] = np.where(self.link_valid[..., None], self.last_sinr, 0.0)
         backlog, hol_ticks = self._link_queues()

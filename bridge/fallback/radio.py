@@ -23,6 +23,7 @@ from bridge.model.channel import (
 )
 
 GEOMETRY_BLOCK = 256  # environments per block of the geometry update
+CACHE_BLOCK = 1 << 16  # elements per block of the per-frame pair and fading arrays
 
 
 class RadioMixin:
@@ -210,12 +211,24 @@ class RadioMixin:
     def _fading_lookup(self, words: np.ndarray, table_offset: np.ndarray, name: str
                        ) -> np.ndarray:
         """Fading power gains from hash words (mixed in place) and the per-word table offset
-        (0: Rician, len(fade_los): Rayleigh), into the scratch array ``name``."""
-        rng.mix64(words, self._work(name + "_scratch", words.shape, np.uint64))
-        index = np.right_shift(words, np.uint64(64 - self._fade_bits), out=words).view(np.int64)
-        index += table_offset
-        return self._fade_table.take(index, out=self._work(name, words.shape, np.float64),
-                                     mode="clip")
+        (0: Rician, len(fade_los): Rayleigh; same leading axis as ``words`` or broadcast to
+        each of its rows), into the scratch array ``name``. Large arrays go in blocks of
+        rows, so the mixer's passes stay in cache."""
+        out = self._work(name, words.shape, np.float64)
+        rows = max(1, CACHE_BLOCK // max(1, words[0].size)) if words.size > CACHE_BLOCK \
+            else len(words)
+        same = table_offset.shape == words.shape
+        scratch = self._work(name + "_scratch", (min(rows, len(words)),) + words.shape[1:],
+                             np.uint64)
+        shift = np.uint64(64 - self._fade_bits)
+        for start in range(0, len(words), rows):
+            block = slice(start, start + rows)
+            w = words[block]
+            rng.mix64(w, scratch[: len(w)])
+            index = np.right_shift(w, shift, out=w).view(np.int64)
+            index += table_offset[block] if same else table_offset
+            self._fade_table.take(index, out=out[block], mode="clip")
+        return out
 
     def _signal_fading(self, frame: np.ndarray) -> np.ndarray:
         """(K, N, L) fading on every link's own path (parent -> receiver), channel-major.
@@ -226,53 +239,59 @@ class RadioMixin:
                        out=self._work("sig_words", self._fade_static_sig_k.shape, np.uint64))
         return self._fading_lookup(words, self._fade_off_sig, "sig_fade")
 
-    def _interference_fading(self, frame: np.ndarray, victim_b: np.ndarray) -> np.ndarray:
-        """(B, B', N, K) fading from every base station b' to the receiver scheduled by b on
-        each channel (``victim_b`` (B, N, K) link indices). A scratch array."""
-        B, N, K = self.B, self.N, self.K
-        if self.config.radio.deterministic:
-            return np.ones((B, B, N, K))
-        shape = (B, B, N, K)
-        base = self._fading_base(frame).take(self._row_L_b + victim_b)  # (B, N, K)
-        words = np.add(base[:, None], self._fade_static_bk_b,
-                       out=self._work("int_words", shape, np.uint64))
-        # table offset of (n, b', victim) through one flat take
-        flat = np.add(self._row_BL_b, victim_b[:, None],
-                      out=self._work("int_flat", shape, np.int64))
-        offset = self._fade_off.take(flat, out=self._work("int_offset", shape, np.int64),
-                                     mode="clip")
-        return self._fading_lookup(words, offset, "int_fade")
-
     # ------------------------------------------------------------------ link budget
     def _sinr(self, frame: np.ndarray, link: np.ndarray, active: np.ndarray,
               sig_fade: np.ndarray) -> np.ndarray:
         """SINR (dB) of every choice (N, B, K), -inf where idle: the scheduled link's signal
         over noise + co-channel interference from every other active base station (the
         transmit beam of the link it schedules, at this receiver) + incumbents.
-        Computed base-station-major ((B, N, K), pairs (B, B', N, K))."""
-        B, N, K, L = self.B, self.N, self.K, self.L
+        Computed base-station-major ((B, N, K))."""
         link_b = np.ascontiguousarray(link.transpose(1, 0, 2))
         active_b = link_b >= 0
         safe_b = np.where(active_b, link_b, 0)
         own = self._row_L_b + safe_b  # (B, N, K) flat (n, link)
         signal = self.sig_lin.take(own) * sig_fade.take(self._sig_fade_k_b + own)
-        # gain of the source's link at the victim's receiver: idle sources read the zero
-        # row L, and a base station does not interfere with itself
-        source = np.where(active_b, link_b, L)
-        source *= L
-        source += self._row_gain_b  # (B', N, K)
-        flat = np.add(source[None], safe_b[:, None],
-                      out=self._work("int_flat", (B, B, N, K), np.int64))
-        coupling = self._gain_ext.take(flat, out=self._work("coupling", flat.shape, np.float64),
-                                       mode="clip")
-        coupling *= self._interference_fading(frame, safe_b)
-        coupling.reshape(B * B, N, K)[:: B + 1] = 0.0
-        interference = coupling.sum(axis=1)  # (B, N, K), b' added in order
+        interference = self._interference(frame, link_b, active_b, safe_b)
         interference = interference + self.incumbent[None] * self.inc_mw
         noise = self.noise_mw[safe_b]
         sinr_db = 10 * np.log10(np.maximum(signal, 1e-30) / (noise + interference))
         sinr_db = np.where(active_b, sinr_db, -np.inf)
         return np.ascontiguousarray(sinr_db.transpose(1, 0, 2))
+
+    def _interference(self, frame: np.ndarray, link_b: np.ndarray, active_b: np.ndarray,
+                      safe_b: np.ndarray) -> np.ndarray:
+        """(B, N, K) co-channel interference at the receiver each base station schedules:
+        the sum over the other active base stations b' (in order) of the gain of the link b'
+        schedules at that receiver times the block fading of the (b', receiver) path. Pairs
+        (victim, b', N, K) are formed for a block of victims at a time (cache)."""
+        B, N, K, L = self.B, self.N, self.K, self.L
+        # idle sources read the zero row L of the gains
+        source = np.where(active_b, link_b, L)
+        source *= L
+        source += self._row_gain_b  # (B', N, K) flat (n, source link, 0)
+        fading = not self.config.radio.deterministic
+        if fading:
+            base = self._fading_base(frame).take(self._row_L_b + safe_b)  # (B, N, K)
+        interference = np.empty((B, N, K))
+        step = max(1, CACHE_BLOCK // (B * N * K))
+        for b0 in range(0, B, step):
+            victims = slice(b0, min(B, b0 + step))
+            shape = (victims.stop - b0, B, N, K)
+            flat = np.add(source[None], safe_b[victims, None],
+                          out=self._work("pair_flat", shape, np.int64))
+            coupling = self._gain_ext.take(flat, out=self._work("pair_gain", shape, np.float64),
+                                           mode="clip")
+            if fading:
+                words = np.add(base[victims, None], self._fade_static_bk_b,
+                               out=self._work("pair_words", shape, np.uint64))
+                np.add(self._row_BL_b, safe_b[victims, None], out=flat)  # (n, b', victim)
+                offset = self._fade_off.take(flat, out=self._work("pair_offset", shape,
+                                                                  np.int64), mode="clip")
+                coupling *= self._fading_lookup(words, offset, "pair_fade")
+            # a base station does not interfere with itself
+            coupling.reshape(shape[0] * B, N, K)[b0:: B + 1] = 0.0
+            coupling.sum(axis=1, out=interference[victims])
+        return interference
 
     def _capacity(self, sinr_db: np.ndarray, link: np.ndarray, active: np.ndarray
                   ) -> np.ndarray:
