@@ -1,7 +1,7 @@
 """Where the batched simulator's step spends its time: exclusive time per method, per env-step.
 
-Every function defined on :class:`~bridge.fallback.core.BatchedIABCore` and its mixins (and the action
-validation of the contract) is wrapped, for the duration of the measurement only, in a
+Every function defined on :class:`~bridge.fallback.core.BatchedIABCore` and its mixins (and
+the action validation of the contract) is wrapped, for the duration of the measurement only, in a
 ``perf_counter`` timer that charges a call's time to that function minus the time of the
 wrapped functions it called; what is left of ``IABVectorEnv.step`` (the contract's autoreset
 and info bookkeeping) is "contract". The wrappers cost about a microsecond a call, visible at
