@@ -272,24 +272,28 @@ class RadioMixin:
         fading = not self.config.radio.deterministic
         if fading:
             base = self._fading_base(frame).take(self._row_L_b + safe_b)  # (B, N, K)
-        interference = np.empty((B, N, K))
-        step = max(1, CACHE_BLOCK // (B * N * K))
+        interference = np.zeros((B, N, K))
+        if B == 1:
+            return interference
+        step = max(1, CACHE_BLOCK // ((B - 1) * N * K))
         for b0 in range(0, B, step):
             victims = slice(b0, min(B, b0 + step))
-            shape = (victims.stop - b0, B, N, K)
-            flat = np.add(source[None], safe_b[victims, None],
+            nv = victims.stop - b0
+            # the other base stations of each victim, in order: a base station does not
+            # interfere with itself, and leaving out its zero term changes no sum
+            others = self._others[b0: b0 + nv]  # (nv, B-1)
+            shape = (nv, B - 1, N, K)
+            flat = np.add(source[others], safe_b[victims, None],
                           out=self._work("pair_flat", shape, np.int64))
             coupling = self._gain_ext.take(flat, out=self._work("pair_gain", shape, np.float64),
                                            mode="clip")
             if fading:
-                words = np.add(base[victims, None], self._fade_static_bk_b,
+                words = np.add(base[victims, None], self._fade_static_bk_b[others],
                                out=self._work("pair_words", shape, np.uint64))
-                np.add(self._row_BL_b, safe_b[victims, None], out=flat)  # (n, b', victim)
+                np.add(self._row_BL_b[others], safe_b[victims, None], out=flat)  # (n, b', v)
                 offset = self._fade_off.take(flat, out=self._work("pair_offset", shape,
                                                                   np.int64), mode="clip")
                 coupling *= self._fading_lookup(words, offset, "pair_fade")
-            # a base station does not interfere with itself
-            coupling.reshape(shape[0] * B, N, K)[b0:: B + 1] = 0.0
             coupling.sum(axis=1, out=interference[victims])
         return interference
 
