@@ -131,7 +131,9 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         n_b = np.arange(N)[None, :, None]
         self._row_L_b = bnk(n_b * L)  # into (N, L) arrays
         self._row_gain_b = bnk(n_b * ((L + 1) * L))  # into _gain_ext
-        self._sig_fade_k_b = bnk(np.arange(K)[None, None, :] * (N * L))  # into (K, N, L)
+        # into the signal fading (K, N, Lc) of the links in use
+        Lc = self.n_links_used
+        self._sig_fade_row_b = bnk(np.arange(K)[None, None, :] * (N * Lc) + n_b * Lc)
         # (b', n, k) parts of the interference hashes and table offsets
         self._fade_static_bk_b = bnk(self._fade_static_bk[:, None, :])
         self._row_BL_b = bnk((n_b * B + np.arange(B)[:, None, None]) * L)
@@ -141,13 +143,14 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         # (K, N, L) static part of the signal fading hashes: parent and channel
         self._fade_static_sig_k = (np.arange(K, dtype=np.uint64)[:, None, None]
                                    * rng.KEY_MULT[4]
-                                   + self.link_parent.astype(np.uint64)[None] * rng.KEY_MULT[2])
+                                   + self.link_parent[:, :Lc].astype(np.uint64)[None]
+                                   * rng.KEY_MULT[2])
         # (b, r) parts of the geometry's hashes (LOS, blockage, shadowing; LOS change)
-        M, Lc = rng.KEY_MULT, self.n_links_used
+        M = rng.KEY_MULT
         b_part = np.arange(B, dtype=np.uint64)[:, None] * M[2]
         self._geo_br = (b_part + np.arange(Lc, dtype=np.uint64) * M[3],
                         b_part + (np.arange(Lc, dtype=np.uint64) + np.uint64(7919)) * M[3])
-        self._noise_nl = np.ascontiguousarray(np.broadcast_to(self.noise_mw, (N, L)))
+        self._noise_nl = np.ascontiguousarray(np.broadcast_to(self.noise_mw[:Lc], (N, Lc)))
         # UE -> the base station serving it, flat over (N, B) (who delivered)
         self._ue_bs_flat = (np.arange(N)[:, None] * B + self.link_parent[:, self.I:]).ravel()
 
@@ -340,7 +343,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         active = link >= 0
         frame = self.frame.copy()
         self._advance_incumbents(frame)
-        sig_fade = self._signal_fading(frame)  # (N, L, K)
+        sig_fade = self._signal_fading(frame)  # (K, N, Lc)
         sinr_db = self._sinr(frame, link, active, sig_fade)
         capacity = self._capacity(sinr_db, link, active)
         delivered_ue, dropped, arrived = self._run_queues(frame, capacity)

@@ -231,13 +231,14 @@ class RadioMixin:
         return out
 
     def _signal_fading(self, frame: np.ndarray) -> np.ndarray:
-        """(K, N, L) fading on every link's own path (parent -> receiver), channel-major.
-        A scratch array: valid until the next call."""
+        """(K, N, Lc) fading on the own path (parent -> receiver) of the links in use
+        (``n_links_used``), channel-major. A scratch array: valid until the next call."""
+        Lc = self.n_links_used
         if self.config.radio.deterministic:
-            return np.ones((self.K, self.N, self.L))
-        words = np.add(self._fade_static_sig_k, self._fading_base(frame),
+            return np.ones((self.K, self.N, Lc))
+        words = np.add(self._fade_static_sig_k, self._fading_base(frame)[:, :Lc],
                        out=self._work("sig_words", self._fade_static_sig_k.shape, np.uint64))
-        return self._fading_lookup(words, self._fade_off_sig, "sig_fade")
+        return self._fading_lookup(words, self._fade_off_sig[:, :Lc], "sig_fade")
 
     # ------------------------------------------------------------------ link budget
     def _sinr(self, frame: np.ndarray, link: np.ndarray, active: np.ndarray,
@@ -250,7 +251,7 @@ class RadioMixin:
         active_b = link_b >= 0
         safe_b = np.where(active_b, link_b, 0)
         own = self._row_L_b + safe_b  # (B, N, K) flat (n, link)
-        signal = self.sig_lin.take(own) * sig_fade.take(self._sig_fade_k_b + own)
+        signal = self.sig_lin.take(own) * sig_fade.take(self._sig_fade_row_b + safe_b)
         interference = self._interference(frame, link_b, active_b, safe_b)
         interference = interference + self.incumbent[None] * self.inc_mw
         noise = self.noise_mw[safe_b]
@@ -310,15 +311,17 @@ class RadioMixin:
         return capacity.astype(np.int64)
 
     def _cqi(self, sig_fade: np.ndarray) -> np.ndarray:
-        """(N, L, K) float32 CQI from the channel-major signal fading (K, N, L)."""
-        snr_db = np.multiply(self.sig_lin, sig_fade,
+        """(N, L, K) float32 CQI from the channel-major signal fading (K, N, Lc); 0 on the
+        padding links."""
+        Lc = self.n_links_used
+        snr_db = np.multiply(self.sig_lin[:, :Lc], sig_fade,
                              out=self._work("cqi", sig_fade.shape, np.float64))
         snr_db /= self._noise_nl
         np.maximum(snr_db, 1e-30, out=snr_db)
         np.log10(snr_db, out=snr_db)
         snr_db *= 10
         snr_db /= SNR_SCALE_DB
-        np.copyto(snr_db, 0.0, where=~self.link_valid)
-        cqi = np.empty((self.N, self.L, self.K), dtype=np.float32)
-        cqi[...] = snr_db.transpose(1, 2, 0)
+        np.copyto(snr_db, 0.0, where=~self.link_valid[:, :Lc])
+        cqi = np.zeros((self.N, self.L, self.K), dtype=np.float32)
+        cqi[:, :Lc] = snr_db.transpose(1, 2, 0)
         return cqi
