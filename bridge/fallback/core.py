@@ -137,9 +137,12 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         # (b', n, k) parts of the interference hashes and table offsets
         self._fade_static_bk_b = bnk(self._fade_static_bk[:, None, :])
         self._row_BL_b = bnk((n_b * B + np.arange(B)[:, None, None]) * L)
-        # the other base stations of each base station, in order (B, B-1)
+        # the other base stations of each base station, in order (B, B-1), and the (b', n, k)
+        # parts above for them: (B, B-1, N, K)
         self._others = np.array([[o for o in range(B) if o != b] for b in range(B)],
                                 dtype=np.int64).reshape(B, B - 1)
+        self._fade_static_bk_o = self._fade_static_bk_b[self._others]
+        self._row_BL_o = self._row_BL_b[self._others]
         # (K, N, L) static part of the signal fading hashes: parent and channel
         self._fade_static_sig_k = (np.arange(K, dtype=np.uint64)[:, None, None]
                                    * rng.KEY_MULT[4]

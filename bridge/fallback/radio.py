@@ -224,7 +224,7 @@ class RadioMixin:
         for start in range(0, len(words), rows):
             block = slice(start, start + rows)
             w = words[block]
-            rng.mix64(w, scratch[: len(w)])
+            rng.mix64_top(w, scratch[: len(w)])  # only the top bits index the table
             index = np.right_shift(w, shift, out=w).view(np.int64)
             index += table_offset[block] if same else table_offset
             self._fade_table.take(index, out=out[block], mode="clip")
@@ -270,6 +270,7 @@ class RadioMixin:
         source = np.where(active_b, link_b, L)
         source *= L
         source += self._row_gain_b  # (B', N, K) flat (n, source link, 0)
+        source = source[self._others]  # (B, B-1, N, K): the other base stations of each
         fading = not self.config.radio.deterministic
         if fading:
             base = self._fading_base(frame).take(self._row_L_b + safe_b)  # (B, N, K)
@@ -282,16 +283,15 @@ class RadioMixin:
             nv = victims.stop - b0
             # the other base stations of each victim, in order: a base station does not
             # interfere with itself, and leaving out its zero term changes no sum
-            others = self._others[b0: b0 + nv]  # (nv, B-1)
             shape = (nv, B - 1, N, K)
-            flat = np.add(source[others], safe_b[victims, None],
+            flat = np.add(source[victims], safe_b[victims, None],
                           out=self._work("pair_flat", shape, np.int64))
             coupling = self._gain_ext.take(flat, out=self._work("pair_gain", shape, np.float64),
                                            mode="clip")
             if fading:
-                words = np.add(base[victims, None], self._fade_static_bk_b[others],
+                words = np.add(base[victims, None], self._fade_static_bk_o[victims],
                                out=self._work("pair_words", shape, np.uint64))
-                np.add(self._row_BL_b[others], safe_b[victims, None], out=flat)  # (n, b', v)
+                np.add(self._row_BL_o[victims], safe_b[victims, None], out=flat)  # (n, b', v)
                 offset = self._fade_off.take(flat, out=self._work("pair_offset", shape,
                                                                   np.int64), mode="clip")
                 coupling *= self._fading_lookup(words, offset, "pair_fade")

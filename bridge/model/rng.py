@@ -61,6 +61,18 @@ def mix64(x: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
     return x
 
 
+def mix64_top(x: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """:func:`mix64` for callers that keep only the top 31 bits (e.g. ``>> 52`` for a 4096-entry
+    table), in place: the finaliser's last step ``x ^= x >> 31`` leaves bits 33-63 as they
+    are, so it is skipped."""
+    x += _GOLDEN
+    x ^= np.right_shift(x, S30, out=scratch)
+    x *= _M1
+    x ^= np.right_shift(x, S27, out=scratch)
+    x *= _M2
+    return x
+
+
 def stream_part(stream: int) -> np.uint64:
     """The stream's term of :func:`hash_keys` (``stream * KEY_MULT[0]`` modulo 2^64), for
     callers that precompute the constant part of a hash."""
