@@ -66,7 +66,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         "last_sinr", "cqi", "acc_delivered_ue", "acc_dropped",
         "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc", "acc_hd", "acc_invalid",
         "acc_reward", "geo_index", "_los_sig", "_fade_off", "_fade_off_sig", "_allowed_ext",
-        "_gain_zero",
+        "_gain_zero", "_idle_sinr",
     )
 
     def __init__(self, config: ScenarioConfig, instances: Sequence[ScenarioInstance]) -> None:
@@ -253,7 +253,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
                      "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc", "acc_hd",
                      "acc_invalid", "acc_reward"):
             getattr(self, name)[m] = 0
-        self.last_sinr[m] = LAST_SINR_SENTINEL
+        self.last_sinr[m] = self._idle_sinr[m]
         self._update_geometry(m, moved_m=np.zeros((N, U)))
         self.cqi[m] = self._cqi(self._signal_fading(self.frame - 1))[m]
 
@@ -283,7 +283,11 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         # cumulative arrivals at the end of the last D ticks, of the UEs that can carry traffic
         self.ring = np.zeros((D, N, self.n_ue_max), dtype=np.int64)
         self.global_tick = 0
-        self.last_sinr = np.full((N, L, K), LAST_SINR_SENTINEL, dtype=np.float32)
+        # last SINR of every (link, channel) as the observation shows it: the sentinel where
+        # nothing was scheduled, 0 on links that do not exist
+        self._idle_sinr = np.where(self.link_valid[..., None], np.float32(LAST_SINR_SENTINEL),
+                                   np.float32(0.0)).astype(np.float32).repeat(K, axis=2)
+        self.last_sinr = self._idle_sinr.copy()
         self.cqi = np.zeros((N, L, K), dtype=np.float32)
         self.acc_delivered_ue = np.zeros((N, U), dtype=np.int64)
         for name in ("acc_dropped", "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc",
@@ -311,7 +315,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         # validity, link type, transmitter: fixed per batch (the columns before the CQI)
         links[..., : s["cqi"].start] = self.obs_static[..., : s["cqi"].start]
         links[..., s["cqi"]] = self.cqi
-        links[..., s["sinr"]] = np.where(self.link_valid[..., None], self.last_sinr, 0.0)
+        links[..., s["sinr"]] = self.last_sinr
         backlog, hol_ticks = self._link_queues()
         links[..., s["backlog_mb"].start] = backlog / BACKLOG_SCALE_BYTES
         links[..., s["hol_delay"].start] = hol_ticks / self.D
@@ -381,7 +385,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         collision = active & self.incumbent[:, None, :]
         # last SINR where scheduled; a link is scheduled by its parent only, so no write
         # collisions
-        self.last_sinr.fill(LAST_SINR_SENTINEL)
+        np.copyto(self.last_sinr, self._idle_sinr)
         flat = alloc["link"] * K
         flat += self._row_LK
         self.last_sinr.reshape(-1)[flat[active]] = sinr_db[active] / SNR_SCALE_DB
