@@ -1,7 +1,12 @@
 """The batched numpy simulator: N IAB networks stepped together, one frame per step.
 
-Every array has the environment axis first; the step has no Python loop over environments or
-links (the only loop is over the few ticks inside a frame). Randomness is counter-based
+State arrays have the environment axis first; the step has no Python loop over environments
+or links (the loops are over the few ticks inside a frame and over blocks of the big
+per-frame arrays). Speed comes from layout, not from other arithmetic: per-choice arrays of
+the SINR are base-station-major so no operand is broadcast along the short channel axis, big
+temporaries live in scratch arrays, work skips the padding UEs, and every element sees the
+same floating-point operations in the same order as the plain formulas (a golden trace,
+``benchmarks.golden_trace``, checks the results bit for bit). Randomness is counter-based
 (:mod:`bridge.model.rng`), keyed by each environment's episode seed, so environment ``i``
 evolves identically whatever batch it is in. Shapes: N environments, B base stations (donor +
 ``max_iab``), L links (``max_iab`` backhaul + ``max_ues`` access), U UEs, K channels, H = 3 hops.
