@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="performance benchmarks (print what they measure)")
     be.add_argument("target", choices=sorted(TARGETS))
     be.add_argument("--json", action="store_true", help="print JSON only")
+    be.add_argument("--profile", action="store_true",
+                    help="fallback only: where the step's time goes (microseconds per "
+                         "env-step of every phase at 1, 64 and 1,024 environments)")
 
     bn = sub.add_parser("build-ns3", help="compile the ns-3 scenarios (incremental)")
     bn.add_argument("--jobs", type=int, default=2)
@@ -181,6 +184,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from benchmarks.targets import TARGETS
 
+    if args.profile:
+        if args.target != "fallback":
+            raise ConfigError(f"--profile with target {args.target!r}: only the 'fallback' "
+                              "benchmark has a per-phase profile")
+        from benchmarks.fallback_profile import format_profile, profile_fallback
+
+        result = profile_fallback()
+        print(json.dumps(result, default=float) if args.json else format_profile(result))
+        return 0
     print(json.dumps(TARGETS[args.target](), indent=None if args.json else 2, default=float))
     return 0
 

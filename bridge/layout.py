@@ -112,11 +112,16 @@ def half_duplex_conflicts(link: np.ndarray) -> np.ndarray:
     """The half-duplex rule on an allocation ``link`` (N, B, K) of link indices (-1 idle):
     True where IAB node ``b - 1`` transmits on a channel on which its parent schedules its
     backhaul (link ``b - 1``). Shared by both backends' rules and the policies that avoid it."""
-    n_iab = link.shape[1] - 1
+    N, B, K = link.shape
+    n_iab = B - 1
     conflict = np.zeros(link.shape, dtype=bool)
     if n_iab:
-        rx_backhaul = (link[:, :, :, None] == np.arange(n_iab)).any(axis=1)  # (N, K, I)
-        conflict[:, 1:, :] = rx_backhaul.transpose(0, 2, 1) & (link[:, 1:, :] >= 0)
+        # receiving[n, i, k]: someone schedules backhaul link i (IAB node i's MT) on channel k;
+        # row n_iab collects every other choice
+        receiving = np.zeros((N, n_iab + 1, K), dtype=bool)
+        target = np.where((link >= 0) & (link < n_iab), link, n_iab)
+        receiving[np.arange(N)[:, None, None], target, np.arange(K)] = True
+        np.logical_and(receiving[:, :n_iab], link[:, 1:, :] >= 0, out=conflict[:, 1:, :])
     return conflict
 
 

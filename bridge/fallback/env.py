@@ -61,7 +61,7 @@ class IABVectorEnv(IABVectorEnvBase):
     def _step_backend(self, actions: np.ndarray, resetting: np.ndarray) -> BackendStep:
         assert self.core is not None
         core = self.core
-        reward, frame_info = core.step(actions)
+        reward, frame_info = core.step(actions, validated=True)
         truncated = core.frame >= self.config.dynamics.episode_frames
         ended = truncated & ~resetting
         metrics = core.episode_metrics() if ended.any() else None

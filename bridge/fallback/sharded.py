@@ -3,9 +3,10 @@
 numpy runs elementwise work on one core, so a machine with C cores steps C shards of a big
 batch concurrently. Environment ``i`` is environment ``i - offset`` of its shard; randomness is
 counter-based per environment, so the result is identical to one ``IABVectorEnv`` with the
-same seeds (tested). Observations, masks, rewards and flags travel through shared memory;
-the rest of ``infos`` through a pipe. A worker that dies raises an error naming its exit code;
-every wait has a timeout; ``close()`` (also at exit) stops and joins the workers.
+same seeds (tested). Observations, masks, rewards, flags and the per-step ``infos`` of fixed
+shape travel through shared memory (a pipe carries the rest: episode metrics, a backend's
+extras), so a step pickles almost nothing. A worker that dies raises an error naming its exit
+code; every wait has a timeout; ``close()`` (also at exit) stops and joins the workers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bridge.config import ScenarioConfig
 from bridge.contract.deployments import per_env_seeds
 from bridge.contract.errors import EnvironmentFailure
 from bridge.contract.spaces import bind_spaces
+from bridge.contract.vector_env import STEP_COUNTERS
 from bridge.fallback.env import IABVectorEnv
 from bridge.layout import ObservationLayout
 from bridge.tasks import Task, TaskDistribution
@@ -35,15 +37,41 @@ class ShardWorkerError(EnvironmentFailure):
     """A shard worker died or did not answer in time."""
 
 
+_INFO = "info:"  # prefix of the shared-memory buffers of per-step infos
+
+
 def _buffers(n: int, layout: ObservationLayout) -> dict[str, tuple[tuple[int, ...], Any]]:
-    return {
+    b, k = layout.n_bs, layout.n_channels
+    out: dict[str, tuple[tuple[int, ...], Any]] = {
         "obs": ((n, layout.size), np.float32),
         "mask": ((n, layout.action_size, layout.n_choices), np.bool_),
         "action": ((n, layout.action_size), np.int64),
         "reward": ((n,), np.float64),
         "terminated": ((n,), np.bool_),
         "truncated": ((n,), np.bool_),
+        _INFO + "sinr_db": ((n, b, k), np.float64),
+        _INFO + "allocation": ((n, b, k), np.int64),
     }
+    for key in STEP_COUNTERS:
+        out[_INFO + key] = ((n,), np.int64)
+    for key in ("delivered_bytes_bs", "sinr_violations_bs", "scheduled_bs"):
+        out[_INFO + key] = ((n, b), np.int64)
+    return out
+
+
+def _infos_to_shared(info: dict[str, Any], view: dict[str, np.ndarray]) -> list[str]:
+    """Move the infos whose shape and dtype match a shared buffer into it; return their keys
+    (the rest stay in ``info`` for the pipe)."""
+    moved = []
+    for name, buf in view.items():
+        key = name[len(_INFO):]
+        value = info.get(key) if name.startswith(_INFO) else None
+        if isinstance(value, np.ndarray) and value.dtype == buf.dtype \
+                and value.shape == buf.shape:
+            buf[...] = value
+            del info[key]
+            moved.append(key)
+    return moved
 
 
 def _views(shm: shared_memory.SharedMemory, n: int, layout: ObservationLayout
@@ -87,7 +115,8 @@ def _worker(conn: Any, shm_name: str, lo: int, hi: int, n_total: int, config: di
                     view["terminated"][:] = term
                     view["truncated"][:] = trunc
                     view["mask"][:] = info.pop("action_mask")
-                    conn.send(("ok", info))
+                    moved = _infos_to_shared(info, view)
+                    conn.send(("ok", (moved, info)))
                 elif cmd == "set_tasks":
                     env.set_tasks(*payload)
                     conn.send(("ok", None))
@@ -205,7 +234,11 @@ class ShardedIABVectorEnv(VectorEnv):
 
             actions = validate_action(actions, self.layout, batch=self.num_envs)
         self._view["action"][:] = actions
-        parts = self._call("step", [None] * len(self._slices))
+        parts = []
+        for (a, b), (moved, info) in zip(self._slices, self._call("step", [None] *
+                                                                  len(self._slices))):
+            info.update({key: self._view[_INFO + key][a:b] for key in moved})
+            parts.append(info)
         infos = _merge_infos(parts, [b - a for a, b in self._slices])
         infos["action_mask"] = self._view["mask"].copy()
         return (self._view["obs"].copy(), self._view["reward"].copy(),

@@ -42,16 +42,44 @@ STREAM_SENSING = 11  # per (frame, channel): is a busy incumbent missed by sensi
 STREAM_DEPLOYMENT = 12  # per deployment (instance seed): the external interferer's draws
 
 
-def mix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser, in place on a uint64 array (returns it)."""
-    with np.errstate(over="ignore"):
-        x += _GOLDEN
-        x ^= x >> S30
-        x *= _M1
-        x ^= x >> S27
-        x *= _M2
-        x ^= x >> S31
+def mix64(x: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+    """SplitMix64 finaliser, in place on a uint64 array (returns it). ``scratch``, a uint64
+    array of the same shape, holds the shifted words instead of three temporaries."""
+    if scratch is None:
+        with np.errstate(over="ignore"):
+            x += _GOLDEN
+            x ^= x >> S30
+            x *= _M1
+            x ^= x >> S27
+            x *= _M2
+            x ^= x >> S31
+        return x
+    # array arithmetic on uint64 wraps silently (no errstate needed)
+    x += _GOLDEN
+    x ^= np.right_shift(x, S30, out=scratch)
+    x *= _M1
+    x ^= np.right_shift(x, S27, out=scratch)
+    x *= _M2
+    x ^= np.right_shift(x, S31, out=scratch)
     return x
+
+
+def mix64_top(x: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """:func:`mix64` for callers that keep only the top 31 bits (e.g. ``>> 52`` for a 4096-entry
+    table), in place: the finaliser's last step ``x ^= x >> 31`` leaves bits 33-63 as they
+    are, so it is skipped."""
+    x += _GOLDEN
+    x ^= np.right_shift(x, S30, out=scratch)
+    x *= _M1
+    x ^= np.right_shift(x, S27, out=scratch)
+    x *= _M2
+    return x
+
+
+def stream_part(stream: int) -> np.uint64:
+    """The stream's term of :func:`hash_keys` (``stream * KEY_MULT[0]`` modulo 2^64), for
+    callers that precompute the constant part of a hash."""
+    return np.uint64(stream * int(KEY_MULT[0]) % (1 << 64))
 
 
 def seed_key(seeds: np.ndarray | int) -> np.ndarray:
