@@ -39,10 +39,10 @@ test-fast: lint
 	$(PY) -m pytest -q -ra -m "not ns3 and not slow and not ray"
 
 run: $(CORE)
-	$(VENV)/bin/iabmeta reproduce --quick --out runs/quick
+	$(VENV)/bin/iabmeta reproduce --quick --jobs 2 --out runs/quick
 
 reproduce: $(CORE)
-	$(VENV)/bin/iabmeta reproduce --out runs/default
+	$(VENV)/bin/iabmeta reproduce --jobs 2 --out runs/default
 
 bench: install ns3
 	$(VENV)/bin/iabmeta bench fallback --json

@@ -56,9 +56,11 @@ def curve_points(rollout: Rollout, mode: Rollout | None = None, episode: int | N
             point.update({MODE_PREFIX + k: v for k, v in m.items()})
     return points
 
-# torch threads of a learner process: the target machine has two cores, more threads only
-# add contention (rollout workers run one thread each, see agents.rollouts.runner)
-TORCH_THREADS = 2
+# torch threads of a learner process: the networks are small, so a second thread gains
+# little, and a study runs two phases at once on a 2-core machine (``--jobs 2``), where more
+# threads than cores make the recurrent updates many times slower (rollout workers run one
+# thread each, see agents.rollouts.runner)
+TORCH_THREADS = 1
 
 CHECKPOINT_FORMAT = "iabmeta-agent-v1"
 

@@ -10,29 +10,19 @@ from typing import Any
 import numpy as np
 
 from agents.agent import MODE_PREFIX
-from agents.heuristics import HEURISTICS
-from agents.registry import AGENT_NAMES, AGENTS
 from agents.stats import episodes_to_fraction, mean_ci
-from agents.study.spec import UPPER_BOUND, Study, StudySpec
+from agents.study.labels import (
+    AGENT_METRICS,
+    GAIN,
+    LABELS,
+    METHOD_LABELS,
+    METHOD_ORDER,
+    METRICS,
+)
+from agents.study.markdown import write_markdown
+from agents.study.spec import Study, StudySpec
 from agents.study.store import PhaseId, PhaseStore, write_json_atomic
 from bridge.metrics import HEADLINE_METRICS
-
-LABELS = {
-    "throughput_mbps": ("Throughput", "Mb/s"),
-    "sinr_violation_rate": ("SINR violations", "fraction of scheduled"),
-    "latency_violation_rate": ("Latency violations", "fraction of bytes"),
-    "jain_fairness": ("Jain fairness", "index (0-1)"),
-    "episode_return": ("Episode return", "reward"),
-}
-BASELINE_LABELS = {"random": "Random (masked)", "round_robin": "Round-robin",
-                   "greedy_max_sinr": "Greedy max-SINR", "proportional_fair": "Proportional fair",
-                   UPPER_BOUND: "Upper bound"}
-METHOD_LABELS = {**{n: e.label for n, e in AGENTS.items()}, **BASELINE_LABELS}
-METRICS = (*HEADLINE_METRICS, "episode_return")
-# an agent's curve points also hold its mode's metrics on the same episodes
-AGENT_METRICS = (*METRICS, *(MODE_PREFIX + k for k in METRICS))
-# the plots' order: agents, heuristics, upper bound
-METHOD_ORDER = (*AGENT_NAMES, *sorted(HEURISTICS, key=list(BASELINE_LABELS).index), UPPER_BOUND)
 
 
 def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
@@ -65,8 +55,15 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
             trains.append(store.load(t_name))
             for t in sorted({r["task"] for r in recs}):
                 last = [r for r in recs if r["task"] == t and r["episode"] == K]
-                if last:
-                    finals.append({k: last[0].get(k, float("nan")) for k in AGENT_METRICS})
+                first = [r for r in recs if r["task"] == t and r["episode"] == 0]
+                if last and first:
+                    final = {k: last[0].get(k, float("nan")) for k in AGENT_METRICS}
+                    # what the adaptation episodes bought on this task (paired: same seed,
+                    # same deployment)
+                    for p in ("", MODE_PREFIX):
+                        final[p + GAIN] = (last[0].get(p + "throughput_mbps", float("nan"))
+                                           - first[0].get(p + "throughput_mbps", float("nan")))
+                    finals.append(final)
             curves.append([{k: float(np.mean([r.get(k, np.nan) for r in recs
                                               if r["episode"] == e]))
                             for k in AGENT_METRICS}
@@ -94,7 +91,8 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for method, row in rows.items():
         s: dict[str, Any] = {"kind": row["kind"], "n": len(row["finals"])}
-        for k in (AGENT_METRICS if row["kind"] == "agent" else METRICS):
+        keys = (*AGENT_METRICS, GAIN, MODE_PREFIX + GAIN) if row["kind"] == "agent" else METRICS
+        for k in keys:
             m, ci = mean_ci([f[k] for f in row["finals"]])
             s[k] = m
             s[k + "_ci95"] = ci
@@ -176,7 +174,7 @@ def write_report(spec: StudySpec, store: PhaseStore, versions: dict[str, str],
     write_json_atomic(paths[0], results)
     paths += _write_csv(out, spec, store, all_rows)
     paths += _plots(out, results, all_rows)
-    paths.append(_write_markdown(out, results))
+    paths.append(write_markdown(out, results))
     return results, paths
 
 
@@ -332,123 +330,3 @@ def _training_figure(plt: Any, rows: dict[str, Any], colors: dict[str, Any]) -> 
             ax.text(0.5, 0.5, "no training episodes recorded", ha="center",
                     transform=ax.transAxes)
     return fig
-
-
-def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def _change(reduction: float | None) -> str:
-    """'37% lower' / '12% higher' from a fractional reduction."""
-    if reduction is None or not np.isfinite(reduction):
-        return "–"
-    word = "lower" if reduction >= 0 else "higher"
-    return f"{abs(100 * reduction):.0f}% {word}"
-
-
-def _mode_section(methods: dict[str, Any]) -> list[str]:
-    """The agents' modes (each head's most likely choice) on the same episodes, and how
-    much of each agent's budget its warm start spent."""
-    agents = {m: s for m, s in methods.items() if s["kind"] == "agent"}
-    if not agents:
-        return []
-    lines = ["The agents' mode (most likely allocation) on the same episodes, after the last "
-             "adaptation episode; warm start = env-steps of the teacher's demonstrations "
-             "(counted in the meta-training budget):", "",
-             "| agent | throughput (Mb/s) | SINR viol. | latency viol. | Jain | "
-             "vs best heuristic | warm start env-steps |", "|" + "---|" * 7]
-    for m, s in agents.items():
-        p = MODE_PREFIX
-        lines.append(
-            f"| {METHOD_LABELS.get(m, m)} | {_fmt(s.get(p + 'throughput_mbps'), 1)} ± "
-            f"{_fmt(s.get(p + 'throughput_mbps_ci95'), 1)} | "
-            f"{_fmt(s.get(p + 'sinr_violation_rate'))} | "
-            f"{_fmt(s.get(p + 'latency_violation_rate'))} | "
-            f"{_fmt(s.get(p + 'jain_fairness'))} | "
-            f"{_fmt(s.get(p + 'fraction_of_best_heuristic'), 3)} | "
-            f"{_fmt(s.get('warm_start_env_steps'), 0)} |")
-    return [*lines, ""]
-
-
-def _study_section(study: str, data: dict[str, Any]) -> list[str]:
-    """report.md's table and ratios of one study."""
-    lines: list[str] = []
-    methods = data["methods"]
-    lines += [f"## Study `{study}`", ""]
-    cfg = data["config"]
-    lines += [f"{cfg['topology']['n_iab'] + 1} base stations, "
-              f"{cfg['radio']['n_channels']} channels, up to "
-              f"{cfg['topology']['max_ues']} UEs. Values: agents after the last "
-              "adaptation episode, baselines averaged over the same episodes; "
-              "mean ± 95% CI over seeds x held-out tasks. 'vs best heuristic' and 'vs upper "
-              "bound' compare identical episodes: an agent's last adaptation episode with "
-              "that episode of the baseline.", ""]
-    head = ("| method | throughput (Mb/s) | SINR viol. | latency viol. | Jain | "
-            "vs best heuristic | vs upper bound | episodes to 90% | vs PPO (tput) | "
-            "meta-train env-steps |")
-    lines += [head, "|" + "---|" * 10]
-    for m, s in methods.items():
-        lines.append(
-            f"| {METHOD_LABELS.get(m, m)} | {_fmt(s['throughput_mbps'], 1)} ± "
-            f"{_fmt(s['throughput_mbps_ci95'], 1)} | {_fmt(s['sinr_violation_rate'])} | "
-            f"{_fmt(s['latency_violation_rate'])} | {_fmt(s['jain_fairness'])} | "
-            f"{_fmt(s.get('fraction_of_best_heuristic'), 3)} | "
-            f"{_fmt(s.get('fraction_of_upper_bound'), 2)} | "
-            f"{_fmt(s.get('episodes_to_90pct'))} | {_fmt(s.get('throughput_vs_ppo'), 2)} | "
-            f"{_fmt(s.get('meta_train_env_steps'), 0)} |")
-    lines.append("")
-    lines += _mode_section(methods)
-    best = next(iter(methods.values())).get("best_heuristic", "")
-    for prefix, what in (("", "sampled policy"), (MODE_PREFIX, "mode")):
-        per_episode = {m: s[prefix + "throughput_vs_best_heuristic_per_episode"]
-                       for m, s in methods.items()
-                       if prefix + "throughput_vs_best_heuristic_per_episode" in s}
-        if not per_episode:
-            continue
-        lines += [f"Throughput ({what}) relative to {METHOD_LABELS.get(best, best)} on the "
-                  "same episodes, per adaptation episode (0 = before any adaptation):", ""]
-        for m, ratios in per_episode.items():
-            lines.append(f"* {METHOD_LABELS.get(m, m)}: "
-                         + " → ".join(_fmt(r, 2) for r in ratios))
-        lines.append("")
-    if "ppo" in methods:
-        lines += ["Against PPO trained from scratch with the same adaptation budget:", ""]
-        for m, s in methods.items():
-            if m == "ppo":
-                continue
-            lines.append(
-                f"* {METHOD_LABELS.get(m, m)}: {_fmt(s.get('throughput_vs_ppo'), 2)}x "
-                f"throughput, SINR violations "
-                f"{_change(s.get('sinr_violation_reduction_vs_ppo'))}, latency violations "
-                f"{_change(s.get('latency_violation_reduction_vs_ppo'))}")
-        lines.append("")
-    return lines
-
-
-def _write_markdown(out: Path, results: dict[str, Any]) -> Path:
-    lines = ["# iabmeta study report", "",
-             f"Backend **{results['backend']}**, profile **{results['profile']}**, base seed "
-             f"{results['seed']}, wall time {results['run_wall_s']:.0f} s.  Versions: "
-             + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if k != "platform"),
-             ""]
-    b = results["budget"]
-    lines += [f"Budget: {b['meta_train_env_steps']} meta-training env-steps per agent and "
-              f"seed, {b['adapt_episodes']} adaptation episodes of {b['episode_frames']} "
-              f"frames on {b['n_test_tasks']} held-out tasks, seeds {b['seeds']}.", ""]
-    r = results.get("rollouts", {})
-    if r.get("jobs"):
-        lines += [f"Rollouts: {r['jobs']} jobs of at most {b['envs_per_job']} environments "
-                  f"({r['env_steps']} env-steps); {r['retries']} job attempts failed and were "
-                  f"re-run, {r['worker_replacements']} workers replaced.", ""]
-    for study, data in results["studies"].items():
-        lines += _study_section(study, data)
-    lines += ["## Figures", "", "![metrics](metrics.png)", "", "![adaptation](adaptation.png)",
-              "", "![training](training.png)", "",
-              "Raw numbers: `results.json`, `adaptation_curves.csv`, `training_curves.csv`."]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path

@@ -37,9 +37,19 @@ def _check_outputs(out: Path) -> dict:
             assert 0.0 <= m[k] <= 1.0, (name, k, m[k])
         assert 0 <= m.get("fraction_of_upper_bound", 0) <= 1.5
     assert methods["upper_bound"]["throughput_mbps"] > 0
+    for agent in ("ppo", "ppo_finetune", "maml", "rl2", "attention"):
+        m = methods[agent]  # the mode on the same episodes, and what adaptation bought
+        assert math.isfinite(m["mode_throughput_mbps"]) and m["mode_throughput_mbps"] >= 0
+        assert 0 <= m["mode_fraction_of_best_heuristic"] <= 2
+        assert math.isfinite(m["adaptation_gain_mbps"])
+        curve = m["adaptation_curve"]
+        assert len(curve) == 2 and all("mode_sinr_violation_rate" in p for p in curve)
+    # the warm-started agents spent part of their budget on the teacher's demonstrations
+    assert methods["maml"]["warm_start_env_steps"] > 0 == methods["ppo"]["warm_start_env_steps"]
     assert results["versions"]["torch"] and results["budget"]["adapt_episodes"] == 1
     report = (out / "report.md").read_text()
-    for label in ("PPO", "MAML", "RNN", "attention", "Upper bound", "vs PPO"):
+    for label in ("PPO", "MAML", "RNN", "attention", "Upper bound", "vs PPO", "fine-tune",
+                  "mode (most likely allocation)", "adaptation gain"):
         assert label in report
     return results
 

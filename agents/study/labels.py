@@ -1,0 +1,29 @@
+"""Names the report shows: metric labels, method labels (agents from the registry),
+the plots' order and the metric keys of a curve point."""
+
+from __future__ import annotations
+
+from agents.agent import MODE_PREFIX
+from agents.heuristics import HEURISTICS
+from agents.registry import AGENT_NAMES, AGENTS
+from agents.study.spec import UPPER_BOUND
+from bridge.metrics import HEADLINE_METRICS
+
+LABELS = {
+    "throughput_mbps": ("Throughput", "Mb/s"),
+    "sinr_violation_rate": ("SINR violations", "fraction of scheduled"),
+    "latency_violation_rate": ("Latency violations", "fraction of bytes"),
+    "jain_fairness": ("Jain fairness", "index (0-1)"),
+    "episode_return": ("Episode return", "reward"),
+}
+BASELINE_LABELS = {"random": "Random (masked)", "round_robin": "Round-robin",
+                   "greedy_max_sinr": "Greedy max-SINR", "proportional_fair": "Proportional fair",
+                   UPPER_BOUND: "Upper bound"}
+METHOD_LABELS = {**{n: e.label for n, e in AGENTS.items()}, **BASELINE_LABELS}
+METRICS = (*HEADLINE_METRICS, "episode_return")
+# an agent's curve points also hold its mode's metrics on the same episodes
+AGENT_METRICS = (*METRICS, *(MODE_PREFIX + k for k in METRICS))
+# an agent's throughput after the last adaptation episode minus before the first (Mb/s)
+GAIN = "adaptation_gain_mbps"
+# the plots' order: agents, heuristics, upper bound
+METHOD_ORDER = (*AGENT_NAMES, *sorted(HEURISTICS, key=list(BASELINE_LABELS).index), UPPER_BOUND)
