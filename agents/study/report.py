@@ -13,7 +13,7 @@ from agents.agent import MODE_PREFIX
 from agents.heuristics import HEURISTICS
 from agents.registry import AGENT_NAMES, AGENTS
 from agents.stats import episodes_to_fraction, mean_ci
-from agents.study.spec import UPPER_BOUND, Study, StudySpec
+from agents.study.spec import HIDDEN_ORACLE, UPPER_BOUND, Study, StudySpec
 from agents.study.store import PhaseId, PhaseStore, write_json_atomic
 from bridge.metrics import HEADLINE_METRICS
 
@@ -26,13 +26,17 @@ LABELS = {
 }
 BASELINE_LABELS = {"random": "Random (masked)", "round_robin": "Round-robin",
                    "greedy_max_sinr": "Greedy max-SINR", "proportional_fair": "Proportional fair",
-                   UPPER_BOUND: "Upper bound"}
+                   "greedy_measured_sinr": "Greedy on measured SINR (adaptive)",
+                   UPPER_BOUND: "Upper bound", HIDDEN_ORACLE: "Oracle (knows hidden conditions)"}
+# baselines that know what no policy observes: never the "best heuristic"
+KNOWING_BASELINES = (UPPER_BOUND, HIDDEN_ORACLE)
 METHOD_LABELS = {**{n: e.label for n, e in AGENTS.items()}, **BASELINE_LABELS}
 METRICS = (*HEADLINE_METRICS, "episode_return")
 # an agent's curve points also hold its mode's metrics on the same episodes
 AGENT_METRICS = (*METRICS, *(MODE_PREFIX + k for k in METRICS))
 # the plots' order: agents, heuristics, upper bound
-METHOD_ORDER = (*AGENT_NAMES, *sorted(HEURISTICS, key=list(BASELINE_LABELS).index), UPPER_BOUND)
+METHOD_ORDER = (*AGENT_NAMES, *sorted(HEURISTICS, key=list(BASELINE_LABELS).index),
+                *KNOWING_BASELINES)
 
 
 def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
@@ -45,10 +49,13 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
         if not store.done(name):
             continue
         recs = store.load(name)
-        # a fixed policy does not adapt: its value on a task is the mean over all episodes
+        # a fixed policy does not adapt: its value on a task is the mean over all episodes;
+        # an adaptive heuristic's is its last episode's, as an agent's
         per_task: dict[int, list[dict[str, float]]] = {}
+        adaptive = h in HEURISTICS and HEURISTICS[h].adaptive
         for r in recs:
-            per_task.setdefault(r["task"], []).append(r)
+            if not adaptive or r["episode"] == K:
+                per_task.setdefault(r["task"], []).append(r)
         finals = [{k: float(np.mean([r[k] for r in rs])) for k in METRICS}
                   for rs in per_task.values()]
         curve = [{k: float(np.mean([r[k] for r in recs if r["episode"] == e]))
@@ -100,8 +107,13 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             s["warm_start_env_steps"] = float(np.mean([t.get("warm_start_env_steps", 0.0)
                                                        for t in row["train"]]))
         out[method] = s
-    heur = [m for m, s in out.items() if s["kind"] == "baseline" and m != "upper_bound"]
+    # the best task-blind heuristic, adaptive ones included
+    heur = [m for m, s in out.items() if s["kind"] == "baseline" and m not in KNOWING_BASELINES]
     best = max(heur, key=lambda m: out[m]["throughput_mbps"]) if heur else None
+    if best is not None and HIDDEN_ORACLE in out and out[best]["throughput_mbps"] > 0:
+        # room to adapt: what knowing the hidden conditions is worth over the best heuristic
+        out[HIDDEN_ORACLE]["room_to_adapt"] = (out[HIDDEN_ORACLE]["throughput_mbps"]
+                                               / out[best]["throughput_mbps"])
     for s in out.values():
         if best is not None and out[best]["throughput_mbps"] > 0:
             for prefix in ("", MODE_PREFIX) if s["kind"] == "agent" else ("",):
@@ -392,6 +404,10 @@ def _study_section(study: str, data: dict[str, Any]) -> list[str]:
     lines.append("")
     lines += _mode_section(methods)
     best = next(iter(methods.values())).get("best_heuristic", "")
+    if "room_to_adapt" in methods.get(HIDDEN_ORACLE, {}):
+        lines += [f"Room to adapt: {METHOD_LABELS[HIDDEN_ORACLE]} / "
+                  f"{METHOD_LABELS.get(best, best)} throughput = "
+                  f"{_fmt(methods[HIDDEN_ORACLE]['room_to_adapt'], 3)}.", ""]
     for prefix, what in (("", "sampled policy"), (MODE_PREFIX, "mode")):
         per_episode = {m: s[prefix + "throughput_vs_best_heuristic_per_episode"]
                        for m, s in methods.items()
