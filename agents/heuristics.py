@@ -226,6 +226,7 @@ class GreedyMeasuredSinr(GreedyMaxSinr):
     adaptive = True
     window = 8.0
     debounce_above = 0.05
+    reorder_channels = True
 
     def reset(self, num_envs: int) -> None:
         super().reset(num_envs)
@@ -247,7 +248,8 @@ class GreedyMeasuredSinr(GreedyMaxSinr):
         grid[..., 1:] &= ~suspect[:, None, :, None]
         valid = f["valid"][..., 0] > 0
         mean_penalty = (self.penalty_db * valid[..., None]).sum(axis=1)  # (N, K)
-        order = np.argsort(-mean_penalty, axis=1, kind="stable")
+        order = (np.argsort(-mean_penalty, axis=1, kind="stable") if self.reorder_channels
+                 else None)
         return self._plan(obs, grid.reshape(mask.shape), self.penalty_db, order)
 
     def _learn_penalty(self, f: dict[str, np.ndarray]) -> None:
