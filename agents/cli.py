@@ -16,7 +16,7 @@ import numpy as np
 from agents.budget import PROFILES
 from agents.heuristics import HEURISTICS
 from agents.registry import AGENT_NAMES
-from agents.study.spec import UPPER_BOUND, StudySpec
+from agents.study.spec import HIDDEN_ORACLE, UPPER_BOUND, StudySpec
 from bridge.config import ConfigError
 from bridge.contract import BACKENDS, DEFAULT_BACKEND
 from bridge.metrics import HEADLINE_METRICS
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "ones, compare with heuristics and an upper bound.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    baselines = [*sorted(HEURISTICS), UPPER_BOUND]
+    baselines = [*sorted(HEURISTICS), UPPER_BOUND, HIDDEN_ORACLE]
 
     rep = sub.add_parser("reproduce", help="the whole study: meta-train every agent, adapt on "
                          "held-out tasks, evaluate baselines, write the report")

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridge.allocation import Allocation, channel_by_channel
+from bridge.allocation import Allocation, channel_by_channel, frame_capacity_bytes
 from bridge.config import ScenarioConfig
 from bridge.layout import (
+    LAST_SINR_SENTINEL,
+    SNR_SCALE_DB,
     ObservationLayout,
     half_duplex_conflicts,
 )
@@ -22,9 +24,19 @@ def resolve_half_duplex(action: np.ndarray, layout: ObservationLayout) -> np.nda
 
 
 class Heuristic:
-    """Base class: ``act(obs (N, D), mask (N, B*K, C)) -> (N, B*K)`` int64."""
+    """Base class: ``act(obs (N, D), mask (N, B*K, C)) -> (N, B*K)`` int64.
+
+    Experience: :meth:`reset` starts N new deployments and forgets everything learned;
+    between two resets every call of :meth:`act` is the next frame of the same N
+    deployments, episode boundaries included (an episode's first observation has
+    ``time_frac`` 0). The study's baseline phase resets once per held-out task, so an
+    ``adaptive`` heuristic carries what it measured through that task's K + 1 episodes, as
+    an agent adapts over them."""
 
     name = "heuristic"
+    # True for a heuristic that learns from the measured feedback of earlier frames: its
+    # value on a task is that of its last episode (as for an agent), not the mean
+    adaptive = False
 
     def __init__(self, layout: ObservationLayout, seed: int = 0) -> None:
         self.layout = layout
@@ -103,7 +115,12 @@ class _ChannelByChannel(Heuristic):
     """Assigns channels one at a time: on channel k every base station serves the child that
     maximises ``_score`` among those whose backlog is not yet covered by the capacity already
     given to them; an IAB node whose backhaul got channel k stays silent on it. Parents
-    decide before their IAB children, so half duplex is respected by construction."""
+    decide before their IAB children, so half duplex is respected by construction.
+
+    :meth:`_plan` is the general form: capacities from the CQI minus a per-(link, channel)
+    SINR penalty, and the channels visited in a per-environment order (the first ones go to
+    the links that lose least there: what a scheduler that knows, or has learned, where the
+    interference is does)."""
 
     def __init__(self, layout: ObservationLayout, seed: int = 0, channel_hz: float = 50e6,
                  frame_s: float = 0.01) -> None:
@@ -115,10 +132,34 @@ class _ChannelByChannel(Heuristic):
         raise NotImplementedError
 
     def _act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self._plan(obs, mask)
+
+    def _plan(self, obs: np.ndarray, mask: np.ndarray, penalty_db: np.ndarray | None = None,
+              order: np.ndarray | None = None) -> np.ndarray:
+        """The channel-by-channel action (N, B*K) with capacities at CQI minus
+        ``penalty_db`` (N, L, K) dB and channels visited in ``order`` (N, K) (a permutation
+        per environment; default 0..K-1)."""
         alloc = Allocation.from_observation(obs, self.layout, self.channel_hz, self.frame_s)
-        return channel_by_channel(
+        if penalty_db is not None:
+            cqi_db = self._fields(obs)["cqi"].astype(np.float64) * SNR_SCALE_DB
+            alloc.capacity = frame_capacity_bytes(cqi_db - penalty_db, self.channel_hz,
+                                                  self.frame_s)
+        n, lay = obs.shape[0], self.layout
+        if order is not None:
+            alloc.capacity = np.take_along_axis(alloc.capacity, order[:, None, :], axis=2)
+            grid = mask.reshape(n, lay.n_bs, lay.n_channels, -1)
+            mask = np.take_along_axis(grid, order[:, None, :, None], axis=2).reshape(mask.shape)
+        action = channel_by_channel(
             alloc, mask, lambda a, k: self._score(a.capacity[:, :, k], a.remaining, k),
             lambda link, give, chosen: self._served(alloc.rows, link, give, chosen))
+        if order is None:
+            return action
+        # back from visiting order to the environment's channel order
+        permuted = action.reshape(n, lay.n_bs, lay.n_channels)
+        out = np.empty_like(permuted)
+        np.put_along_axis(out, np.broadcast_to(order[:, None, :], permuted.shape), permuted,
+                          axis=2)
+        return out.reshape(n, -1)
 
     def _served(self, rows: np.ndarray, link: np.ndarray, give: np.ndarray,
                 chosen: np.ndarray) -> None:
@@ -163,8 +204,81 @@ class ProportionalFair(_ChannelByChannel):
         self._frame_served[rows[chosen], link[chosen]] += give[chosen]
 
 
+class GreedyMeasuredSinr(GreedyMaxSinr):
+    """Greedy max-SINR on what the SINR measurements taught it about each deployment.
+
+    The CQI is interference-free; the measured SINR of a scheduled link (the observation's
+    ``sinr[K]``) is the same frame's signal over noise plus interference, so CQI - SINR is
+    the interference penalty 10 log10(1 + I/N) that link met on that channel: a neighbour's
+    interferer, co-channel cells of the own network, an incumbent sensing missed. The
+    penalty is tracked per (environment, link, channel): a running mean over the first
+    ``window`` measurements, then an exponential mean of time constant ``window``
+    measurements; 0 (optimistic) until measured, so greedy tries every channel of a link
+    before it believes it is clean. Capacities come from CQI minus the penalty; channels are
+    visited the most interfered first, so they go to the links they hurt least.
+
+    Sensing: an incumbent is persistent, so a channel reported busy, free and busy again in
+    consecutive reports was most likely missed in between. Once such gaps make up more than
+    ``debounce_above`` of the busy reports of an environment, a channel reported busy in
+    the previous report is treated as busy for one more frame."""
+
+    name = "greedy_measured_sinr"
+    adaptive = True
+    window = 8.0
+    debounce_above = 0.05
+    reorder_channels = True
+
+    def reset(self, num_envs: int) -> None:
+        super().reset(num_envs)
+        lay = self.layout
+        self.penalty_db = np.zeros((num_envs, lay.n_links, lay.n_channels))
+        self.measured = np.zeros((num_envs, lay.n_links, lay.n_channels), dtype=np.int64)
+        self.reports: list[np.ndarray] = []  # the last two incumbent reports, (N, K) each
+        self.gaps = np.zeros(num_envs)
+        self.busy_reports = np.zeros(num_envs)
+
+    def _act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if getattr(self, "penalty_db", None) is None or self.penalty_db.shape[0] != len(obs):
+            self.reset(len(obs))
+        f = self._fields(obs)
+        self._learn_penalty(f)
+        suspect = self._learn_sensing(f)
+        n, lay = obs.shape[0], self.layout
+        grid = mask.reshape(n, lay.n_bs, lay.n_channels, -1).copy()
+        grid[..., 1:] &= ~suspect[:, None, :, None]
+        valid = f["valid"][..., 0] > 0
+        mean_penalty = (self.penalty_db * valid[..., None]).sum(axis=1)  # (N, K)
+        order = (np.argsort(-mean_penalty, axis=1, kind="stable") if self.reorder_channels
+                 else None)
+        return self._plan(obs, grid.reshape(mask.shape), self.penalty_db, order)
+
+    def _learn_penalty(self, f: dict[str, np.ndarray]) -> None:
+        sinr = f["sinr"].astype(np.float64)
+        hit = (sinr > LAST_SINR_SENTINEL) & (f["valid"] > 0)
+        penalty = np.maximum((f["cqi"] - sinr) * SNR_SCALE_DB, 0.0)
+        self.measured += hit
+        step = np.maximum(1.0 / np.maximum(self.measured, 1), 1.0 / self.window)
+        self.penalty_db = np.where(hit, self.penalty_db + step * (penalty - self.penalty_db),
+                                   self.penalty_db)
+
+    def _learn_sensing(self, f: dict[str, np.ndarray]) -> np.ndarray:
+        """(N, K) channels to treat as busy beyond the report; learns the gap rate."""
+        report = f["incumbent"] > 0.5
+        first = f["time_frac"] <= 0.0  # an episode starts: the report history breaks
+        self.reports = [r & ~first[:, None] for r in self.reports]
+        if len(self.reports) == 2:
+            before, last = self.reports
+            self.gaps += (before & ~last & report).sum(axis=1)
+            self.busy_reports += report.sum(axis=1)
+        prev = self.reports[-1] if self.reports else np.zeros_like(report)
+        self.reports = [*self.reports[-1:], report]
+        debounce = self.gaps > self.debounce_above * np.maximum(self.busy_reports, 1.0)
+        return prev & ~report & debounce[:, None]
+
+
 HEURISTICS: dict[str, type[Heuristic]] = {
-    cls.name: cls for cls in (RandomMasked, RoundRobin, GreedyMaxSinr, ProportionalFair)
+    cls.name: cls for cls in (RandomMasked, RoundRobin, GreedyMaxSinr, ProportionalFair,
+                              GreedyMeasuredSinr)
 }
 
 

@@ -1,5 +1,7 @@
-"""Exhaustive-search upper bound: every valid allocation of a frame, replayed on the batched
-core with full knowledge of that frame's channel and traffic, best one kept.
+"""Baselines that know what no policy observes: the exhaustive-search upper bound (every
+valid allocation of a frame, replayed on the batched core with full knowledge of that frame's
+channel and traffic, best one kept) and the per-task oracle (greedy that knows the
+deployment's hidden conditions, :class:`HiddenConditionsOracle`).
 
 It is a per-frame (myopic) upper bound: at any state, no policy's frame objective exceeds the
 oracle's. It needs the contract's frame-replay capability (``env.frame_replay()``, offered by
@@ -13,14 +15,18 @@ import itertools
 
 import numpy as np
 
+from agents.heuristics import GreedyMaxSinr, resolve_half_duplex
+from bridge.config import ScenarioConfig
 from bridge.contract import IABVectorEnvBase
 from bridge.fallback.core import BatchedIABCore
-from bridge.layout import half_duplex_conflicts
+from bridge.layout import ObservationLayout, half_duplex_conflicts
 
 MAX_BASE_STATIONS = 2
 MAX_CHANNELS = 3
 MAX_CANDIDATES = 200_000
 OBJECTIVES = ("reward", "throughput")
+UPPER_BOUND = "upper_bound"
+HIDDEN_ORACLE = "hidden_oracle"
 
 
 def check_oracle_size(core: BatchedIABCore) -> None:
@@ -75,7 +81,7 @@ def best_action(core: BatchedIABCore, env: int, objective: str = "reward"
 class ExhaustiveUpperBound:
     """Policy that plays :func:`best_action` in every environment of a fallback core."""
 
-    name = "upper_bound"
+    name = UPPER_BOUND
 
     def __init__(self, objective: str = "reward") -> None:
         if objective not in OBJECTIVES:
@@ -93,3 +99,40 @@ class ExhaustiveUpperBound:
     def act_on_core(self, core: BatchedIABCore) -> np.ndarray:
         check_oracle_size(core)
         return np.stack([best_action(core, i, self.objective)[0] for i in range(core.N)])
+
+
+class HiddenConditionsOracle(GreedyMaxSinr):
+    """Per-task oracle: greedy max-SINR that knows the deployment's hidden conditions
+    (:class:`bridge.contract.HiddenConditions`, the contract's ``hidden_conditions``
+    capability; the fallback offers it, ns-3 raises CapabilityUnavailable).
+
+    It scores every link and channel by the CQI minus the interferer's activity-weighted
+    loss at that receiver, visits the interferer's channels first (so they go to the
+    receivers it does not reach and the clean channels stay for those it does), and
+    schedules only where the incumbent is truly absent (perfect sensing). It knows no
+    realisation (not this frame's on/off draw or fading): only what a few episodes of
+    measured SINR and collisions identify, so "room to adapt" = oracle / best task-blind
+    heuristic."""
+
+    name = HIDDEN_ORACLE
+
+    @classmethod
+    def for_config(cls, config: ScenarioConfig) -> HiddenConditionsOracle:
+        """The oracle of scenario ``config`` (its layout, channel bandwidth, frame length)."""
+        return cls(ObservationLayout.from_config(config),
+                   channel_hz=config.radio.channel_bandwidth_hz,
+                   frame_s=config.dynamics.frame_s)
+
+    def act_on_env(self, env: IABVectorEnvBase, obs: np.ndarray, mask: np.ndarray
+                   ) -> np.ndarray:
+        """The oracle's action (N, B*K) for observations ``obs`` and mask ``mask`` of
+        ``env``, whose hidden conditions it reads."""
+        hidden = env.hidden_conditions()
+        obs, mask = np.asarray(obs), np.asarray(mask, dtype=bool)
+        n, lay = obs.shape[0], self.layout
+        grid = mask.reshape(n, lay.n_bs, lay.n_channels, -1).copy()
+        grid[..., 1:] &= ~hidden.incumbent[:, None, :, None]
+        order = np.argsort(~hidden.external_channels, axis=1, kind="stable")
+        action = self._plan(obs, grid.reshape(mask.shape), hidden.external_loss_db(), order)
+        self.frame += 1
+        return resolve_half_duplex(action, lay)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from agents.agent import MODE_PREFIX
 from agents.heuristics import HEURISTICS
 from agents.registry import AGENT_NAMES, AGENTS
-from agents.study.spec import UPPER_BOUND
+from agents.study.spec import HIDDEN_ORACLE, UPPER_BOUND
 from bridge.metrics import HEADLINE_METRICS
 
 LABELS = {
@@ -18,7 +18,10 @@ LABELS = {
 }
 BASELINE_LABELS = {"random": "Random (masked)", "round_robin": "Round-robin",
                    "greedy_max_sinr": "Greedy max-SINR", "proportional_fair": "Proportional fair",
-                   UPPER_BOUND: "Upper bound"}
+                   "greedy_measured_sinr": "Greedy on measured SINR (adaptive)",
+                   UPPER_BOUND: "Upper bound", HIDDEN_ORACLE: "Oracle (knows hidden conditions)"}
+# baselines that know what no policy observes: never the "best heuristic"
+KNOWING_BASELINES = (UPPER_BOUND, HIDDEN_ORACLE)
 METHOD_LABELS = {**{n: e.label for n, e in AGENTS.items()}, **BASELINE_LABELS}
 METRICS = (*HEADLINE_METRICS, "episode_return")
 # an agent's curve points also hold its mode's metrics on the same episodes
@@ -26,4 +29,5 @@ AGENT_METRICS = (*METRICS, *(MODE_PREFIX + k for k in METRICS))
 # an agent's throughput after the last adaptation episode minus before the first (Mb/s)
 GAIN = "adaptation_gain_mbps"
 # the plots' order: agents, heuristics, upper bound
-METHOD_ORDER = (*AGENT_NAMES, *sorted(HEURISTICS, key=list(BASELINE_LABELS).index), UPPER_BOUND)
+METHOD_ORDER = (*AGENT_NAMES, *sorted(HEURISTICS, key=list(BASELINE_LABELS).index),
+                *KNOWING_BASELINES)

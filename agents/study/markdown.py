@@ -9,6 +9,7 @@ import numpy as np
 
 from agents.agent import MODE_PREFIX
 from agents.study.labels import GAIN, METHOD_LABELS
+from agents.study.spec import HIDDEN_ORACLE
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -84,6 +85,10 @@ def _study_section(study: str, data: dict[str, Any]) -> list[str]:
     lines.append("")
     lines += _mode_section(methods)
     best = next(iter(methods.values())).get("best_heuristic", "")
+    if "room_to_adapt" in methods.get(HIDDEN_ORACLE, {}):
+        lines += [f"Room to adapt: {METHOD_LABELS[HIDDEN_ORACLE]} / "
+                  f"{METHOD_LABELS.get(best, best)} throughput = "
+                  f"{_fmt(methods[HIDDEN_ORACLE]['room_to_adapt'], 3)}.", ""]
     for prefix, what in (("", "sampled policy"), (MODE_PREFIX, "mode")):
         per_episode = {m: s[prefix + "throughput_vs_best_heuristic_per_episode"]
                        for m, s in methods.items()

@@ -17,11 +17,11 @@ import numpy as np
 
 from agents.agent import seed_everything
 from agents.heuristics import make_heuristic
-from agents.oracle import ExhaustiveUpperBound
+from agents.oracle import ExhaustiveUpperBound, HiddenConditionsOracle
 from agents.registry import load_agent, make_agent
 from agents.rollouts import RolloutBackend, pin_tasks
 from agents.study.rollout_runtime import RolloutRuntime, env_factory
-from agents.study.spec import UPPER_BOUND, Study, StudySpec
+from agents.study.spec import HIDDEN_ORACLE, UPPER_BOUND, Study, StudySpec
 from agents.study.store import PhaseId, PhaseStore
 
 # called with the statistics of every training iteration (progress display)
@@ -60,9 +60,33 @@ def _backend(spec: StudySpec, study: Study, runtime: RolloutRuntime) -> RolloutB
     return runtime.backend(spec.backend, study.config, spec.budget.envs_per_job)
 
 
+# act(obs (N, D), mask (N, B*K, 1+L)) -> action (N, B*K): one baseline on one vector env
+BaselineAct = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def baseline_policy(spec: StudySpec, study: Study, method: str, env: Any) -> BaselineAct:
+    """A fresh baseline ``method`` acting on ``env``, which simulates one deployment: a
+    heuristic, the upper bound or the per-task oracle (these two read the simulator through
+    the env's capabilities). It is reset here once, and keeps what it learns over every
+    episode it then plays on ``env`` (the same deployment): an adaptive heuristic's
+    experience, as an agent's adaptation."""
+    if method == UPPER_BOUND:
+        bound = ExhaustiveUpperBound()
+        return lambda obs, mask: bound.act_on_env(env)
+    if method == HIDDEN_ORACLE:
+        oracle = HiddenConditionsOracle.for_config(study.config)
+        oracle.reset(env.num_envs)
+        return lambda obs, mask: oracle.act_on_env(env, obs, mask)
+    policy = make_heuristic(method, env.layout, seed=spec.seed_plan.heuristic_seed,
+                            config=study.config)
+    policy.reset(env.num_envs)
+    return policy.act
+
+
 def evaluate_baseline(spec: StudySpec, study: Study, method: str) -> list[dict[str, Any]]:
     """Run a non-learning policy for ``adapt_episodes + 1`` episodes on each held-out task;
-    returns one record per (task, episode) with the episode metrics (mean over envs)."""
+    returns one record per (task, episode) with the episode metrics (mean over envs). One
+    policy per task plays all its episodes (:func:`baseline_policy`)."""
     budget = spec.budget
     frames = study.config.dynamics.episode_frames
     make_env = env_factory(spec.backend, study.config)
@@ -74,17 +98,10 @@ def evaluate_baseline(spec: StudySpec, study: Study, method: str) -> list[dict[s
             # sees identical episodes
             cursor = pin_tasks(env, [task], [inst_seed])
             obs, info = cursor.obs, {"action_mask": cursor.mask}
-            if method == UPPER_BOUND:
-                policy: Any = ExhaustiveUpperBound()
-            else:
-                policy = make_heuristic(method, env.layout, seed=spec.seed_plan.heuristic_seed,
-                                        config=study.config)
-            policy.reset(env.num_envs)
+            act = baseline_policy(spec, study, method, env)
             for episode in range(budget.adapt_episodes + 1):
                 for _ in range(frames):
-                    action = (policy.act_on_env(env) if method == UPPER_BOUND
-                              else policy.act(obs, info["action_mask"]))
-                    obs, _, _, _, info = env.step(action)
+                    obs, _, _, _, info = env.step(act(obs, info["action_mask"]))
                 records.append({"task": t_index, "episode": episode,
                                 **{k: float(np.mean(v))
                                    for k, v in info["episode_metrics"].items()}})

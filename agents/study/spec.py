@@ -27,10 +27,11 @@ from agents.agent import TORCH_THREADS
 from agents.budget import PROFILES, Budget, profile_budget
 from agents.heuristics import HEURISTICS
 from agents.hyperparams import AgentConfig
+from agents.oracle import HIDDEN_ORACLE, UPPER_BOUND
 from agents.registry import AGENT_NAMES, agent_config
 from agents.study.seeds import SeedPlan
 from bridge.config import ConfigError, ScenarioConfig, load_config, parse_override, read_table
-from bridge.contract import BACKENDS, supports_frame_replay
+from bridge.contract import BACKENDS, supports_frame_replay, supports_hidden_conditions
 from bridge.tasks import Task, TaskDistribution
 
 SECTIONS = ("scenario", "tasks", "experiment", "agents")
@@ -38,22 +39,24 @@ SECTIONS = ("scenario", "tasks", "experiment", "agents")
 SMALL_STUDY = {"topology__n_iab": 1, "topology__max_iab": 1, "topology__max_ues": 4,
                "topology__n_ue": 4, "radio__n_channels": 3}
 STUDY_NAMES = ("main", "small")
-UPPER_BOUND = "upper_bound"
 EXPERIMENT_FIELDS = ("profile", "agents", "heuristics", "studies", "torch_threads")
 
 
 @dataclass(frozen=True)
 class Study:
-    """One scenario scale: its config, task distribution and whether the upper bound runs."""
+    """One scenario scale: its config, task distribution and whether the upper bound and
+    the per-task oracle (backend capabilities) run."""
 
     name: str
     config: ScenarioConfig
     tasks: TaskDistribution
     upper_bound: bool
+    hidden_oracle: bool = False
 
     @property
     def baselines(self) -> tuple[str, ...]:
-        return (UPPER_BOUND,) if self.upper_bound else ()
+        return ((UPPER_BOUND,) if self.upper_bound else ()) + \
+            ((HIDDEN_ORACLE,) if self.hidden_oracle else ())
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,10 @@ def build_spec(config: str | Path | None = None, overrides: Sequence[str] = (), 
         tasks = TaskDistribution.for_config(cfg, raw.get("tasks"))
         # exhaustive search replays a frame (a backend capability) and fits small networks
         fits = (cfg.topology.n_iab + 1) <= 2 and cfg.radio.n_channels <= 3
+        # the per-task oracle reads the hidden conditions (a backend capability)
         studies.append(Study(name, cfg, tasks,
-                             upper_bound=fits and supports_frame_replay(backend)))
+                             upper_bound=fits and supports_frame_replay(backend),
+                             hidden_oracle=supports_hidden_conditions(backend)))
     return StudySpec(backend=backend, seed=int(seed), agents=names, budget=budget,
                      studies=tuple(studies), heuristics=heuristics, hyperparams=hyperparams,
                      torch_threads=threads)

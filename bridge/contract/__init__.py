@@ -13,7 +13,9 @@ from bridge.contract.backends import (
     make_env,
     make_vector_env,
     supports_frame_replay,
+    supports_hidden_conditions,
 )
+from bridge.contract.capabilities import HiddenConditions
 from bridge.contract.deployments import Deployments, episode_seed, first_seed, per_env_seeds
 from bridge.contract.errors import CapabilityUnavailable, EnvironmentFailure
 from bridge.contract.single_env import IABSingleEnv
@@ -36,6 +38,7 @@ __all__ = [
     "CapabilityUnavailable",
     "Deployments",
     "EnvironmentFailure",
+    "HiddenConditions",
     "IABSingleEnv",
     "IABVectorEnvBase",
     "action_space",
@@ -49,4 +52,5 @@ __all__ = [
     "observation_space",
     "per_env_seeds",
     "supports_frame_replay",
+    "supports_hidden_conditions",
 ]

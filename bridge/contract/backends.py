@@ -44,6 +44,12 @@ def supports_frame_replay(backend: str) -> bool:
     return backend_classes(backend)[1].supports_frame_replay
 
 
+def supports_hidden_conditions(backend: str) -> bool:
+    """Whether ``backend``'s vector envs offer :meth:`IABVectorEnvBase.hidden_conditions`
+    (what the per-task oracle knows)."""
+    return backend_classes(backend)[1].supports_hidden_conditions
+
+
 def _check_options(backend: str, options: dict[str, Any]) -> None:
     if options and backend != "ns3":
         raise ValueError(f"options {sorted(options)} only apply to backend='ns3'")

@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from bridge.config import ScenarioConfig
+from bridge.contract.capabilities import HiddenConditions
 from bridge.contract.deployments import Deployments, first_seed
 from bridge.contract.errors import CapabilityUnavailable
 from bridge.contract.spaces import bind_spaces
@@ -65,13 +66,16 @@ class IABVectorEnvBase(VectorEnv):
     ignores that environment's action, returns its first observation of the next episode,
     reward 0 and an empty frame (zero counters).
 
-    Optional capability: ``supports_frame_replay`` / :meth:`frame_replay`, the simulator state
-    the exhaustive upper bound replays candidate allocations on.
+    Optional capabilities: ``supports_frame_replay`` / :meth:`frame_replay`, the simulator
+    state the exhaustive upper bound replays candidate allocations on;
+    ``supports_hidden_conditions`` / :meth:`hidden_conditions`, the deployment's hidden
+    conditions the per-task oracle knows.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
     backend: ClassVar[str] = ""
     supports_frame_replay: ClassVar[bool] = False
+    supports_hidden_conditions: ClassVar[bool] = False
 
     def __init__(self, num_envs: int = 1, config: ScenarioConfig | dict | str | None = None,
                  task_split: str | None = None, tasks: TaskDistribution | None = None,
@@ -105,6 +109,14 @@ class IABVectorEnvBase(VectorEnv):
             f"backend {self.backend!r} ({type(self).__name__}) cannot replay a frame: the "
             "exhaustive upper bound needs the simulator state, which only the 'fallback' "
             "backend exposes")
+
+    def hidden_conditions(self) -> HiddenConditions:
+        """The hidden deployment conditions of every environment at the current frame (the
+        per-task oracle's knowledge). Only backends with ``supports_hidden_conditions``."""
+        raise CapabilityUnavailable(
+            f"backend {self.backend!r} ({type(self).__name__}) cannot report the hidden "
+            "deployment conditions: the per-task oracle needs the simulator state, which only "
+            "the 'fallback' backend exposes")
 
     # -------------------------------------------------------------- gym API
     def reset(self, *, seed: int | Sequence[int] | None = None,

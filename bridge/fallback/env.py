@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from bridge.config import ScenarioConfig
+from bridge.contract.capabilities import HiddenConditions
 from bridge.contract.single_env import IABSingleEnv
 from bridge.contract.vector_env import BackendStep, IABVectorEnvBase
 from bridge.fallback.core import BatchedIABCore
@@ -25,10 +26,12 @@ class IABVectorEnv(IABVectorEnvBase):
     :class:`~bridge.contract.vector_env.IABVectorEnvBase`).
 
     It supports frame replay: :meth:`frame_replay` returns the core, on which the exhaustive
-    upper bound replays candidate allocations of the current frame."""
+    upper bound replays candidate allocations of the current frame; and
+    :meth:`hidden_conditions`, read off the core's state, for the per-task oracle."""
 
     backend = "fallback"
     supports_frame_replay = True
+    supports_hidden_conditions = True
 
     def __init__(self, num_envs: int = 1, config: ScenarioConfig | dict | str | None = None,
                  task_split: str | None = None, tasks: TaskDistribution | None = None,
@@ -40,6 +43,17 @@ class IABVectorEnv(IABVectorEnvBase):
         if self.core is None:
             raise RuntimeError("call reset() before frame_replay()")
         return self.core
+
+    def hidden_conditions(self) -> HiddenConditions:
+        core = self.frame_replay()
+        # the interferer's mean power: its received power when on, times its activity, on
+        # its channels (bridge.model.external.external_interference_mw without the draw)
+        ext = (core.ext_activity[:, None, None] * core.ext_rx_mw[:, :, None]
+               * core.ext_channels[:, None, :])
+        return HiddenConditions(
+            external_mw=ext, external_channels=core.ext_channels.copy(),
+            noise_mw=np.broadcast_to(core.noise_mw, (core.N, core.L)).copy(),
+            incumbent=core.incumbent.copy())
 
     def _rebuild(self) -> None:
         """Load the deployments into a new core, unless every one is unchanged."""
