@@ -76,4 +76,4 @@ RUN "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
 
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /home/iab
-CMD ["iabmeta", "reproduce", "--out", "/home/iab/runs/default"]
+CMD ["iabmeta", "reproduce", "--jobs", "2", "--out", "/home/iab/runs/default"]

@@ -296,7 +296,7 @@ smoke() {  # smoke NAME ARGS...: run `iabmeta reproduce ARGS` in the image, chec
   t0=$(date +%s)
   "$DOCKER" run --rm --name "$container" --network none -v "$out:/home/iab/runs/$name" "$IMAGE" \
     bash -c 'test "$(id -u)" -ne 0 || { echo "error: runs as root" >&2; exit 1; }; exec "$@"' \
-    smoke iabmeta reproduce "$@" --quick --out "/home/iab/runs/$name" >"$WORK/run-$name.log" 2>&1 \
+    smoke iabmeta reproduce "$@" --quick --jobs 2 --out "/home/iab/runs/$name" >"$WORK/run-$name.log" 2>&1 \
     || { tail -n 40 "$WORK/run-$name.log" >&2; echo "error: smoke run '$name' failed" >&2; exit 1; }
   s=$(elapsed "$t0")
   check_outputs "$out"

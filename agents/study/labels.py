@@ -28,6 +28,8 @@ METRICS = (*HEADLINE_METRICS, "episode_return")
 AGENT_METRICS = (*METRICS, *(MODE_PREFIX + k for k in METRICS))
 # an agent's throughput after the last adaptation episode minus before the first (Mb/s)
 GAIN = "adaptation_gain_mbps"
+# the same in units of the best heuristic's throughput on the same episodes
+GAIN_VS_BEST = "adaptation_gain_vs_best_heuristic"
 # the plots' order: agents, heuristics, upper bound
 METHOD_ORDER = (*AGENT_NAMES, *sorted(HEURISTICS, key=list(BASELINE_LABELS).index),
                 *KNOWING_BASELINES)

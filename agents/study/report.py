@@ -15,6 +15,7 @@ from agents.stats import episodes_to_fraction, mean_ci
 from agents.study.labels import (
     AGENT_METRICS,
     GAIN,
+    GAIN_VS_BEST,
     KNOWING_BASELINES,
     LABELS,
     METHOD_LABELS,
@@ -48,7 +49,8 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
                   for rs in per_task.values()]
         curve = [{k: float(np.mean([r[k] for r in recs if r["episode"] == e]))
                   for k in METRICS} for e in range(K + 1)]
-        rows[h] = {"kind": "baseline", "finals": finals, "curve": curve}
+        rows[h] = {"kind": "baseline", "finals": finals, "curve": curve,
+                   "tp": {(r["task"], r["episode"]): r["throughput_mbps"] for r in recs}}
     for agent in spec.agents:
         finals, curves, trains = [], [], []
         for seed in spec.seeds:
@@ -68,6 +70,8 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
                     for p in ("", MODE_PREFIX):
                         final[p + GAIN] = (last[0].get(p + "throughput_mbps", float("nan"))
                                            - first[0].get(p + "throughput_mbps", float("nan")))
+                        final["_" + p + "tp0"] = first[0].get(p + "throughput_mbps", np.nan)
+                    final["_task"] = t
                     finals.append(final)
             curves.append([{k: float(np.mean([r.get(k, np.nan) for r in recs
                                               if r["episode"] == e]))
@@ -90,6 +94,25 @@ def _paired_fraction(s: dict[str, Any], ref: dict[str, Any], prefix: str = "") -
     ref_tp = (ref["adaptation_curve"][-1]["throughput_mbps"] if s["kind"] == "agent"
               else ref["throughput_mbps"])
     return s[prefix + "throughput_mbps"] / ref_tp if ref_tp > 0 else float("nan")
+
+
+def _relative_gains(rows: dict[str, dict[str, Any]], out: dict[str, dict[str, Any]],
+                    best: str) -> None:
+    """The adaptation gain in units of the best heuristic on the same episodes: the ratio
+    to it after the last adaptation episode minus the ratio in episode 0, per (seed, task)
+    (the raw gain in Mb/s also carries the difference between the two episodes' traffic,
+    which this removes), mean ± 95% interval."""
+    tp = rows[best]["tp"]
+    last = max(e for _, e in tp)
+    for method, row in rows.items():
+        if row["kind"] != "agent":
+            continue
+        for p in ("", MODE_PREFIX):
+            gains = [f[p + "throughput_mbps"] / tp[(f["_task"], last)]
+                     - f["_" + p + "tp0"] / tp[(f["_task"], 0)] for f in row["finals"]
+                     if tp.get((f["_task"], last), 0) > 0 and tp.get((f["_task"], 0), 0) > 0]
+            m, ci = mean_ci(gains)
+            out[method][p + GAIN_VS_BEST], out[method][p + GAIN_VS_BEST + "_ci95"] = m, ci
 
 
 def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -142,6 +165,7 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
                            ("latency_violation_rate", "latency_violation_reduction_vs_ppo")):
                 s[key] = 1 - s[k] / p[k] if p[k] > 0 else float("nan")
     if best is not None:
+        _relative_gains(rows, out, best)
         best_curve = [p["throughput_mbps"] for p in out[best]["adaptation_curve"]]
         for s in out.values():
             s["best_heuristic"] = best

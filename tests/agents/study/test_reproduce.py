@@ -42,6 +42,7 @@ def _check_outputs(out: Path) -> dict:
         assert math.isfinite(m["mode_throughput_mbps"]) and m["mode_throughput_mbps"] >= 0
         assert 0 <= m["mode_fraction_of_best_heuristic"] <= 2
         assert math.isfinite(m["adaptation_gain_mbps"])
+        assert abs(m["adaptation_gain_vs_best_heuristic"]) < 2
         curve = m["adaptation_curve"]
         assert len(curve) == 2 and all("mode_sinr_violation_rate" in p for p in curve)
     # the warm-started agents spent part of their budget on the teacher's demonstrations
