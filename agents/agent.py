@@ -4,6 +4,7 @@ seeding, the torch thread setting)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -67,6 +68,22 @@ CHECKPOINT_FORMAT = "iabmeta-agent-v1"
 
 def use_torch_threads(n: int = TORCH_THREADS) -> None:
     torch.set_num_threads(n)
+
+
+def fit_warm_start(config: Any, max_env_steps: int, frames: int) -> Any:
+    """``config`` with the warm start's rounds, then tasks, then replicas lowered (to 1 at
+    least) until its demonstrations (rounds x tasks x replicas x ``frames`` env-steps) fit
+    in ``max_env_steps``."""
+    r, t, p = config.warm_start_rounds, config.warm_start_tasks, config.warm_start_replicas
+    per = max(1, frames)
+    if r * t * p * per > max_env_steps:
+        r = max(1, max_env_steps // (t * p * per))
+    if r * t * p * per > max_env_steps:
+        t = max(1, max_env_steps // (p * per))
+    if r * t * p * per > max_env_steps:
+        p = max(1, max_env_steps // per)
+    return dataclasses.replace(config, warm_start_rounds=r, warm_start_tasks=t,
+                               warm_start_replicas=p)
 
 
 def seed_everything(seed: int) -> None:
@@ -210,16 +227,23 @@ class Agent(ABC):
             self.optimizer.param_groups[0]["lr"] = linear_schedule(
                 self.config.base_learning_rate, progress)
 
-    def warm_start(self, config: Any, tasks: TaskDistribution) -> None:
+    def warm_start(self, config: Any, tasks: TaskDistribution, budget: Budget) -> None:
         """Behaviour cloning of the config's teacher heuristic into the policy before RL
-        (:mod:`agents.warm_start`); its env-steps count as meta-training env-steps."""
+        (:mod:`agents.warm_start`); its env-steps count as meta-training env-steps. The
+        demonstrations take at most half of ``budget``'s meta-training env-steps: with a
+        smaller budget fewer rounds, then fewer tasks, then fewer replicas are recorded
+        (``warm_start_rounds``/``_tasks``/``_replicas`` in the statistics)."""
         if self.config.warm_start == "none":
             return
         from agents.warm_start import warm_start_from_teacher
 
         module = self.modules()[self.policy_module]
-        stats = warm_start_from_teacher(module, config, tasks, self.config, self.seed,
+        hyper = fit_warm_start(self.config, budget.meta_train_env_steps // 2,
+                               config.dynamics.episode_frames)
+        stats = warm_start_from_teacher(module, config, tasks, hyper, self.seed,
                                         recurrent=module.memory is not None)
+        stats.update(rounds=hyper.warm_start_rounds, tasks=hyper.warm_start_tasks,
+                     replicas=hyper.warm_start_replicas)
         self.env_steps += int(stats["env_steps"])
         self.warm_start_stats = {f"warm_start_{k}": v for k, v in stats.items()}
 
@@ -227,12 +251,12 @@ class Agent(ABC):
         """RL iterations that fit in what the budget leaves after the warm start (a warm
         start that spends the whole budget is refused: it would train no RL at all)."""
         if self.env_steps and self.env_steps >= budget.meta_train_env_steps:
+            where = self.config._section_name
             raise ConfigError(
-                f"agents.{self.name}.warm_start={self.config.warm_start!r} spends "
+                f"{where}.warm_start={self.config.warm_start!r} spends "
                 f"{self.env_steps} env-steps, all of experiment.meta_train_env_steps="
-                f"{budget.meta_train_env_steps}: raise the budget, lower "
-                f"agents.{self.name}.warm_start_rounds/_tasks/_replicas or set "
-                f"warm_start='none'")
+                f"{budget.meta_train_env_steps}: raise the budget or set "
+                f"{where}.warm_start='none'")
         return max(0, budget.meta_train_env_steps - self.env_steps) // steps_per_iteration
 
     def training_loop(self, iterations: int, steps_per_iteration: int,

@@ -228,7 +228,7 @@ class MAMLAgent(Agent):
         with opened(envs, budget.envs_per_job) as rollouts:
             frames = rollouts.config.dynamics.episode_frames
             per_iter = (self.config.inner_steps + 1) * n_tasks * per_task * frames
-            self.warm_start(rollouts.config, tasks)
+            self.warm_start(rollouts.config, tasks, budget)
 
             def iteration(it: int) -> dict[str, float]:
                 batch_tasks = tasks.sample("train", int(rng.integers(2**31)), n_tasks)

@@ -159,7 +159,7 @@ class PPOAgent(Agent):
         drawn: dict[str, Any] = {}
         with opened(envs, budget.envs_per_job) as rollouts:
             frames = rollouts.config.dynamics.episode_frames
-            self.warm_start(rollouts.config, tasks)
+            self.warm_start(rollouts.config, tasks, budget)
 
             def iteration(it: int) -> dict[str, float]:
                 if it % self.config.resample_tasks_every == 0:

@@ -144,7 +144,7 @@ class RL2Agent(Agent):
         rng = np.random.default_rng(self.seed + 4_243)
         with opened(envs, budget.envs_per_job) as rollouts:
             per_iter = job_steps(episodes, rollouts.config.dynamics.episode_frames) * n
-            self.warm_start(rollouts.config, tasks)
+            self.warm_start(rollouts.config, tasks, budget)
 
             def iteration(it: int) -> dict[str, float]:
                 trial_tasks = tasks.sample("train", int(rng.integers(2**31)), n)

@@ -95,3 +95,20 @@ def test_recurrent_agents_clone_whole_teacher_episodes(tiny_config: ScenarioConf
 def episodes_reward(data, frames: int, n_envs: int) -> torch.Tensor:
     rounds = len(data) // (frames * n_envs)
     return data.reward.reshape(rounds, frames, n_envs).transpose(0, 1).reshape(frames, -1)
+
+
+def test_warm_start_fits_in_half_the_budget() -> None:
+    """A small budget records fewer rounds, then tasks, then replicas; a default one keeps
+    the configured demonstrations."""
+    from agents.agent import fit_warm_start
+    from agents.maml import MAMLConfig
+
+    cfg = MAMLConfig()  # 2 rounds x 16 tasks x 4 replicas
+    kept = fit_warm_start(cfg, 50_000, 100)
+    assert (kept.warm_start_rounds, kept.warm_start_tasks, kept.warm_start_replicas) == (2, 16, 4)
+    for budget, frames in ((750, 20), (6_400, 100), (300, 100), (5, 100)):
+        fit = fit_warm_start(cfg, budget, frames)
+        steps = fit.warm_start_rounds * fit.warm_start_tasks * fit.warm_start_replicas * frames
+        assert steps <= max(budget, frames)  # one episode of one replica at least
+    fit = fit_warm_start(cfg, 750, 20)  # the ns-3 quick profile: 1 round, 9 tasks, 4 replicas
+    assert (fit.warm_start_rounds, fit.warm_start_tasks, fit.warm_start_replicas) == (1, 9, 4)
