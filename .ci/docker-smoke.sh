@@ -168,10 +168,13 @@ serve_dir() {  # serve_dir DIR: serve DIR on loopback; its URL in SERVED_URL
     log_file="$WORK/http-$n-$want.log"
     python3 -u -m http.server --bind 127.0.0.1 --directory "$dir" "$want" >"$log_file" 2>&1 </dev/null &
     pid=$!
+    # registered at once, so an exit from here on stops it too (stop_pid skips a dead pid)
+    STARTED_PIDS+=("$pid:HTTP server for $dir")
     for _ in $(seq 1 100); do
-      port="$(sed -n 's/^Serving HTTP on [0-9.]* port \([0-9]*\).*/\1/p' "$log_file")"
+      # the background job may not have created its log yet
+      port="$(sed -n 's/^Serving HTTP on [0-9.]* port \([0-9]*\).*/\1/p' "$log_file" 2>/dev/null \
+              || true)"
       if [ -n "$port" ]; then
-        STARTED_PIDS+=("$pid:HTTP server for $dir")
         SERVED_URL="http://127.0.0.1:$port"
         return 0
       fi
