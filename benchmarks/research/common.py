@@ -46,10 +46,12 @@ def test_tasks(config: ScenarioConfig) -> list[tuple[Task, int]]:
     return [(t, EVAL_SEED * 1000 + 500 + i) for i, t in enumerate(tasks)]
 
 
-def evaluate(config: ScenarioConfig, act: Act, episodes: int = 1) -> dict[str, float]:
-    """Mean episode metrics over the held-out tasks x ADAPT_ENVS replicas (the episodes
-    evaluate_policy and the agents' adaptation see), first ``episodes`` episodes."""
-    pairs = test_tasks(config)
+def evaluate(config: ScenarioConfig, act: Act, episodes: int = 1,
+             pairs: list[tuple[Task, int]] | None = None) -> dict[str, float]:
+    """Mean episode metrics over the held-out tasks (default: :func:`test_tasks`, the
+    episodes evaluate_policy and the agents' adaptation see) x ADAPT_ENVS replicas, first
+    ``episodes`` episodes."""
+    pairs = test_tasks(config) if pairs is None else pairs
     env = IABVectorEnv(ADAPT_ENVS * len(pairs), config)
     try:
         cursor = pin_tasks(env, [t for t, _ in pairs], [s for _, s in pairs])

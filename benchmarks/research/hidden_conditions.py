@@ -22,11 +22,10 @@ import dataclasses
 import numpy as np
 
 from agents.heuristics import make_heuristic
-from agents.rollouts import pin_tasks
-from benchmarks.research.common import ADAPT_ENVS, report, study_config, test_tasks
+from benchmarks.research.common import ADAPT_ENVS, evaluate, report, study_config, test_tasks
 from bridge.config import ScenarioConfig
 from bridge.fallback.env import IABVectorEnv
-from bridge.layout import SNR_SCALE_DB
+from bridge.layout import SNR_SCALE_DB, ObservationLayout
 from bridge.tasks import Task, TaskDistribution
 
 HEURISTICS = ("random", "round_robin", "greedy_max_sinr", "proportional_fair")
@@ -77,30 +76,18 @@ def run(config: ScenarioConfig, tasks: list[tuple[Task, int]], policy: str,
         episodes: int) -> dict[str, float]:
     """Mean episode metrics of ``policy`` (a heuristic or ``oracle``) over the tasks x
     ADAPT_ENVS replicas, ``episodes`` episodes each."""
-    env = IABVectorEnv(ADAPT_ENVS * len(tasks), config)
     name = "greedy_max_sinr" if policy == "oracle" else policy
-    heuristic = make_heuristic(name, env.layout, seed=0, config=config)
-    heuristic.reset(env.num_envs)
-    rows = []
-    try:
-        cursor = pin_tasks(env, [t for t, _ in tasks], [s for _, s in tasks])
-        obs, mask = cursor.obs, cursor.mask
-        for _ in range(episodes):
-            for _ in range(config.dynamics.episode_frames):
-                if policy == "oracle":
-                    view, truth, order = oracle_view(env, obs, mask)
-                    action = restore_order(heuristic.act(view, truth), order, env.layout.n_bs)
-                else:
-                    action = heuristic.act(obs, mask)
-                obs, _, _, _, info = env.step(action)
-                mask = info["action_mask"]
-            rows.append({k: float(np.mean(v)) for k, v in info["episode_metrics"].items()})
-            obs, *_, info = env.step(np.zeros((env.num_envs, env.layout.action_size),
-                                              dtype=np.int64))
-            mask = info["action_mask"]
-    finally:
-        env.close()
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    heuristic = make_heuristic(name, ObservationLayout.from_config(config), seed=0,
+                               config=config)
+    heuristic.reset(ADAPT_ENVS * len(tasks))
+
+    def act(env: IABVectorEnv, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if policy != "oracle":
+            return heuristic.act(obs, mask)
+        view, truth, order = oracle_view(env, obs, mask)
+        return restore_order(heuristic.act(view, truth), order, env.layout.n_bs)
+
+    return evaluate(config, act, episodes, pairs=tasks)
 
 
 def main() -> None:

@@ -119,6 +119,8 @@ def sensed_incumbents(key: np.ndarray, state_index: np.ndarray, incumbent: np.nd
     """(N, K) the incumbent report: a busy channel is reported busy unless sensing misses it
     (probability ``miss_prob`` (N,), independently per report and channel); a free channel is
     never reported busy. ``state_index`` (N,) numbers the incumbent state being reported."""
+    if not miss_prob.any():  # perfect sensing (the default): no draws on the hot path
+        return incumbent.copy()
     n, k = incumbent.shape
     u = rng.to_uniform(rng.hash_keys(key[:, None], rng.STREAM_SENSING, state_index[:, None],
                                      np.arange(k)[None]))
