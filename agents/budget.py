@@ -32,7 +32,9 @@ class Budget(_Section):
     meta_train_env_steps: int = _f(100_000, lo=0, hi=10**12)
     num_envs: int = _f(64, lo=1, hi=65_536)
     meta_batch_tasks: int = _f(8, lo=1, hi=4_096)
-    adapt_episodes: int = _f(4, lo=0, hi=1_000)
+    # the few-shot protocol reports zero-shot and after 1, 2, 5 and 10 adaptation episodes
+    # (agents.study.few_shot)
+    adapt_episodes: int = _f(10, lo=0, hi=1_000)
     adapt_envs: int = _f(8, lo=1, hi=65_536)
     n_test_tasks: int = _f(4, lo=1, hi=10_000)
     # training seeds; the seed plan (agents.study.seeds) gives each 100 adaptation seeds

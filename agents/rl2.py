@@ -50,8 +50,12 @@ class RL2Config(PPOUpdateConfig):
 
     warm_start: WarmStart = "greedy_max_sinr"  # as MAML's
     memory: Literal["gru", "attention"] = "gru"
-    # episodes per trial; None: the budget's adapt_episodes + 1
-    trial_episodes: int | None = _f(None, lo=1, hi=10_000)
+    # episodes per meta-training trial; None: the budget's adapt_episodes + 1. Five, not the
+    # adaptation's eleven: a trial of 11 x 100 frames on 16 environments is 17,600
+    # env-steps, which would leave two or three updates in the default budget; the memory
+    # then runs past its training trials' length on held-out tasks (the few-shot curve shows
+    # what that costs)
+    trial_episodes: int | None = _f(5, lo=1, hi=10_000)
     attention_heads: int = _f(4, lo=1, hi=256)
     attention_window: int = _f(64, lo=1, hi=1_000_000)
     # trials per iteration at most: a main-study trial batch of 32 x 163 steps took 6-18 s;

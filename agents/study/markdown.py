@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 from agents.agent import MODE_PREFIX
-from agents.study.labels import GAIN, GAIN_VS_BEST, METHOD_LABELS
+from agents.heuristics import HEURISTICS
+from agents.study.few_shot import gain_excludes_zero
+from agents.study.labels import GAIN, GAIN_VS_BEST, KNOWING_BASELINES, METHOD_LABELS
 from agents.study.spec import HIDDEN_ORACLE
 
 
@@ -61,6 +63,72 @@ def _mode_section(methods: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _adapts(method: str, s: dict[str, Any]) -> bool:
+    """Agents, adaptive heuristics and the baselines that know the task: the methods whose
+    per-episode ratio says something (a fixed heuristic's only shows the episodes' noise)."""
+    return (s["kind"] == "agent" or method in KNOWING_BASELINES
+            or (method in HEURISTICS and HEURISTICS[method].adaptive))
+
+
+def _pm(values: list[float], cis: list[float], j: int) -> str:
+    """'mean ± ci', or the mean alone where there is no interval (one seed x task)."""
+    if not cis[j]:
+        return _fmt(values[j])
+    return f"{_fmt(values[j])} ± {_fmt(cis[j])}"
+
+
+def _few_shot_section(methods: dict[str, Any], best: str) -> list[str]:
+    """The few-shot protocol's tables (agents/study/few_shot.py): ratios to the best
+    heuristic after k adaptation episodes, the gains over zero-shot and the SINR violations
+    while adapting."""
+    # agents first, then the adaptive heuristics and the baselines that know the task (a
+    # fixed heuristic's ratio per episode only shows the episodes' noise; the best
+    # heuristic's is 1 by definition)
+    order = sorted(methods, key=lambda m: methods[m]["kind"] != "agent")
+    entries = {m: methods[m]["few_shot"] for m in order
+               if "few_shot" in methods[m] and _adapts(m, methods[m]) and m != best}
+    if not entries:
+        return []
+    points = next(iter(entries.values()))["episodes"]
+    cols = " | ".join("zero-shot" if k == 0 else f"after {k}" for k in points)
+    lines = [f"Few-shot adaptation: throughput relative to {METHOD_LABELS.get(best, best)} on "
+             "the same episodes, zero-shot (episode 0) and after k adaptation episodes "
+             "(episode k); SINR violations of the sampled policy over the episodes it adapts "
+             "on (mean ± 95% CI over seeds x tasks; baselines over tasks):", "",
+             f"| method | {cols} | SINR viol. during adaptation |",
+             "|" + "---|" * (len(points) + 2)]
+    ppo_sinr = entries.get("ppo", {}).get("sinr_violations_during_adaptation")
+    for m, e in entries.items():
+        for p, tag in (("", ""), (MODE_PREFIX, " (mode)")):
+            if p + "ratio" not in e:
+                continue
+            sinr = (f"{_fmt(e['sinr_violations_during_adaptation'])} ± "
+                    f"{_fmt(e['sinr_violations_during_adaptation_ci95'])}" if not p else "")
+            if not p and ppo_sinr and m != "ppo" and methods[m]["kind"] == "agent":
+                sinr += f" ({_change(1 - e['sinr_violations_during_adaptation'] / ppo_sinr)}"
+                sinr += " than PPO)"
+            cells = " | ".join(_pm(e[p + "ratio"], e[p + "ratio_ci95"], j)
+                               for j in range(len(points)))
+            lines.append(f"| {METHOD_LABELS.get(m, m)}{tag} | {cells} | {sinr} |")
+    lines.append("")
+    agents = {m: e for m, e in entries.items() if methods[m]["kind"] == "agent"}
+    if agents and len(points) > 1:
+        cols = " | ".join(f"after {k}" for k in points[1:])
+        lines += ["Adaptation gain: the ratio above after k episodes minus the zero-shot ratio "
+                  "of the same seed and task (* where the 95% interval excludes 0):", "",
+                  f"| agent | {cols} |", "|" + "---|" * len(points)]
+        for m, e in agents.items():
+            for p, tag in (("", ""), (MODE_PREFIX, " (mode)")):
+                if p + "gain" not in e:
+                    continue
+                star = gain_excludes_zero(e, p)
+                cells = " | ".join(_pm(e[p + "gain"], e[p + "gain_ci95"], j)
+                                   + ("*" if star[j] else "") for j in range(1, len(points)))
+                lines.append(f"| {METHOD_LABELS.get(m, m)}{tag} | {cells} |")
+        lines.append("")
+    return lines
+
+
 def _study_section(study: str, data: dict[str, Any]) -> list[str]:
     """report.md's table and ratios of one study."""
     lines: list[str] = []
@@ -94,10 +162,12 @@ def _study_section(study: str, data: dict[str, Any]) -> list[str]:
         lines += [f"Room to adapt: {METHOD_LABELS[HIDDEN_ORACLE]} / "
                   f"{METHOD_LABELS.get(best, best)} throughput = "
                   f"{_fmt(methods[HIDDEN_ORACLE]['room_to_adapt'], 3)}.", ""]
+    lines += _few_shot_section(methods, best)
     for prefix, what in (("", "sampled policy"), (MODE_PREFIX, "mode")):
         per_episode = {m: s[prefix + "throughput_vs_best_heuristic_per_episode"]
                        for m, s in methods.items()
-                       if prefix + "throughput_vs_best_heuristic_per_episode" in s}
+                       if prefix + "throughput_vs_best_heuristic_per_episode" in s
+                       and _adapts(m, s)}
         if not per_episode:
             continue
         lines += [f"Throughput ({what}) relative to {METHOD_LABELS.get(best, best)} on the "

@@ -12,6 +12,7 @@ import numpy as np
 from agents.agent import MODE_PREFIX
 from agents.heuristics import HEURISTICS
 from agents.stats import episodes_to_fraction, mean_ci
+from agents.study.few_shot import few_shot
 from agents.study.labels import (
     AGENT_METRICS,
     GAIN,
@@ -50,9 +51,10 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
         curve = [{k: float(np.mean([r[k] for r in recs if r["episode"] == e]))
                   for k in METRICS} for e in range(K + 1)]
         rows[h] = {"kind": "baseline", "finals": finals, "curve": curve,
-                   "tp": {(r["task"], r["episode"]): r["throughput_mbps"] for r in recs}}
+                   "tp": {(r["task"], r["episode"]): r["throughput_mbps"] for r in recs},
+                   "by_episode": {(r["task"], r["episode"]): r for r in recs}}
     for agent in spec.agents:
-        finals, curves, trains = [], [], []
+        finals, curves, trains, runs = [], [], [], []
         for seed in spec.seeds:
             a_name = PhaseId("adapt", study.name, agent, seed)
             t_name = a_name.trained
@@ -61,6 +63,8 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
             recs = store.load(a_name)
             trains.append(store.load(t_name))
             for t in sorted({r["task"] for r in recs}):
+                runs.append({"seed": seed, "task": t, "by_episode": {
+                    r["episode"]: r for r in recs if r["task"] == t}})
                 last = [r for r in recs if r["task"] == t and r["episode"] == K]
                 first = [r for r in recs if r["task"] == t and r["episode"] == 0]
                 if last and first:
@@ -82,7 +86,7 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
         curve = [{k: float(np.mean([c[e][k] for c in curves])) for k in curves[0][e]}
                  for e in range(K + 1)]
         rows[agent] = {"kind": "agent", "finals": finals, "curve": curve, "curves": curves,
-                       "train": trains}
+                       "train": trains, "runs": runs}
     return rows
 
 
@@ -169,13 +173,15 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         best_curve = [p["throughput_mbps"] for p in out[best]["adaptation_curve"]]
         for s in out.values():
             s["best_heuristic"] = best
-            if s["kind"] == "agent":
-                # baselines run the agents' episode seeds, so episode k is the same traffic
-                # for both: this ratio is the adaptation curve without the episode noise
-                for prefix in ("", MODE_PREFIX):
-                    s[prefix + "throughput_vs_best_heuristic_per_episode"] = [
-                        p[prefix + "throughput_mbps"] / b if b > 0 else float("nan")
-                        for p, b in zip(s["adaptation_curve"], best_curve)]
+            # baselines run the agents' episode seeds, so episode k is the same traffic for
+            # every method: this ratio is the adaptation curve without the episode noise
+            for prefix in ("", MODE_PREFIX) if s["kind"] == "agent" else ("",):
+                s[prefix + "throughput_vs_best_heuristic_per_episode"] = [
+                    p[prefix + "throughput_mbps"] / b if b > 0 else float("nan")
+                    for p, b in zip(s["adaptation_curve"], best_curve)]
+        last_episode = max(e for _, e in rows[best]["tp"])
+        for method, entry in few_shot(rows, best, last_episode).items():
+            out[method]["few_shot"] = entry
     return out
 
 
@@ -277,7 +283,8 @@ def _plots(out: Path, results: dict[str, Any], all_rows: dict[str, Any]) -> list
     study = "main" if "main" in results["studies"] else next(iter(results["studies"]))
     methods = results["studies"][study]["methods"]
     order = [m for m in METHOD_ORDER if m in methods]
-    colors = {m: plt.cm.tab10(i) for i, m in enumerate(order)}
+    # tab20's dark shades first, then its light ones: distinct colours for up to 20 methods
+    colors = {m: plt.cm.tab20((2 * i) % 20 + (i // 10) % 2) for i, m in enumerate(order)}
     paths = []
     for name, draw in (("metrics.png", _metrics_figure), ("adaptation.png", _adaptation_figure)):
         fig = draw(plt, methods, order, colors)
@@ -322,11 +329,14 @@ def _metrics_figure(plt: Any, methods: dict[str, Any], order: list[str],
 
 def _adaptation_figure(plt: Any, methods: dict[str, Any], order: list[str],
                        colors: dict[str, Any]) -> Any:
-    """Each headline metric against the adaptation episode, per method."""
+    """Each headline metric against the adaptation episode, per method, and the few-shot
+    view: throughput relative to the best heuristic on the same episodes (sampled and mode),
+    with the oracle, the adaptive heuristics and the best heuristic (1.0) as lines."""
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    for ax, key in zip(axes.ravel(), HEADLINE_METRICS):
+    fig, axes = plt.subplots(2, 3, figsize=(17, 8))
+    panels = list(axes.ravel())
+    for ax, key in zip(panels[:2] + panels[3:5], HEADLINE_METRICS):
         for m in order:
             curve = [p[key] for p in methods[m]["adaptation_curve"]]
             style = "-o" if methods[m]["kind"] == "agent" else "--"
@@ -334,11 +344,30 @@ def _adaptation_figure(plt: Any, methods: dict[str, Any], order: list[str],
                     label=METHOD_LABELS.get(m, m), markersize=4)
         title, unit = LABELS[key]
         ax.set_title(f"Adaptation on held-out tasks: {title}")
-        ax.set_xlabel("adaptation episode on the held-out task")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{title} ({unit})")
+    best = next(iter(methods.values())).get("best_heuristic")
+    for ax, prefix, what in ((panels[2], "", "sampled"), (panels[5], MODE_PREFIX, "mode")):
+        for m in order:
+            s = methods[m]
+            # a baseline has no mode: its line is the same in both panels
+            key = (prefix if s["kind"] == "agent" else "") + \
+                "throughput_vs_best_heuristic_per_episode"
+            adaptive = m in HEURISTICS and HEURISTICS[m].adaptive
+            if key not in s or not (s["kind"] == "agent" or m in KNOWING_BASELINES
+                                    or adaptive) or m == best:
+                continue
+            style = "-o" if s["kind"] == "agent" else "--"
+            ax.plot(range(len(s[key])), s[key], style, color=colors[m], markersize=4,
+                    label=METHOD_LABELS.get(m, m))
+        ax.axhline(1.0, color="k", linestyle=":", label=METHOD_LABELS.get(best, best))
+        ax.set_title(f"Few-shot: throughput / best heuristic ({what})")
+        ax.set_ylabel("ratio on the same episodes")
+        ax.legend(fontsize=6)
+    for ax in panels:
+        ax.set_xlabel("adaptation episodes on the held-out task")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, ncol=2)
+    panels[0].legend(fontsize=7, ncol=2)
     return fig
 
 

@@ -45,12 +45,20 @@ def _check_outputs(out: Path) -> dict:
         assert abs(m["adaptation_gain_vs_best_heuristic"]) < 2
         curve = m["adaptation_curve"]
         assert len(curve) == 2 and all("mode_sinr_violation_rate" in p for p in curve)
+        # the few-shot protocol within a 1-episode budget: zero-shot and after 1 episode
+        fs = m["few_shot"]
+        assert fs["episodes"] == [0, 1] and len(fs["ratio"]) == len(fs["mode_gain"]) == 2
+        assert fs["gain"][0] == 0.0 and 0 <= fs["sinr_violations_during_adaptation"] <= 1
+        best = methods[m["best_heuristic"]]["adaptation_curve"]
+        assert fs["ratio"][1] == pytest.approx(
+            curve[1]["throughput_mbps"] / best[1]["throughput_mbps"])
     # the warm-started agents spent part of their budget on the teacher's demonstrations
     assert methods["maml"]["warm_start_env_steps"] > 0 == methods["ppo"]["warm_start_env_steps"]
     assert results["versions"]["torch"] and results["budget"]["adapt_episodes"] == 1
     report = (out / "report.md").read_text()
     for label in ("PPO", "MAML", "RNN", "attention", "Upper bound", "vs PPO", "fine-tune",
-                  "mode (most likely allocation)", "adaptation gain"):
+                  "mode (most likely allocation)", "adaptation gain", "Few-shot adaptation",
+                  "SINR viol. during adaptation"):
         assert label in report
     return results
 
