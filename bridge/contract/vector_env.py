@@ -31,9 +31,13 @@ from bridge.tasks import Task, TaskDistribution
 # Per-frame counters in ``infos`` (int64, one per environment).
 STEP_COUNTERS = ("delivered_bytes", "dropped_bytes", "sinr_violations", "half_duplex_conflicts",
                  "invalid_actions", "incumbent_collisions")
+# Per-frame counters per base station (int64, (N, B)): who did what, for credit assignment
+# (bytes a base station's access links delivered, its SINR violations, its scheduled
+# choices); each adds up over base stations to the frame's total.
+STEP_BS_COUNTERS = ("delivered_bytes_bs", "sinr_violations_bs", "scheduled_bs")
 # Keys of ``infos`` after every step (``episode_metrics`` and ``_episode_metrics`` also when an
 # episode ended; a backend may add its own keys, e.g. ns-3's ``startup``).
-STEP_INFO_KEYS = ("action_mask", "sinr_db", "allocation", *STEP_COUNTERS)
+STEP_INFO_KEYS = ("action_mask", "sinr_db", "allocation", *STEP_COUNTERS, *STEP_BS_COUNTERS)
 RESET_INFO_KEYS = ("action_mask",)
 
 
@@ -60,7 +64,8 @@ class IABVectorEnvBase(VectorEnv):
 
     ``infos`` carries ``action_mask`` (N, B*K, 1+L) after every reset and step; after every
     step also ``sinr_db`` (N, B, K; -inf where nothing was scheduled), ``allocation``
-    (N, B, K; the link served or -1), the counters of :data:`STEP_COUNTERS` and, for
+    (N, B, K; the link served or -1), the counters of :data:`STEP_COUNTERS` (N,) and
+    :data:`STEP_BS_COUNTERS` (N, B) and, for
     environments whose episode ended, ``episode_metrics`` (dict of (N,) arrays) with
     ``_episode_metrics`` the mask. The step after an episode's last one (the autoreset step)
     ignores that environment's action, returns its first observation of the next episode,
@@ -187,3 +192,6 @@ def _empty_frame(infos: dict[str, Any], rows: np.ndarray) -> None:
     for key in STEP_COUNTERS:
         if key in infos:
             infos[key] = np.where(rows, 0, infos[key])
+    for key in STEP_BS_COUNTERS:
+        if key in infos:
+            infos[key] = np.where(rows[:, None], 0, infos[key])

@@ -25,7 +25,7 @@ from bridge.config import ScenarioConfig
 from bridge.contract.deployments import per_env_seeds
 from bridge.contract.errors import EnvironmentFailure
 from bridge.contract.spaces import bind_spaces
-from bridge.contract.vector_env import STEP_COUNTERS
+from bridge.contract.vector_env import STEP_BS_COUNTERS, STEP_COUNTERS
 from bridge.fallback.env import IABVectorEnv
 from bridge.layout import ObservationLayout
 from bridge.tasks import Task, TaskDistribution
@@ -54,7 +54,7 @@ def _buffers(n: int, layout: ObservationLayout) -> dict[str, tuple[tuple[int, ..
     }
     for key in STEP_COUNTERS:
         out[_INFO + key] = ((n,), np.int64)
-    for key in ("delivered_bytes_bs", "sinr_violations_bs", "scheduled_bs"):
+    for key in STEP_BS_COUNTERS:
         out[_INFO + key] = ((n, b), np.int64)
     return out
 

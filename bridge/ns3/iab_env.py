@@ -39,7 +39,12 @@ import numpy as np
 
 from bridge.config import ScenarioConfig
 from bridge.contract.single_env import IABSingleEnv
-from bridge.contract.vector_env import STEP_COUNTERS, BackendStep, IABVectorEnvBase
+from bridge.contract.vector_env import (
+    STEP_BS_COUNTERS,
+    STEP_COUNTERS,
+    BackendStep,
+    IABVectorEnvBase,
+)
 from bridge.instance import ScenarioInstance
 from bridge.metrics import episode_metrics
 from bridge.ns3.connection import EnvState, OpenGymConnection, SimulatorError, wait_all
@@ -290,6 +295,8 @@ class Ns3IABVectorEnv(IABVectorEnvBase):
         }
         for key in STEP_COUNTERS:
             infos[key] = np.zeros(N, dtype=np.int64)
+        for key in STEP_BS_COUNTERS:
+            infos[key] = np.zeros((N, B), dtype=np.int64)
         acc_rows: list[dict[str, Any] | None] = [None] * N
         startup: list[Any] = [None] * N
         for i in range(N):
@@ -303,6 +310,8 @@ class Ns3IABVectorEnv(IABVectorEnvBase):
             infos["sinr_db"][i] = sinr.reshape(B, K)
             infos["allocation"][i] = np.asarray(info["allocation"]).reshape(B, K)
             for key in STEP_COUNTERS:
+                infos[key][i] = info[key]
+            for key in STEP_BS_COUNTERS:
                 infos[key][i] = info[key]
             if states[i].game_over:
                 acc_rows[i] = info["episode"]

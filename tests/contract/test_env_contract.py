@@ -14,6 +14,7 @@ from bridge.config import ScenarioConfig
 from bridge.contract import (
     BACKENDS,
     RESET_INFO_KEYS,
+    STEP_BS_COUNTERS,
     STEP_COUNTERS,
     STEP_INFO_KEYS,
     CapabilityUnavailable,
@@ -102,6 +103,9 @@ def test_info_schema(make_vec: MakeVec, contract_config: ScenarioConfig) -> None
         assert info["allocation"].shape == (n, lay.n_bs, lay.n_channels)
         for key in STEP_COUNTERS:
             assert info[key].shape == (n,) and np.issubdtype(info[key].dtype, np.integer), key
+        for key in STEP_BS_COUNTERS:
+            assert info[key].shape == (n, lay.n_bs) and info[key].dtype == np.int64, key
+        assert (info["delivered_bytes_bs"].sum(1) == info["delivered_bytes"]).all()
         assert reward.shape == (n,) and reward.dtype == np.float64
         assert not term.any()
         assert trunc.all() == (t == frames - 1)
@@ -174,6 +178,8 @@ def test_next_step_autoreset(make_vec: MakeVec, contract_config: ScenarioConfig)
     assert reward.tolist() == [0.0, 0.0]
     for key in STEP_COUNTERS:
         assert info[key].tolist() == [0, 0], key
+    for key in STEP_BS_COUNTERS:
+        assert not info[key].any(), key
     assert (info["allocation"] == -1).all()
     assert "episode_metrics" not in info
     # ... and its observation is episode 1's first, as a fresh environment reaches it

@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.ns3_env import largest_backlog
 from bridge.config import ScenarioConfig
-from bridge.contract import make_env, make_vector_env
+from bridge.contract import STEP_BS_COUNTERS, make_env, make_vector_env
 from bridge.fallback.env import IABEnv, IABVectorEnv
 from bridge.ns3.build import scenario_binary
 from bridge.ns3.iab_env import Ns3IABEnv, Ns3IABVectorEnv
@@ -107,7 +107,7 @@ def test_deterministic_mode_matches_fallback(iab_binary: Path) -> None:
             obs, info = env.reset(seed=5)
             rng = np.random.default_rng(1)
             run: dict[str, list] = {"obs": [obs], "mask": [info["action_mask"]], "sinr": [],
-                                    "bytes": [], "reward": []}
+                                    "bytes": [], "reward": [], "bs": []}
             done = False
             while not done:
                 obs, reward, term, trunc, info = env.step(
@@ -118,6 +118,11 @@ def test_deterministic_mode_matches_fallback(iab_binary: Path) -> None:
                 run["sinr"].append(info["sinr_db"])
                 run["bytes"].append(info["delivered_bytes"])
                 run["reward"].append(reward)
+                run["bs"].append([info[k] for k in STEP_BS_COUNTERS])
+                # who did what adds up to the frame's totals on both backends
+                for part, total in (("delivered_bytes_bs", "delivered_bytes"),
+                                    ("sinr_violations_bs", "sinr_violations")):
+                    assert info[part].sum() == info[total], (name, part)
             run["metrics"] = [info["episode_metrics"]]
             runs[name] = run
     finally:
@@ -131,6 +136,13 @@ def test_deterministic_mode_matches_fallback(iab_binary: Path) -> None:
     assert np.max(np.abs(sinr_f[active] - sinr_n[active])) < 0.5
     bytes_f, bytes_n = np.sum(f["bytes"]), np.sum(n["bytes"])
     assert bytes_f > 0 and abs(bytes_n - bytes_f) <= 0.02 * bytes_f
+    # per base station (credit assignment): the same choices scheduled, and the bytes each
+    # base station delivered over the episode within 2% (IAB nodes deliver too)
+    bs_f, bs_n = np.array(f["bs"]), np.array(n["bs"])  # (frames, 3, B)
+    np.testing.assert_array_equal(bs_f[:, 2], bs_n[:, 2])
+    per_bs_f, per_bs_n = bs_f[:, 0].sum(0), bs_n[:, 0].sum(0)
+    assert (per_bs_f[1:] > 0).any()
+    np.testing.assert_allclose(per_bs_n, per_bs_f, rtol=0.02, atol=0.002 * bytes_f)
     np.testing.assert_allclose(np.array(n["obs"]), np.array(f["obs"]), atol=1e-3)
     np.testing.assert_allclose(n["reward"], f["reward"], rtol=1e-4, atol=1e-4)
     for key, value in f["metrics"][0].items():

@@ -135,6 +135,9 @@ IabGymEnv::GetExtraInfo()
         info["invalid_actions"] = res.invalidActions;
         info["incumbent_collisions"] = res.incumbentCollisions;
         info["scheduled"] = res.scheduled;
+        info["delivered_bytes_bs"] = res.deliveredBytesBs;
+        info["sinr_violations_bs"] = res.sinrViolationsBs;
+        info["scheduled_bs"] = res.scheduledBs;
         nlohmann::json sinr = nlohmann::json::array();
         for (double v : res.sinrDb)
         {

@@ -298,6 +298,9 @@ IabNetwork::BeginFrame(const std::vector<int32_t>& action)
     res = IabFrameResult();
     res.allocation.assign(static_cast<size_t>(B) * K, -1);
     res.sinrDb.assign(static_cast<size_t>(B) * K, -std::numeric_limits<double>::infinity());
+    res.deliveredBytesBs.assign(B, 0);
+    res.sinrViolationsBs.assign(B, 0);
+    res.scheduledBs.assign(B, 0);
 
     // the rules: masked choices and half-duplex conflicts become idle
     for (uint32_t b = 0; b < B; ++b)
@@ -385,6 +388,8 @@ IabNetwork::BeginFrame(const std::vector<int32_t>& action)
             m_capacity[l] += static_cast<int64_t>(std::floor(m_bytesPerTickFactor * se));
             ++res.scheduled;
             res.sinrViolations += sinrDb < m_inst.sinrThresholdDb;
+            ++res.scheduledBs[b];
+            res.sinrViolationsBs[b] += sinrDb < m_inst.sinrThresholdDb;
             res.incumbentCollisions += m_incumbent[k] ? 1 : 0;
         }
     }
@@ -493,6 +498,7 @@ IabNetwork::EndFrame()
     {
         pLastSum += m_pLast[u];
         res.deliveredBytes += m_deliveredUe[u];
+        res.deliveredBytesBs[m_linkParent[m_maxIab + u]] += m_deliveredUe[u];
     }
     res.droppedBytes = pLastSum - m_frameStartPLast - res.deliveredBytes;
 

@@ -30,6 +30,11 @@ struct IabFrameResult
     int64_t incumbentCollisions{0};
     int64_t scheduled{0};
     double reward{0.0};
+    /// who did what, per base station (credit assignment): bytes its access links
+    /// delivered, its SINR violations and its scheduled choices (they add up to the totals)
+    std::vector<int64_t> deliveredBytesBs;
+    std::vector<int64_t> sinrViolationsBs;
+    std::vector<int64_t> scheduledBs;
 };
 
 /**
