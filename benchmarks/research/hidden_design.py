@@ -4,7 +4,8 @@ builds them (issue 12): is there room to adapt against adaptive heuristics?
 Each candidate is a subclass of the fallback core defined here (the simulator's default is
 untouched): ``current`` (the model as built: an i.i.d.-active external interferer and sensing
 misses, as sampled; ``current_sparse`` / ``current_noisy`` with each SINR report kept with
-probability 0.1 / with 4 dB of noise), ``periodic`` (that interferer active on a
+probability 0.1 / with 4 dB of noise; ``hopping_long_strong_sparse`` likewise),
+``periodic`` (that interferer active on a
 per-deployment periodic pattern: frames t with (t + phase) mod P < on, P in 2..8, t counted
 over the deployment's episodes), ``hopping`` (its block hops over a per-deployment cyclic
 sequence of 2-4 starts, dwell 1-2 frames; ``hopping_long``: 6-12 starts), ``beams`` (a
@@ -285,6 +286,10 @@ class NoisyFeedbackCore(FeedbackCore):
     noise_db = 4.0
 
 
+class SparseLongHoppingCore(SparseFeedbackCore, LongHoppingCore):
+    """``hopping_long`` with 10% of the SINR reports kept."""
+
+
 class CandidateEnv(IABVectorEnv):
     """The fallback vector env on a candidate core."""
 
@@ -324,6 +329,8 @@ CANDIDATES: dict[str, tuple[type, Callable[[Task], Task], tuple[str, ...]]] = {
                                                     "hop_fit")),
     "current_sparse": (SparseFeedbackCore, lambda t: t, ()),
     "current_noisy": (NoisyFeedbackCore, lambda t: t, ()),
+    "hopping_long_strong_sparse": (SparseLongHoppingCore, _strong,
+                                   ("phase_tables_24", "hop_fit")),
     "beams": (BeamCore, _no_misses, ("phase_tables",)),
     "beams_strong": (BeamCore, _strong, ("phase_tables",)),
     "periodic_strong": (PeriodicCore, _strong, ("last_frame", "phase_tables", "pattern_fit")),
