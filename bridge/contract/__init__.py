@@ -22,6 +22,7 @@ from bridge.contract.single_env import IABSingleEnv
 from bridge.contract.spaces import action_space, as_config, observation_space
 from bridge.contract.vector_env import (
     RESET_INFO_KEYS,
+    REWARD_BS,
     STEP_BS_COUNTERS,
     STEP_COUNTERS,
     STEP_INFO_KEYS,
@@ -33,6 +34,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_BACKEND",
     "RESET_INFO_KEYS",
+    "REWARD_BS",
     "STEP_BS_COUNTERS",
     "STEP_COUNTERS",
     "STEP_INFO_KEYS",

@@ -35,9 +35,14 @@ STEP_COUNTERS = ("delivered_bytes", "dropped_bytes", "sinr_violations", "half_du
 # (bytes a base station's access links delivered, its SINR violations, its scheduled
 # choices); each adds up over base stations to the frame's total.
 STEP_BS_COUNTERS = ("delivered_bytes_bs", "sinr_violations_bs", "scheduled_bs")
+# The frame's reward split over base stations (float64, (N, B)): each one's own throughput
+# and SINR-violation terms plus an equal share of the rest over the deployment's base
+# stations (0 on padding ones); it adds up to the reward.
+REWARD_BS = "reward_bs"
 # Keys of ``infos`` after every step (``episode_metrics`` and ``_episode_metrics`` also when an
 # episode ended; a backend may add its own keys, e.g. ns-3's ``startup``).
-STEP_INFO_KEYS = ("action_mask", "sinr_db", "allocation", *STEP_COUNTERS, *STEP_BS_COUNTERS)
+STEP_INFO_KEYS = ("action_mask", "sinr_db", "allocation", *STEP_COUNTERS, *STEP_BS_COUNTERS,
+                  REWARD_BS)
 RESET_INFO_KEYS = ("action_mask",)
 
 
@@ -192,6 +197,6 @@ def _empty_frame(infos: dict[str, Any], rows: np.ndarray) -> None:
     for key in STEP_COUNTERS:
         if key in infos:
             infos[key] = np.where(rows, 0, infos[key])
-    for key in STEP_BS_COUNTERS:
+    for key in (*STEP_BS_COUNTERS, REWARD_BS):
         if key in infos:
             infos[key] = np.where(rows[:, None], 0, infos[key])

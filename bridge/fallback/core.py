@@ -423,6 +423,11 @@ class BatchedIABCore(RadioMixin, QueueMixin):
                   - w.w_sinr_violation * sinr_viol / sched_f
                   - w.w_latency_violation * dropped / np.maximum(delivered + dropped, 1)
                   - w.w_incumbent_collision * n_coll / sched_f)
+        delivered_bs = np.bincount(self._ue_bs_flat, weights=delivered_ue.ravel(),
+                                   minlength=self.N * self.B).astype(np.int64).reshape(
+                                       self.N, self.B)
+        reward_bs = self._reward_split(reward, delivered_bs, sinr_viol_bs, offered_bps,
+                                       sched_f)
         for name, value in (("acc_delivered_ue", delivered_ue), ("acc_dropped", dropped),
                             ("acc_arrived", arrived), ("acc_scheduled", n_sched),
                             ("acc_sinr_viol", sinr_viol), ("acc_inc", n_coll),
@@ -440,13 +445,27 @@ class BatchedIABCore(RadioMixin, QueueMixin):
             "incumbent_collisions": n_coll,
             # who did what (credit assignment per base station): bytes each base station's
             # access links delivered, its SINR violations and its scheduled choices
-            "delivered_bytes_bs": np.bincount(
-                self._ue_bs_flat, weights=delivered_ue.ravel(), minlength=self.N * self.B
-            ).astype(np.int64).reshape(self.N, self.B),
+            "delivered_bytes_bs": delivered_bs,
             "sinr_violations_bs": sinr_viol_bs,
             "scheduled_bs": scheduled_bs,
+            "reward_bs": reward_bs,
         }
         return reward, info
+
+    def _reward_split(self, reward: np.ndarray, delivered_bs: np.ndarray,
+                      sinr_viol_bs: np.ndarray, offered_bps: np.ndarray, sched_f: np.ndarray
+                      ) -> np.ndarray:
+        """(N, B) the reward split over base stations (credit assignment): each one's own
+        throughput and SINR-violation terms plus an equal share of the rest (fairness,
+        latency, collisions) over the deployment's base stations; 0 on padding ones."""
+        w, d = self.config.reward, self.config.dynamics
+        own = (w.w_throughput * delivered_bs * 8 / d.frame_s
+               / np.maximum(offered_bps, 1.0)[:, None]
+               - w.w_sinr_violation * sinr_viol_bs / sched_f[:, None])
+        own = np.where(self.bs_valid, own, 0.0)
+        n_bs = self.bs_valid.sum(axis=1)
+        share = (reward - own.sum(axis=1)) / n_bs
+        return np.where(self.bs_valid, own + share[:, None], 0.0)
 
     # ------------------------------------------------------------------ bookkeeping
     def episode_metrics(self) -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ from bridge.config import ScenarioConfig
 from bridge.contract.deployments import per_env_seeds
 from bridge.contract.errors import EnvironmentFailure
 from bridge.contract.spaces import bind_spaces
-from bridge.contract.vector_env import STEP_BS_COUNTERS, STEP_COUNTERS
+from bridge.contract.vector_env import REWARD_BS, STEP_BS_COUNTERS, STEP_COUNTERS
 from bridge.fallback.env import IABVectorEnv
 from bridge.layout import ObservationLayout
 from bridge.tasks import Task, TaskDistribution
@@ -56,6 +56,7 @@ def _buffers(n: int, layout: ObservationLayout) -> dict[str, tuple[tuple[int, ..
         out[_INFO + key] = ((n,), np.int64)
     for key in STEP_BS_COUNTERS:
         out[_INFO + key] = ((n, b), np.int64)
+    out[_INFO + REWARD_BS] = ((n, b), np.float64)
     return out
 
 

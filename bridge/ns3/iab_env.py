@@ -40,6 +40,7 @@ import numpy as np
 from bridge.config import ScenarioConfig
 from bridge.contract.single_env import IABSingleEnv
 from bridge.contract.vector_env import (
+    REWARD_BS,
     STEP_BS_COUNTERS,
     STEP_COUNTERS,
     BackendStep,
@@ -297,6 +298,7 @@ class Ns3IABVectorEnv(IABVectorEnvBase):
             infos[key] = np.zeros(N, dtype=np.int64)
         for key in STEP_BS_COUNTERS:
             infos[key] = np.zeros((N, B), dtype=np.int64)
+        infos[REWARD_BS] = np.zeros((N, B))
         acc_rows: list[dict[str, Any] | None] = [None] * N
         startup: list[Any] = [None] * N
         for i in range(N):
@@ -311,7 +313,7 @@ class Ns3IABVectorEnv(IABVectorEnvBase):
             infos["allocation"][i] = np.asarray(info["allocation"]).reshape(B, K)
             for key in STEP_COUNTERS:
                 infos[key][i] = info[key]
-            for key in STEP_BS_COUNTERS:
+            for key in (*STEP_BS_COUNTERS, REWARD_BS):
                 infos[key][i] = info[key]
             if states[i].game_over:
                 acc_rows[i] = info["episode"]

@@ -14,6 +14,7 @@ from bridge.config import ScenarioConfig
 from bridge.contract import (
     BACKENDS,
     RESET_INFO_KEYS,
+    REWARD_BS,
     STEP_BS_COUNTERS,
     STEP_COUNTERS,
     STEP_INFO_KEYS,
@@ -106,6 +107,9 @@ def test_info_schema(make_vec: MakeVec, contract_config: ScenarioConfig) -> None
         for key in STEP_BS_COUNTERS:
             assert info[key].shape == (n, lay.n_bs) and info[key].dtype == np.int64, key
         assert (info["delivered_bytes_bs"].sum(1) == info["delivered_bytes"]).all()
+        # the reward's split over base stations adds up to it, nothing on padding ones
+        assert info[REWARD_BS].shape == (n, lay.n_bs)
+        np.testing.assert_allclose(info[REWARD_BS].sum(1), reward, rtol=1e-9, atol=1e-9)
         assert reward.shape == (n,) and reward.dtype == np.float64
         assert not term.any()
         assert trunc.all() == (t == frames - 1)
@@ -178,7 +182,7 @@ def test_next_step_autoreset(make_vec: MakeVec, contract_config: ScenarioConfig)
     assert reward.tolist() == [0.0, 0.0]
     for key in STEP_COUNTERS:
         assert info[key].tolist() == [0, 0], key
-    for key in STEP_BS_COUNTERS:
+    for key in (*STEP_BS_COUNTERS, REWARD_BS):
         assert not info[key].any(), key
     assert (info["allocation"] == -1).all()
     assert "episode_metrics" not in info

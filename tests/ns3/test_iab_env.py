@@ -107,7 +107,8 @@ def test_deterministic_mode_matches_fallback(iab_binary: Path) -> None:
             obs, info = env.reset(seed=5)
             rng = np.random.default_rng(1)
             run: dict[str, list] = {"obs": [obs], "mask": [info["action_mask"]], "sinr": [],
-                                    "bytes": [], "reward": [], "bs": []}
+                                    "bytes": [], "reward": [], "bs": [],
+                                    "reward_bs": []}
             done = False
             while not done:
                 obs, reward, term, trunc, info = env.step(
@@ -119,6 +120,7 @@ def test_deterministic_mode_matches_fallback(iab_binary: Path) -> None:
                 run["bytes"].append(info["delivered_bytes"])
                 run["reward"].append(reward)
                 run["bs"].append([info[k] for k in STEP_BS_COUNTERS])
+                run["reward_bs"].append(info["reward_bs"])
                 # who did what adds up to the frame's totals on both backends
                 for part, total in (("delivered_bytes_bs", "delivered_bytes"),
                                     ("sinr_violations_bs", "sinr_violations")):
@@ -143,6 +145,10 @@ def test_deterministic_mode_matches_fallback(iab_binary: Path) -> None:
     per_bs_f, per_bs_n = bs_f[:, 0].sum(0), bs_n[:, 0].sum(0)
     assert (per_bs_f[1:] > 0).any()
     np.testing.assert_allclose(per_bs_n, per_bs_f, rtol=0.02, atol=0.002 * bytes_f)
+    # the reward's split over base stations: the same on both backends, summing to the reward
+    rbs_f, rbs_n = np.array(f["reward_bs"]), np.array(n["reward_bs"])
+    np.testing.assert_allclose(rbs_n.sum(-1), n["reward"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(rbs_n, rbs_f, rtol=0.05, atol=2e-3)
     np.testing.assert_allclose(np.array(n["obs"]), np.array(f["obs"]), atol=1e-3)
     np.testing.assert_allclose(n["reward"], f["reward"], rtol=1e-4, atol=1e-4)
     for key, value in f["metrics"][0].items():

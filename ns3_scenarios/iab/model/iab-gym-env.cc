@@ -138,6 +138,7 @@ IabGymEnv::GetExtraInfo()
         info["delivered_bytes_bs"] = res.deliveredBytesBs;
         info["sinr_violations_bs"] = res.sinrViolationsBs;
         info["scheduled_bs"] = res.scheduledBs;
+        info["reward_bs"] = res.rewardBs;
         nlohmann::json sinr = nlohmann::json::array();
         for (double v : res.sinrDb)
         {

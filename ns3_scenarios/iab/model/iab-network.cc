@@ -539,6 +539,21 @@ IabNetwork::EndFrame()
                  m_inst.wSinrViolation * res.sinrViolations / schedF -
                  m_inst.wLatencyViolation * dropped / std::max(delivered + dropped, 1.0) -
                  m_inst.wIncumbentCollision * res.incumbentCollisions / schedF;
+    // its split over the deployment's base stations (credit assignment)
+    const uint32_t nBsReal = m_inst.nIab + 1;
+    res.rewardBs.assign(m_nBs, 0.0);
+    double own = 0.0;
+    for (uint32_t b = 0; b < nBsReal; ++b)
+    {
+        res.rewardBs[b] = m_inst.wThroughput * static_cast<double>(res.deliveredBytesBs[b]) * 8 /
+                              m_inst.frameS / std::max(offeredBps, 1.0) -
+                          m_inst.wSinrViolation * res.sinrViolationsBs[b] / schedF;
+        own += res.rewardBs[b];
+    }
+    for (uint32_t b = 0; b < nBsReal; ++b)
+    {
+        res.rewardBs[b] += (res.reward - own) / nBsReal;
+    }
 
     for (uint32_t u = 0; u < m_nUe; ++u)
     {

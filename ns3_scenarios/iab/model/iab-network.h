@@ -35,6 +35,10 @@ struct IabFrameResult
     std::vector<int64_t> deliveredBytesBs;
     std::vector<int64_t> sinrViolationsBs;
     std::vector<int64_t> scheduledBs;
+    /// the reward split over base stations (adds up to reward): each one's own throughput
+    /// and SINR-violation terms plus an equal share of the rest over the deployment's
+    /// base stations; 0 on padding base stations
+    std::vector<double> rewardBs;
 };
 
 /**
