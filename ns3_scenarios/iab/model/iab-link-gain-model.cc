@@ -1,6 +1,8 @@
 // Per-link, per-channel received power of the IAB network from ns-3's 3GPP models, cached.
 #include "iab-link-gain-model.h"
 
+#include "iab-channel-model.h"
+
 #include "ns3/angles.h"
 #include "ns3/boolean.h"
 #include "ns3/constant-position-mobility-model.h"
@@ -480,7 +482,7 @@ IabLinkGainModel::Install(const IabScenarioInstance& instance)
 
         auto makeChannel = [this, fcHz](Ptr<ThreeGppChannelModel>& channel,
                                         Ptr<ThreeGppSpectrumPropagationLossModel>& spectrum) {
-            channel = CreateObject<ThreeGppChannelModel>();
+            channel = CreateObject<IabThreeGppChannelModel>();
             channel->SetAttribute("Frequency", DoubleValue(fcHz));
             channel->SetAttribute("Scenario", StringValue("UMi-StreetCanyon"));
             channel->SetAttribute("ChannelConditionModel", PointerValue(m_condition));
@@ -544,7 +546,7 @@ IabLinkGainModel::SelfTestBeamConvention()
     nodes.Get(1)->AggregateObject(rxMob);
     auto txArray = MakeArray(m_inst.bsArrayRows, m_inst.bsArrayCols);
     auto rxArray = MakeArray(m_inst.ueArrayRows, m_inst.ueArrayCols);
-    auto channel = CreateObject<ThreeGppChannelModel>();
+    auto channel = CreateObject<IabThreeGppChannelModel>();
     channel->SetAttribute("Frequency", DoubleValue(fcHz));
     channel->SetAttribute("Scenario", StringValue("UMi-StreetCanyon"));
     channel->SetAttribute("ChannelConditionModel",
@@ -800,7 +802,7 @@ IabLinkGainModel::RefreshUeChannel(uint32_t ue)
     UeChannel& entry = m_ueChannels[ue];
     entry.channel->Dispose();
     entry.spectrum->Dispose();
-    entry.channel = CreateObject<ThreeGppChannelModel>();
+    entry.channel = CreateObject<IabThreeGppChannelModel>();
     entry.channel->SetAttribute("Frequency", DoubleValue(fcHz));
     entry.channel->SetAttribute("Scenario", StringValue("UMi-StreetCanyon"));
     entry.channel->SetAttribute("ChannelConditionModel", PointerValue(m_condition));
