@@ -42,7 +42,29 @@ SubclusterOfRay(size_t m)
     }
     return 0;
 }
+
 } // namespace
+
+/*
+ * The products are written out as std::complex computes them for finite values, and the
+ * AVX2 clone has no FMA (the build also turns contraction off), so each clone rounds like
+ * ns-3's scalar SSE2 code.
+ */
+__attribute__((target_clones("avx2", "default"))) void
+AccumulateComplexProduct(double wr,
+                         double wi,
+                         const double* __restrict xRe,
+                         const double* __restrict xIm,
+                         double* __restrict re,
+                         double* __restrict im,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+    {
+        re[i] += wr * xRe[i] - wi * xIm[i];
+        im[i] += wr * xIm[i] + wi * xRe[i];
+    }
+}
 
 TypeId
 IabThreeGppChannelModel::GetTypeId()
@@ -188,7 +210,8 @@ IabThreeGppChannelModel::ClusterCoefficients(Ptr<const ThreeGppChannelParams> pa
     }
 
     std::vector<C> rxPhase(nU * nRays);          // [u][m] of the current cluster
-    std::vector<C> txPhase(nRays * nS);          // [m][s]
+    std::vector<double> txRe(nRays * nS);        // [m][s]: tx phase, real and imaginary
+    std::vector<double> txIm(nRays * nS);
     std::vector<C> rxWeighted(nPolS * nRays);    // [tx pol][m]: ray term x rx phase
     std::vector<double> accRe(3 * nS);           // [sub-cluster][s]
     std::vector<double> accIm(3 * nS);
@@ -219,7 +242,8 @@ IabThreeGppChannelModel::ClusterCoefficients(Ptr<const ThreeGppChannelParams> pa
             {
                 const double txPhaseDiff =
                     2 * M_PI * (sinCosD * sLoc[s].x + sinSinD * sLoc[s].y + cosZoD * sLoc[s].z);
-                txPhase[m * nS + s] = C(cos(txPhaseDiff), sin(txPhaseDiff));
+                txRe[m * nS + s] = cos(txPhaseDiff);
+                txIm[m * nS + s] = sin(txPhaseDiff);
             }
         }
         const bool split = n == params->m_cluster1st || n == params->m_cluster2nd;
@@ -244,12 +268,19 @@ IabThreeGppChannelModel::ClusterCoefficients(Ptr<const ThreeGppChannelParams> pa
                 const size_t sub = split ? SubclusterOfRay(m) : 0;
                 double* re = accRe.data() + sub * nS;
                 double* im = accIm.data() + sub * nS;
-                const C* tx = txPhase.data() + m * nS;
+                const double* tr = txRe.data() + m * nS;
+                const double* ti = txIm.data() + m * nS;
+                if (nPolS == 1)
+                {
+                    const C w = rxWeighted[m];
+                    AccumulateComplexProduct(w.real(), w.imag(), tr, ti, re, im, nS);
+                    continue;
+                }
                 for (size_t s = 0; s < nS; ++s)
                 {
                     const C w = rxWeighted[sPol[s] * nRays + m];
-                    re[s] += w.real() * tx[s].real() - w.imag() * tx[s].imag();
-                    im[s] += w.real() * tx[s].imag() + w.imag() * tx[s].real();
+                    re[s] += w.real() * tr[s] - w.imag() * ti[s];
+                    im[s] += w.real() * ti[s] + w.imag() * tr[s];
                 }
             }
             const size_t nSub = split ? 3 : 1;

@@ -5,10 +5,24 @@
 #include "ns3/mobility-model.h"
 #include "ns3/three-gpp-channel-model.h"
 
+#include <cstddef>
 #include <cstdint>
 
 namespace ns3
 {
+
+/**
+ * re[i] += Re(w x[i]), im[i] += Im(w x[i]) for i < n, w = wr + j wi, x split in real and
+ * imaginary arrays: one term of n complex dot products that are summed in a fixed order,
+ * vectorised across i (AVX2 where the CPU has it), rounded as plain scalar code would.
+ */
+void AccumulateComplexProduct(double wr,
+                              double wi,
+                              const double* __restrict xRe,
+                              const double* __restrict xIm,
+                              double* __restrict re,
+                              double* __restrict im,
+                              size_t n);
 
 /**
  * ThreeGppChannelModel whose step 11 of TR 38.901 (the coefficients H(u, s, n) of every

@@ -157,58 +157,49 @@ IabSpectrumPropagationLossModel::GetLongTermFast(
     const std::complex<double>* sw = sW.GetPagePtr(0);
 
     // stage 1, w_u^T H_c: depends on the receiver beam only, shared by all the DU beams that
-    // are evaluated toward the same receiver (the interferers of a geometry update)
+    // are evaluated toward the same receiver (the interferers of a geometry update). The
+    // channel's pages are kept transposed (split in real and imaginary parts, [c][u][s]) so
+    // that the sums over u run vectorised across s; each still adds the same products in
+    // ns-3's order (u = 0, 1, ...)
     RxCombined& rc = m_rxCombined[key];
-    if (rc.channel != channelMatrix || rc.uW != uW)
+    if (rc.transposed != channelMatrix)
     {
-        rc.channel = channelMatrix;
-        rc.uW = uW;
-        rc.t.resize(nC * nS);
+        rc.transposed = channelMatrix;
+        rc.channel = nullptr;
+        rc.hRe.resize(nC * nU * nS);
+        rc.hIm.resize(nC * nU * nS);
         for (size_t c = 0; c < nC; ++c)
         {
             // column-major pages: H(u, s, c) = page[s * nU + u]
             const std::complex<double>* page = h.GetPagePtr(c);
-            std::complex<double>* t = rc.t.data() + c * nS;
-            size_t s = 0;
-            // four columns at a time, with the complex products written out: eight
-            // independent running sums instead of two dependent ones (about 2.5 times faster);
-            // each sum still adds the same products in ns-3's order (u = 0, 1, ...), and
-            // (ar br - ai bi, ar bi + ai br) is what std::complex computes for finite values
-            for (; s + 4 <= nS; s += 4)
+            for (size_t s = 0; s < nS; ++s)
             {
-                const std::complex<double>* col[4] = {page + s * nU,
-                                                      page + (s + 1) * nU,
-                                                      page + (s + 2) * nU,
-                                                      page + (s + 3) * nU};
-                double re[4] = {0.0, 0.0, 0.0, 0.0};
-                double im[4] = {0.0, 0.0, 0.0, 0.0};
                 for (size_t u = 0; u < nU; ++u)
                 {
-                    const double wr = uw[u].real();
-                    const double wi = uw[u].imag();
-                    for (size_t j = 0; j < 4; ++j)
-                    {
-                        const double hr = col[j][u].real();
-                        const double hi = col[j][u].imag();
-                        const double pr = wr * hr - wi * hi;
-                        const double pi = wr * hi + wi * hr;
-                        re[j] += pr;
-                        im[j] += pi;
-                    }
-                }
-                for (size_t j = 0; j < 4; ++j)
-                {
-                    t[s + j] = std::complex<double>(re[j], im[j]);
+                    rc.hRe[(c * nU + u) * nS + s] = page[s * nU + u].real();
+                    rc.hIm[(c * nU + u) * nS + s] = page[s * nU + u].imag();
                 }
             }
-            for (; s < nS; ++s)
+        }
+    }
+    if (rc.channel != channelMatrix || rc.uW != uW)
+    {
+        rc.channel = channelMatrix;
+        rc.uW = uW;
+        rc.tRe.assign(nC * nS, 0.0);
+        rc.tIm.assign(nC * nS, 0.0);
+        for (size_t c = 0; c < nC; ++c)
+        {
+            for (size_t u = 0; u < nU; ++u)
             {
-                std::complex<double> rxSum(0, 0);
-                for (size_t u = 0; u < nU; ++u)
-                {
-                    rxSum += uw[u] * page[s * nU + u];
-                }
-                t[s] = rxSum;
+                const size_t row = (c * nU + u) * nS;
+                AccumulateComplexProduct(uw[u].real(),
+                                         uw[u].imag(),
+                                         rc.hRe.data() + row,
+                                         rc.hIm.data() + row,
+                                         rc.tRe.data() + c * nS,
+                                         rc.tIm.data() + c * nS,
+                                         nS);
             }
         }
     }
@@ -218,10 +209,11 @@ IabSpectrumPropagationLossModel::GetLongTermFast(
     for (size_t c = 0; c < nC; ++c)
     {
         std::complex<double> txSum(0, 0);
-        const std::complex<double>* t = rc.t.data() + c * nS;
+        const double* tRe = rc.tRe.data() + c * nS;
+        const double* tIm = rc.tIm.data() + c * nS;
         for (size_t s = 0; s < nS; ++s)
         {
-            txSum += sw[s] * t[s];
+            txSum += sw[s] * std::complex<double>(tRe[s], tIm[s]);
         }
         longTerm->Elem(0, 0, c) = txSum;
     }

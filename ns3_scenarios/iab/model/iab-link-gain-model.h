@@ -94,9 +94,13 @@ class IabSpectrumPropagationLossModel : public ThreeGppSpectrumPropagationLossMo
     /// t_c[s] = sum_u w_u[u] H(u, s, c) of one antenna pair, cluster-major.
     struct RxCombined
     {
-        Ptr<const MatrixBasedChannelModel::ChannelMatrix> channel;
-        PhasedArrayModel::ComplexVector uW;
-        std::vector<std::complex<double>> t;
+        Ptr<const MatrixBasedChannelModel::ChannelMatrix> channel; ///< t is for this matrix
+        PhasedArrayModel::ComplexVector uW;                        ///< and these rx weights
+        std::vector<double> tRe; ///< [c][s]
+        std::vector<double> tIm;
+        Ptr<const MatrixBasedChannelModel::ChannelMatrix> transposed; ///< hRe, hIm are of it
+        std::vector<double> hRe; ///< [c][u][s]: H(u, s, c), real part
+        std::vector<double> hIm;
     };
 
     mutable std::unordered_map<uint64_t, RxCombined> m_rxCombined;
