@@ -158,16 +158,17 @@ IabSpectrumPropagationLossModel::GetLongTermFast(
 
     // stage 1, w_u^T H_c: depends on the receiver beam only, shared by all the DU beams that
     // are evaluated toward the same receiver (the interferers of a geometry update). The
-    // channel's pages are kept transposed (split in real and imaginary parts, [c][u][s]) so
-    // that the sums over u run vectorised across s; each still adds the same products in
-    // ns-3's order (u = 0, 1, ...)
+    // channel is kept transposed, split in real and imaginary parts, as [u][s][c], so that
+    // one vectorised pass per u adds w_u H(u, s, c) to every (s, c) sum: each sum still adds
+    // the same products in ns-3's order (u = 0, 1, ...)
+    const size_t nSc = nS * nC;
     RxCombined& rc = m_rxCombined[key];
     if (rc.transposed != channelMatrix)
     {
         rc.transposed = channelMatrix;
         rc.channel = nullptr;
-        rc.hRe.resize(nC * nU * nS);
-        rc.hIm.resize(nC * nU * nS);
+        rc.hRe.resize(nU * nSc);
+        rc.hIm.resize(nU * nSc);
         for (size_t c = 0; c < nC; ++c)
         {
             // column-major pages: H(u, s, c) = page[s * nU + u]
@@ -176,8 +177,8 @@ IabSpectrumPropagationLossModel::GetLongTermFast(
             {
                 for (size_t u = 0; u < nU; ++u)
                 {
-                    rc.hRe[(c * nU + u) * nS + s] = page[s * nU + u].real();
-                    rc.hIm[(c * nU + u) * nS + s] = page[s * nU + u].imag();
+                    rc.hRe[u * nSc + s * nC + c] = page[s * nU + u].real();
+                    rc.hIm[u * nSc + s * nC + c] = page[s * nU + u].imag();
                 }
             }
         }
@@ -186,36 +187,38 @@ IabSpectrumPropagationLossModel::GetLongTermFast(
     {
         rc.channel = channelMatrix;
         rc.uW = uW;
-        rc.tRe.assign(nC * nS, 0.0);
-        rc.tIm.assign(nC * nS, 0.0);
-        for (size_t c = 0; c < nC; ++c)
+        rc.tRe.assign(nSc, 0.0);
+        rc.tIm.assign(nSc, 0.0);
+        for (size_t u = 0; u < nU; ++u)
         {
-            for (size_t u = 0; u < nU; ++u)
-            {
-                const size_t row = (c * nU + u) * nS;
-                AccumulateComplexProduct(uw[u].real(),
-                                         uw[u].imag(),
-                                         rc.hRe.data() + row,
-                                         rc.hIm.data() + row,
-                                         rc.tRe.data() + c * nS,
-                                         rc.tIm.data() + c * nS,
-                                         nS);
-            }
+            AccumulateComplexProduct(uw[u].real(),
+                                     uw[u].imag(),
+                                     rc.hRe.data() + u * nSc,
+                                     rc.hIm.data() + u * nSc,
+                                     rc.tRe.data(),
+                                     rc.tIm.data(),
+                                     nSc);
         }
     }
 
-    // stage 2, (w_u^T H_c) w_s, summed in ns-3's order (CalculateLongTermComponent)
+    // stage 2, (w_u^T H_c) w_s, summed in ns-3's order (CalculateLongTermComponent: s = 0,
+    // 1, ...), vectorised across the clusters
+    m_stage2Re.assign(nC, 0.0);
+    m_stage2Im.assign(nC, 0.0);
+    for (size_t s = 0; s < nS; ++s)
+    {
+        AccumulateComplexProduct(sw[s].real(),
+                                 sw[s].imag(),
+                                 rc.tRe.data() + s * nC,
+                                 rc.tIm.data() + s * nC,
+                                 m_stage2Re.data(),
+                                 m_stage2Im.data(),
+                                 nC);
+    }
     auto longTerm = Create<MatrixBasedChannelModel::Complex3DVector>(1, 1, nC);
     for (size_t c = 0; c < nC; ++c)
     {
-        std::complex<double> txSum(0, 0);
-        const double* tRe = rc.tRe.data() + c * nS;
-        const double* tIm = rc.tIm.data() + c * nS;
-        for (size_t s = 0; s < nS; ++s)
-        {
-            txSum += sw[s] * std::complex<double>(tRe[s], tIm[s]);
-        }
-        longTerm->Elem(0, 0, c) = txSum;
+        longTerm->Elem(0, 0, c) = std::complex<double>(m_stage2Re[c], m_stage2Im[c]);
     }
     auto item = Create<LongTerm>();
     item->m_longTerm = longTerm;

@@ -96,14 +96,16 @@ class IabSpectrumPropagationLossModel : public ThreeGppSpectrumPropagationLossMo
     {
         Ptr<const MatrixBasedChannelModel::ChannelMatrix> channel; ///< t is for this matrix
         PhasedArrayModel::ComplexVector uW;                        ///< and these rx weights
-        std::vector<double> tRe; ///< [c][s]
+        std::vector<double> tRe; ///< [s][c]
         std::vector<double> tIm;
         Ptr<const MatrixBasedChannelModel::ChannelMatrix> transposed; ///< hRe, hIm are of it
-        std::vector<double> hRe; ///< [c][u][s]: H(u, s, c), real part
+        std::vector<double> hRe; ///< [u][s][c]: H(u, s, c), real part
         std::vector<double> hIm;
     };
 
     mutable std::unordered_map<uint64_t, RxCombined> m_rxCombined;
+    mutable std::vector<double> m_stage2Re; ///< scratch: the long term per cluster
+    mutable std::vector<double> m_stage2Im;
 };
 
 /**
