@@ -51,18 +51,29 @@ SubclusterOfRay(size_t m)
  * ns-3's scalar SSE2 code.
  */
 __attribute__((target_clones("avx2", "default"))) void
-AccumulateComplexProduct(double wr,
-                         double wi,
-                         const double* __restrict xRe,
-                         const double* __restrict xIm,
-                         double* __restrict re,
-                         double* __restrict im,
-                         size_t n)
+AccumulateWeightedRows(const std::complex<double>* __restrict w,
+                       size_t rows,
+                       const double* __restrict xRe,
+                       const double* __restrict xIm,
+                       size_t n,
+                       double* __restrict re,
+                       double* __restrict im,
+                       const uint8_t* __restrict target)
 {
-    for (size_t i = 0; i < n; ++i)
+    for (size_t r = 0; r < rows; ++r)
     {
-        re[i] += wr * xRe[i] - wi * xIm[i];
-        im[i] += wr * xIm[i] + wi * xRe[i];
+        const double wr = w[r].real();
+        const double wi = w[r].imag();
+        const size_t offset = target != nullptr ? target[r] * n : 0;
+        double* __restrict outRe = re + offset;
+        double* __restrict outIm = im + offset;
+        const double* __restrict rowRe = xRe + r * n;
+        const double* __restrict rowIm = xIm + r * n;
+        for (size_t i = 0; i < n; ++i)
+        {
+            outRe[i] += wr * rowRe[i] - wi * rowIm[i];
+            outIm[i] += wr * rowIm[i] + wi * rowRe[i];
+        }
     }
 }
 
@@ -215,6 +226,11 @@ IabThreeGppChannelModel::ClusterCoefficients(Ptr<const ThreeGppChannelParams> pa
     std::vector<C> rxWeighted(nPolS * nRays);    // [tx pol][m]: ray term x rx phase
     std::vector<double> accRe(3 * nS);           // [sub-cluster][s]
     std::vector<double> accIm(3 * nS);
+    std::vector<uint8_t> subcluster(nRays);
+    for (size_t m = 0; m < nRays; ++m)
+    {
+        subcluster[m] = static_cast<uint8_t>(SubclusterOfRay(m));
+    }
     size_t subAdded = 0;
     for (size_t n = 0; n < nClusters; ++n)
     {
@@ -263,19 +279,19 @@ IabThreeGppChannelModel::ClusterCoefficients(Ptr<const ThreeGppChannelParams> pa
             std::fill(accIm.begin(), accIm.end(), 0.0);
             // each (s, sub-cluster) sum adds its rays in ns-3's order (m = 0, 1, ...); the
             // complex product written out is what std::complex computes for finite values
-            for (size_t m = 0; m < nRays; ++m)
+            if (nPolS == 1)
             {
-                const size_t sub = split ? SubclusterOfRay(m) : 0;
+                AccumulateWeightedRows(rxWeighted.data(), nRays, txRe.data(), txIm.data(), nS,
+                                       accRe.data(), accIm.data(),
+                                       split ? subcluster.data() : nullptr);
+            }
+            for (size_t m = 0; m < nRays && nPolS > 1; ++m)
+            {
+                const size_t sub = split ? subcluster[m] : 0;
                 double* re = accRe.data() + sub * nS;
                 double* im = accIm.data() + sub * nS;
                 const double* tr = txRe.data() + m * nS;
                 const double* ti = txIm.data() + m * nS;
-                if (nPolS == 1)
-                {
-                    const C w = rxWeighted[m];
-                    AccumulateComplexProduct(w.real(), w.imag(), tr, ti, re, im, nS);
-                    continue;
-                }
                 for (size_t s = 0; s < nS; ++s)
                 {
                     const C w = rxWeighted[sPol[s] * nRays + m];

@@ -5,6 +5,7 @@
 #include "ns3/mobility-model.h"
 #include "ns3/three-gpp-channel-model.h"
 
+#include <complex>
 #include <cstddef>
 #include <cstdint>
 
@@ -12,17 +13,20 @@ namespace ns3
 {
 
 /**
- * re[i] += Re(w x[i]), im[i] += Im(w x[i]) for i < n, w = wr + j wi, x split in real and
- * imaginary arrays: one term of n complex dot products that are summed in a fixed order,
- * vectorised across i (AVX2 where the CPU has it), rounded as plain scalar code would.
+ * re[t + i] += Re(w[r] x[r][i]), im[t + i] += Im(w[r] x[r][i]) for rows r < @p rows and
+ * i < @p n, t = target[r] * n (0 without @p target), r ascending: weighted sums of rows of
+ * x (split in real and imaginary parts, row-major) that add their terms in a fixed order,
+ * vectorised across i (AVX2 where the CPU has it), each product rounded as std::complex
+ * computes it for finite values, with no fused multiply-add.
  */
-void AccumulateComplexProduct(double wr,
-                              double wi,
-                              const double* __restrict xRe,
-                              const double* __restrict xIm,
-                              double* __restrict re,
-                              double* __restrict im,
-                              size_t n);
+void AccumulateWeightedRows(const std::complex<double>* __restrict w,
+                            size_t rows,
+                            const double* __restrict xRe,
+                            const double* __restrict xIm,
+                            size_t n,
+                            double* __restrict re,
+                            double* __restrict im,
+                            const uint8_t* __restrict target);
 
 /**
  * ThreeGppChannelModel whose step 11 of TR 38.901 (the coefficients H(u, s, n) of every

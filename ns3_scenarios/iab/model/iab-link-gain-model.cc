@@ -189,32 +189,16 @@ IabSpectrumPropagationLossModel::GetLongTermFast(
         rc.uW = uW;
         rc.tRe.assign(nSc, 0.0);
         rc.tIm.assign(nSc, 0.0);
-        for (size_t u = 0; u < nU; ++u)
-        {
-            AccumulateComplexProduct(uw[u].real(),
-                                     uw[u].imag(),
-                                     rc.hRe.data() + u * nSc,
-                                     rc.hIm.data() + u * nSc,
-                                     rc.tRe.data(),
-                                     rc.tIm.data(),
-                                     nSc);
-        }
+        AccumulateWeightedRows(uw, nU, rc.hRe.data(), rc.hIm.data(), nSc, rc.tRe.data(),
+                               rc.tIm.data(), nullptr);
     }
 
     // stage 2, (w_u^T H_c) w_s, summed in ns-3's order (CalculateLongTermComponent: s = 0,
     // 1, ...), vectorised across the clusters
     m_stage2Re.assign(nC, 0.0);
     m_stage2Im.assign(nC, 0.0);
-    for (size_t s = 0; s < nS; ++s)
-    {
-        AccumulateComplexProduct(sw[s].real(),
-                                 sw[s].imag(),
-                                 rc.tRe.data() + s * nC,
-                                 rc.tIm.data() + s * nC,
-                                 m_stage2Re.data(),
-                                 m_stage2Im.data(),
-                                 nC);
-    }
+    AccumulateWeightedRows(sw, nS, rc.tRe.data(), rc.tIm.data(), nC, m_stage2Re.data(),
+                           m_stage2Im.data(), nullptr);
     auto longTerm = Create<MatrixBasedChannelModel::Complex3DVector>(1, 1, nC);
     for (size_t c = 0; c < nC; ++c)
     {
