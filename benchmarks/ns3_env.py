@@ -19,10 +19,13 @@ from bridge.ns3.iab_env import Ns3IABVectorEnv
 
 # task name -> ScenarioConfig.replace overrides. fast_ue: the top of the training range of
 # dynamics.ue_speed_mps (bridge/tasks.py), where every UE's 3GPP channels are generated anew
-# every 10 m and LOS states change most often
+# every 10 m and LOS states change most often; fast_ue_max (not run by default): also the
+# training range's most UEs (max_ues) and two-hop backhaul, the costliest training task
 TASKS: dict[str, dict[str, Any]] = {
     "default": {},
     "fast_ue": {"dynamics__ue_speed_mps": 15.0},
+    "fast_ue_max": {"dynamics__ue_speed_mps": 15.0, "topology__n_ue": 24,
+                    "topology__topology": "chain"},
 }
 _MEDIAN_KEYS = ("process_setup_s", "env_steps_per_s", "env_steps_per_s_with_resets",
                 "episode_reset_s")
@@ -108,7 +111,7 @@ def bench_ns3(episodes: int = 2, seed: int = 3, subbands_per_channel: int = 4,
         raise FileNotFoundError(f"reference_binary={str(reference_binary)!r} is not a file")
     args = [f"--ns3::IabLinkGainModel::SubbandsPerChannel={subbands_per_channel}"]
     out: dict[str, Any] = {
-        "scenario": "n_iab=4, n_ue=16, K=8, 200 frames; tasks: " + json.dumps(
+        "scenario": "n_iab=4, n_ue=16, K=8, 200 frames unless a task says; tasks: " + json.dumps(
             {t: {k.replace("__", "."): v for k, v in TASKS[t].items()} for t in tasks}),
         "repeats": repeats,
         "load_average_before": [round(x, 2) for x in os.getloadavg()],

@@ -1,5 +1,6 @@
-"""The scenario's faster 3GPP channel generation (IabThreeGppChannelModel) against ns-3's own
-ThreeGppChannelModel::GetNewChannel: every matrix and whole episodes, bit for bit."""
+"""The scenario's faster 3GPP channel generation (IabThreeGppChannelModel) and per-band gains
+(IabSpectrumPropagationLossModel::BandGains) against ns-3's own GetNewChannel and
+CalcBeamformingGain: every matrix, every evaluation and whole episodes, bit for bit."""
 
 from __future__ import annotations
 
@@ -50,10 +51,16 @@ def run_episode(binary: Path, args: list[str], seed: int = 5
         env.close()
 
 
-def test_every_generated_matrix_equals_ns3s(iab_binary: Path) -> None:
-    """VerifyAgainstBase runs ns-3's GetNewChannel beside the fast one for every matrix and
-    aborts the scenario on the first coefficient that differs in any bit."""
-    _, _, last = run_episode(iab_binary, [f"{FLAG}VerifyAgainstBase=true"])
+def test_every_generated_matrix_and_band_gain_equals_ns3s(iab_binary: Path) -> None:
+    """VerifyAgainstBase runs ns-3's GetNewChannel beside the fast one for every matrix (and
+    CalcBeamformingGain beside BandGains for every evaluation) and aborts the scenario on the
+    first value that differs in any bit."""
+    _, _, last = run_episode(iab_binary, [
+        f"{FLAG}VerifyAgainstBase=true",
+        "--ns3::IabSpectrumPropagationLossModel::VerifyAgainstBase=true"])
+    bands = last["band_gains"]
+    # every frame re-evaluates the serving links; every geometry update all interferers
+    assert bands["verified"] == bands["computed"] > FAST["dynamics__episode_frames"] * 10
     matrices = last["channel_matrices"]
     assert last["channel_refreshes"] >= 8  # every UE's channels were regenerated
     assert matrices["verified"] == matrices["generated"]

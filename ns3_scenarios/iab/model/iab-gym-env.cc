@@ -163,6 +163,9 @@ IabGymEnv::GetExtraInfo()
         info["compute_s"] = {{"geometry", geometryS}, {"signal_refresh", refreshS}};
         info["channel_matrices"] = {{"generated", IabThreeGppChannelModel::GetGeneratedCount()},
                                     {"verified", IabThreeGppChannelModel::GetVerifiedCount()}};
+        const auto [bandGains, bandGainsVerified] =
+            IabSpectrumPropagationLossModel::GetBandGainCounts();
+        info["band_gains"] = {{"computed", bandGains}, {"verified", bandGainsVerified}};
     }
     return info.dump();
 }

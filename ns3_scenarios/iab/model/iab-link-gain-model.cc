@@ -100,7 +100,15 @@ IabSpectrumPropagationLossModel::GetTypeId()
     static TypeId tid = TypeId("ns3::IabSpectrumPropagationLossModel")
                             .SetParent<ThreeGppSpectrumPropagationLossModel>()
                             .SetGroupName("Iab")
-                            .AddConstructor<IabSpectrumPropagationLossModel>();
+                            .AddConstructor<IabSpectrumPropagationLossModel>()
+                            .AddAttribute(
+                                "VerifyAgainstBase",
+                                "BandGains also runs ns-3's CalcBeamformingGain and aborts "
+                                "unless the two PSDs are equal bit for bit (a test switch)",
+                                BooleanValue(false),
+                                MakeBooleanAccessor(
+                                    &IabSpectrumPropagationLossModel::m_verifyAgainstBase),
+                                MakeBooleanChecker());
     return tid;
 }
 
@@ -460,7 +468,7 @@ IabLinkGainModel::Install(const IabScenarioInstance& instance)
         m_txParams->psd = psd;
 
         auto makeChannel = [this, fcHz](Ptr<ThreeGppChannelModel>& channel,
-                                        Ptr<ThreeGppSpectrumPropagationLossModel>& spectrum) {
+                                        Ptr<IabSpectrumPropagationLossModel>& spectrum) {
             channel = CreateObject<IabThreeGppChannelModel>();
             channel->SetAttribute("Frequency", DoubleValue(fcHz));
             channel->SetAttribute("Scenario", StringValue("UMi-StreetCanyon"));
@@ -748,7 +756,7 @@ IabLinkGainModel::GetPathLossReportJson() const
     return rows.dump();
 }
 
-Ptr<ThreeGppSpectrumPropagationLossModel>
+Ptr<IabSpectrumPropagationLossModel>
 IabLinkGainModel::SpectrumModelFor(uint32_t rxLink)
 {
     return rxLink < m_maxIab ? m_backhaulSpectrum : m_ueChannels[rxLink - m_maxIab].spectrum;
@@ -757,12 +765,13 @@ IabLinkGainModel::SpectrumModelFor(uint32_t rxLink)
 void
 IabLinkGainModel::SpectrumGain(uint32_t bs, uint32_t rxLink, double* out)
 {
-    auto rx = SpectrumModelFor(rxLink)->CalcRxPowerSpectralDensity(m_txParams,
-                                                                   BsMobility(bs),
-                                                                   ReceiverMobility(rxLink),
-                                                                   m_duArray[bs],
-                                                                   ReceiverArray(rxLink));
-    const SpectrumValue& psd = *rx->psd;
+    SpectrumModelFor(rxLink)->BandGains(m_txParams,
+                                        BsMobility(bs),
+                                        ReceiverMobility(rxLink),
+                                        m_duArray[bs],
+                                        ReceiverArray(rxLink),
+                                        m_bandGain);
+    const std::vector<double>& psd = m_bandGain;
     for (uint32_t k = 0; k < m_nChannels; ++k)
     {
         double sum = 0.0;

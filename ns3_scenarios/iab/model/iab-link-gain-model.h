@@ -84,7 +84,27 @@ class IabSpectrumPropagationLossModel : public ThreeGppSpectrumPropagationLossMo
         Ptr<const PhasedArrayModel> aPhasedArrayModel,
         Ptr<const PhasedArrayModel> bPhasedArrayModel) const override;
 
+    /**
+     * The PSD DoCalcRxPowerSpectralDensity returns, one value per band, into @p out. For
+     * single-port arrays and a transmit PSD of 1 in every band (the scenario's case) without
+     * ns-3's spectrum channel matrix, precoding matrix and PSD copies: the same products in
+     * the same order as ThreeGppSpectrumPropagationLossModel::CalcBeamformingGain and
+     * GenSpectrumChannelMatrix of ns-3 3.44, so the values are bit-identical
+     * (VerifyAgainstBase checks it). Any other case goes through ns-3's path.
+     * (Defined in iab-spectrum-band-gains.cc.)
+     */
+    void BandGains(Ptr<const SpectrumSignalParameters> tx,
+                   Ptr<const MobilityModel> a,
+                   Ptr<const MobilityModel> b,
+                   Ptr<const PhasedArrayModel> aPhasedArrayModel,
+                   Ptr<const PhasedArrayModel> bPhasedArrayModel,
+                   std::vector<double>& out) const;
+    /// BandGains evaluations in this process so far, and of those compared with ns-3's.
+    static std::pair<uint64_t, uint64_t> GetBandGainCounts();
+
   private:
+    bool m_verifyAgainstBase{false};
+    mutable std::vector<std::complex<double>> m_doppler; ///< scratch of BandGains
     /// GetLongTerm of the base class, with the two-stage computation for single-port arrays.
     Ptr<const MatrixBasedChannelModel::Complex3DVector> GetLongTermFast(
         Ptr<const MatrixBasedChannelModel::ChannelMatrix> channelMatrix,
@@ -182,7 +202,7 @@ class IabLinkGainModel : public Object
     struct UeChannel
     {
         Ptr<ThreeGppChannelModel> channel;
-        Ptr<ThreeGppSpectrumPropagationLossModel> spectrum;
+        Ptr<IabSpectrumPropagationLossModel> spectrum;
         Vector generatedAt;
     };
 
@@ -224,7 +244,7 @@ class IabLinkGainModel : public Object
     void SetBeam(Ptr<UniformPlanarArray> array, const Vector& from, const Vector& to) const;
     /// Mean (over the channel's sub-bands) small-scale and beamforming gain, per channel.
     void SpectrumGain(uint32_t bs, uint32_t rxLink, double* out);
-    Ptr<ThreeGppSpectrumPropagationLossModel> SpectrumModelFor(uint32_t rxLink);
+    Ptr<IabSpectrumPropagationLossModel> SpectrumModelFor(uint32_t rxLink);
     void RefreshUeChannel(uint32_t ue);
     void SelfTestBeamConvention();
     void ClearOutOfDateFlags();
@@ -264,7 +284,8 @@ class IabLinkGainModel : public Object
     Ptr<ChannelConditionModel> m_condition;
     Ptr<IabChannelConditionModel> m_iabCondition;
     Ptr<ThreeGppChannelModel> m_backhaulChannel;
-    Ptr<ThreeGppSpectrumPropagationLossModel> m_backhaulSpectrum;
+    Ptr<IabSpectrumPropagationLossModel> m_backhaulSpectrum;
+    std::vector<double> m_bandGain; ///< per spectrum band, scratch of SpectrumGain
     std::vector<UeChannel> m_ueChannels;
     Ptr<SpectrumSignalParameters> m_txParams;
     Ptr<MobilityModel> m_clampMobility; ///< stand-in receiver when closer than 10 m (2D)
