@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ TASKS: dict[str, dict[str, Any]] = {
                     "topology__topology": "chain"},
 }
 _MEDIAN_KEYS = ("process_setup_s", "env_steps_per_s", "env_steps_per_s_with_resets",
-                "episode_reset_s")
+                "episode_reset_s", "scenario_cpu_s")
 
 
 def largest_backlog(obs: np.ndarray, mask: np.ndarray, layout: ObservationLayout) -> np.ndarray:
@@ -45,7 +46,9 @@ def largest_backlog(obs: np.ndarray, mask: np.ndarray, layout: ObservationLayout
 
 def _run(config: ScenarioConfig, episodes: int, seed: int, scenario_args: list[str],
          binary: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    cpu0 = _children_cpu_s()
     env = Ns3IABVectorEnv(1, config, scenario_args=scenario_args, binary=binary)
+    result: dict[str, Any] = {}
     try:
         t0 = time.perf_counter()
         obs, info = env.reset(seed=seed)
@@ -66,7 +69,7 @@ def _run(config: ScenarioConfig, episodes: int, seed: int, scenario_args: list[s
             episode_s += time.perf_counter() - t0
         session = env._sessions[0]  # noqa: SLF001 - the scenario's own timing report
         last = session.last_info if session is not None else {}
-        return {
+        result = {
             "steps": steps,
             "process_setup_s": round(setup_s, 3),
             "env_steps_per_s": round(steps / episode_s, 1),
@@ -78,6 +81,15 @@ def _run(config: ScenarioConfig, episodes: int, seed: int, scenario_args: list[s
         }
     finally:
         env.close()
+    # CPU time of the scenario process (set-up included; known once it has exited): less
+    # sensitive to other load on the machine than the wall-clock rates
+    result["scenario_cpu_s"] = round(_children_cpu_s() - cpu0, 3)
+    return result
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -99,7 +111,8 @@ def bench_ns3(episodes: int = 2, seed: int = 3, subbands_per_channel: int = 4,
     TASKS the statistical (3GPP channel) mode, and for the default task also the
     deterministic one; medians of ``repeats`` runs. ``env_steps_per_s`` counts the stepping
     only; ``..._with_resets`` adds the in-process episode restarts; the process set-up (3GPP
-    channel generation for every node pair) is reported separately.
+    channel generation for every node pair) is reported separately; ``scenario_cpu_s`` is the
+    CPU time of the scenario process over the whole run, set-up included.
 
     With ``reference_binary`` (another build of iab-scenario, e.g. the previous version) each
     statistical run is repeated with it, alternating run by run so that both see the same
