@@ -43,6 +43,33 @@ SubclusterOfRay(size_t m)
     return 0;
 }
 
+/**
+ * exp(j 2 pi (sin(zenith) cos(azimuth) x + sin(zenith) sin(azimuth) y + cos(zenith) z)) of
+ * every element location, into re[i * stride], im[i * stride]: the ray's phase at each element
+ * (7.5-22), with the operations of ns-3 3.44's GetNewChannel.
+ */
+void
+ElementPhases(double azimuth,
+              double zenith,
+              const std::vector<Vector>& loc,
+              double* re,
+              double* im,
+              size_t stride)
+{
+    const double sinZenith = sin(zenith);
+    const double sinAzimuth = sin(azimuth);
+    const double cosAzimuth = cos(azimuth);
+    const double sinCos = sinZenith * cosAzimuth;
+    const double sinSin = sinZenith * sinAzimuth;
+    const double cosZenith = cos(zenith);
+    for (size_t i = 0; i < loc.size(); ++i)
+    {
+        const double phaseDiff =
+            2 * M_PI * (sinCos * loc[i].x + sinSin * loc[i].y + cosZenith * loc[i].z);
+        re[i * stride] = cos(phaseDiff);
+        im[i * stride] = sin(phaseDiff);
+    }
+}
 } // namespace
 
 /*
@@ -158,6 +185,45 @@ IabThreeGppChannelModel::GetNewChannel(Ptr<const ThreeGppChannelParams> channelP
     return matrix;
 }
 
+std::vector<std::complex<double>>
+IabThreeGppChannelModel::PolarisationTerms(Ptr<const ThreeGppChannelParams> params,
+                                           size_t nRays,
+                                           Ptr<const PhasedArrayModel> sAntenna,
+                                           Ptr<const PhasedArrayModel> uAntenna) const
+{
+    // the field patterns at the parameters' own (unswapped) angles, as ns-3 3.44 evaluates them
+    using C = std::complex<double>;
+    const size_t nClusters = params->m_reducedClusterNumber;
+    const size_t nPolS = sAntenna->GetNumPols();
+    const size_t nPolU = uAntenna->GetNumPols();
+    std::vector<C> rayTerm(nClusters * nRays * nPolS * nPolU);
+    for (size_t n = 0; n < nClusters; ++n)
+    {
+        for (size_t m = 0; m < nRays; ++m)
+        {
+            const DoubleVector& phase = params->m_clusterPhase[n][m];
+            const double k = params->m_crossPolarizationPowerRatios[n][m];
+            for (size_t pu = 0; pu < nPolU; ++pu)
+            {
+                const auto [rxPhi, rxTheta] = uAntenna->GetElementFieldPattern(
+                    Angles(params->m_rayAoaRadian[n][m], params->m_rayZoaRadian[n][m]), pu);
+                for (size_t ps = 0; ps < nPolS; ++ps)
+                {
+                    const auto [txPhi, txTheta] = sAntenna->GetElementFieldPattern(
+                        Angles(params->m_rayAodRadian[n][m], params->m_rayZodRadian[n][m]), ps);
+                    rayTerm[((n * nRays + m) * nPolS + ps) * nPolU + pu] =
+                        C(cos(phase[0]), sin(phase[0])) * rxTheta * txTheta +
+                        C(cos(phase[1]), sin(phase[1])) * std::sqrt(1.0 / k) * rxTheta * txPhi +
+                        C(cos(phase[2]), sin(phase[2])) * std::sqrt(1.0 / k) * rxPhi * txTheta +
+                        C(cos(phase[3]), sin(phase[3])) * rxPhi * txPhi;
+                }
+            }
+        }
+    }
+
+    return rayTerm;
+}
+
 void
 IabThreeGppChannelModel::ClusterCoefficients(Ptr<const ThreeGppChannelParams> params,
                                              Ptr<const ParamsTable> table3gpp,
@@ -193,34 +259,10 @@ IabThreeGppChannelModel::ClusterCoefficients(Ptr<const ThreeGppChannelParams> pa
         sPol[s] = sAntenna->GetElemPol(s);
     }
 
-    // the polarisation term of 7.5-22 per (cluster, ray, tx pol, rx pol), with the field
-    // patterns at the parameters' own (unswapped) angles, as ns-3 3.44 evaluates them
-    std::vector<C> rayTerm(nClusters * nRays * nPolS * nPolU);
-    for (size_t n = 0; n < nClusters; ++n)
-    {
-        for (size_t m = 0; m < nRays; ++m)
-        {
-            const DoubleVector& phase = params->m_clusterPhase[n][m];
-            const double k = params->m_crossPolarizationPowerRatios[n][m];
-            for (size_t pu = 0; pu < nPolU; ++pu)
-            {
-                const auto [rxPhi, rxTheta] = uAntenna->GetElementFieldPattern(
-                    Angles(params->m_rayAoaRadian[n][m], params->m_rayZoaRadian[n][m]), pu);
-                for (size_t ps = 0; ps < nPolS; ++ps)
-                {
-                    const auto [txPhi, txTheta] = sAntenna->GetElementFieldPattern(
-                        Angles(params->m_rayAodRadian[n][m], params->m_rayZodRadian[n][m]), ps);
-                    rayTerm[((n * nRays + m) * nPolS + ps) * nPolU + pu] =
-                        C(cos(phase[0]), sin(phase[0])) * rxTheta * txTheta +
-                        C(cos(phase[1]), sin(phase[1])) * std::sqrt(1.0 / k) * rxTheta * txPhi +
-                        C(cos(phase[2]), sin(phase[2])) * std::sqrt(1.0 / k) * rxPhi * txTheta +
-                        C(cos(phase[3]), sin(phase[3])) * rxPhi * txPhi;
-                }
-            }
-        }
-    }
+    const std::vector<C> rayTerm = PolarisationTerms(params, nRays, sAntenna, uAntenna);
 
-    std::vector<C> rxPhase(nU * nRays);          // [u][m] of the current cluster
+    std::vector<double> rxRe(nU * nRays);        // [u][m]: rx phase of the current cluster
+    std::vector<double> rxIm(nU * nRays);
     std::vector<double> txRe(nRays * nS);        // [m][s]: tx phase, real and imaginary
     std::vector<double> txIm(nRays * nS);
     std::vector<C> rxWeighted(nPolS * nRays);    // [tx pol][m]: ray term x rx phase
@@ -236,31 +278,9 @@ IabThreeGppChannelModel::ClusterCoefficients(Ptr<const ThreeGppChannelParams> pa
     {
         for (size_t m = 0; m < nRays; ++m)
         {
-            const double sinZoa = sin(zoa[n][m]);
-            const double sinAoa = sin(aoa[n][m]);
-            const double cosAoa = cos(aoa[n][m]);
-            const double sinCosA = sinZoa * cosAoa;
-            const double sinSinA = sinZoa * sinAoa;
-            const double cosZoA = cos(zoa[n][m]);
-            const double sinZod = sin(zod[n][m]);
-            const double sinAod = sin(aod[n][m]);
-            const double cosAod = cos(aod[n][m]);
-            const double sinCosD = sinZod * cosAod;
-            const double sinSinD = sinZod * sinAod;
-            const double cosZoD = cos(zod[n][m]);
-            for (size_t u = 0; u < nU; ++u)
-            {
-                const double rxPhaseDiff =
-                    2 * M_PI * (sinCosA * uLoc[u].x + sinSinA * uLoc[u].y + cosZoA * uLoc[u].z);
-                rxPhase[u * nRays + m] = C(cos(rxPhaseDiff), sin(rxPhaseDiff));
-            }
-            for (size_t s = 0; s < nS; ++s)
-            {
-                const double txPhaseDiff =
-                    2 * M_PI * (sinCosD * sLoc[s].x + sinSinD * sLoc[s].y + cosZoD * sLoc[s].z);
-                txRe[m * nS + s] = cos(txPhaseDiff);
-                txIm[m * nS + s] = sin(txPhaseDiff);
-            }
+            ElementPhases(aoa[n][m], zoa[n][m], uLoc, rxRe.data() + m, rxIm.data() + m, nRays);
+            ElementPhases(aod[n][m], zod[n][m], sLoc, txRe.data() + m * nS, txIm.data() + m * nS,
+                          1);
         }
         const bool split = n == params->m_cluster1st || n == params->m_cluster2nd;
         const double scale = sqrt(params->m_clusterPower[n] / table3gpp->m_raysPerCluster);
@@ -272,7 +292,7 @@ IabThreeGppChannelModel::ClusterCoefficients(Ptr<const ThreeGppChannelParams> pa
                 {
                     rxWeighted[ps * nRays + m] =
                         rayTerm[((n * nRays + m) * nPolS + ps) * nPolU + uPol[u]] *
-                        rxPhase[u * nRays + m];
+                        C(rxRe[u * nRays + m], rxIm[u * nRays + m]);
                 }
             }
             std::fill(accRe.begin(), accRe.end(), 0.0);

@@ -8,6 +8,7 @@
 #include <complex>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace ns3
 {
@@ -62,6 +63,11 @@ class IabThreeGppChannelModel : public ThreeGppChannelModel
                                      Ptr<const PhasedArrayModel> uAntenna) const override;
 
   private:
+    /// The polarisation term of 7.5-22 per (cluster, ray, tx pol, rx pol), in that order.
+    std::vector<std::complex<double>> PolarisationTerms(Ptr<const ThreeGppChannelParams> params,
+                                                        size_t nRays,
+                                                        Ptr<const PhasedArrayModel> sAntenna,
+                                                        Ptr<const PhasedArrayModel> uAntenna) const;
     /// The clusters' non-LOS coefficients (7.5-22, 7.5-28), written into @p h.
     void ClusterCoefficients(Ptr<const ThreeGppChannelParams> params,
                              Ptr<const ParamsTable> table3gpp,
