@@ -133,7 +133,9 @@ class IabSpectrumPropagationLossModel : public ThreeGppSpectrumPropagationLossMo
  * with mobility (ConstantPosition for base stations, ConstantVelocity for UEs), a
  * UniformPlanarArray per DU, per IAB-MT and per UE, and the propagation models
  * (ThreeGppUmiStreetCanyonPropagationLossModel at the carrier frequency; in statistical mode
- * also ThreeGppChannelModel + ThreeGppSpectrumPropagationLossModel, UMi-StreetCanyon).
+ * also ThreeGppChannelModel + ThreeGppSpectrumPropagationLossModel, UMi-StreetCanyon, as the
+ * subclasses IabThreeGppChannelModel and IabSpectrumPropagationLossModel: ns-3's models with
+ * faster, bit-identical arithmetic).
  *
  * It keeps the link-gain matrix G[l'][l][k]: the power (mW) that the receiver of link l picks
  * up on channel k when the transmitter of link l' sends to its own receiver (beam toward the
