@@ -1,6 +1,8 @@
 // IabGymEnv: the IAB network behind the OpenGym interface, one agent step per frame.
 #include "iab-gym-env.h"
 
+#include "iab-channel-model.h"
+
 #include "ns3/log.h"
 #include "ns3/simulator.h"
 
@@ -163,6 +165,11 @@ IabGymEnv::GetExtraInfo()
         info["channel_refreshes"] = m_gains->GetChannelRefreshCount();
         const auto [geometryS, refreshS] = m_gains->GetComputeSeconds();
         info["compute_s"] = {{"geometry", geometryS}, {"signal_refresh", refreshS}};
+        info["channel_matrices"] = {{"generated", IabThreeGppChannelModel::GetGeneratedCount()},
+                                    {"verified", IabThreeGppChannelModel::GetVerifiedCount()}};
+        const auto [bandGains, bandGainsVerified] =
+            IabSpectrumPropagationLossModel::GetBandGainCounts();
+        info["band_gains"] = {{"computed", bandGains}, {"verified", bandGainsVerified}};
     }
     return info.dump();
 }

@@ -1,6 +1,8 @@
 // Per-link, per-channel received power of the IAB network from ns-3's 3GPP models, cached.
 #include "iab-link-gain-model.h"
 
+#include "iab-channel-model.h"
+
 #include "ns3/angles.h"
 #include "ns3/boolean.h"
 #include "ns3/constant-position-mobility-model.h"
@@ -98,7 +100,15 @@ IabSpectrumPropagationLossModel::GetTypeId()
     static TypeId tid = TypeId("ns3::IabSpectrumPropagationLossModel")
                             .SetParent<ThreeGppSpectrumPropagationLossModel>()
                             .SetGroupName("Iab")
-                            .AddConstructor<IabSpectrumPropagationLossModel>();
+                            .AddConstructor<IabSpectrumPropagationLossModel>()
+                            .AddAttribute(
+                                "VerifyAgainstBase",
+                                "BandGains also runs ns-3's CalcBeamformingGain and aborts "
+                                "unless the two PSDs are equal bit for bit (a test switch)",
+                                BooleanValue(false),
+                                MakeBooleanAccessor(
+                                    &IabSpectrumPropagationLossModel::m_verifyAgainstBase),
+                                MakeBooleanChecker());
     return tid;
 }
 
@@ -155,73 +165,52 @@ IabSpectrumPropagationLossModel::GetLongTermFast(
     const std::complex<double>* sw = sW.GetPagePtr(0);
 
     // stage 1, w_u^T H_c: depends on the receiver beam only, shared by all the DU beams that
-    // are evaluated toward the same receiver (the interferers of a geometry update)
+    // are evaluated toward the same receiver (the interferers of a geometry update). The
+    // channel is kept transposed, split in real and imaginary parts, as [u][s][c], so that
+    // one vectorised pass per u adds w_u H(u, s, c) to every (s, c) sum: each sum still adds
+    // the same products in ns-3's order (u = 0, 1, ...)
+    const size_t nSc = nS * nC;
     RxCombined& rc = m_rxCombined[key];
-    if (rc.channel != channelMatrix || rc.uW != uW)
+    if (rc.transposed != channelMatrix)
     {
-        rc.channel = channelMatrix;
-        rc.uW = uW;
-        rc.t.resize(nC * nS);
+        rc.transposed = channelMatrix;
+        rc.channel = nullptr;
+        rc.hRe.resize(nU * nSc);
+        rc.hIm.resize(nU * nSc);
         for (size_t c = 0; c < nC; ++c)
         {
             // column-major pages: H(u, s, c) = page[s * nU + u]
             const std::complex<double>* page = h.GetPagePtr(c);
-            std::complex<double>* t = rc.t.data() + c * nS;
-            size_t s = 0;
-            // four columns at a time, with the complex products written out: eight
-            // independent running sums instead of two dependent ones (about 2.5 times faster);
-            // each sum still adds the same products in ns-3's order (u = 0, 1, ...), and
-            // (ar br - ai bi, ar bi + ai br) is what std::complex computes for finite values
-            for (; s + 4 <= nS; s += 4)
+            for (size_t s = 0; s < nS; ++s)
             {
-                const std::complex<double>* col[4] = {page + s * nU,
-                                                      page + (s + 1) * nU,
-                                                      page + (s + 2) * nU,
-                                                      page + (s + 3) * nU};
-                double re[4] = {0.0, 0.0, 0.0, 0.0};
-                double im[4] = {0.0, 0.0, 0.0, 0.0};
                 for (size_t u = 0; u < nU; ++u)
                 {
-                    const double wr = uw[u].real();
-                    const double wi = uw[u].imag();
-                    for (size_t j = 0; j < 4; ++j)
-                    {
-                        const double hr = col[j][u].real();
-                        const double hi = col[j][u].imag();
-                        const double pr = wr * hr - wi * hi;
-                        const double pi = wr * hi + wi * hr;
-                        re[j] += pr;
-                        im[j] += pi;
-                    }
+                    rc.hRe[u * nSc + s * nC + c] = page[s * nU + u].real();
+                    rc.hIm[u * nSc + s * nC + c] = page[s * nU + u].imag();
                 }
-                for (size_t j = 0; j < 4; ++j)
-                {
-                    t[s + j] = std::complex<double>(re[j], im[j]);
-                }
-            }
-            for (; s < nS; ++s)
-            {
-                std::complex<double> rxSum(0, 0);
-                for (size_t u = 0; u < nU; ++u)
-                {
-                    rxSum += uw[u] * page[s * nU + u];
-                }
-                t[s] = rxSum;
             }
         }
     }
+    if (rc.channel != channelMatrix || rc.uW != uW)
+    {
+        rc.channel = channelMatrix;
+        rc.uW = uW;
+        rc.tRe.assign(nSc, 0.0);
+        rc.tIm.assign(nSc, 0.0);
+        AccumulateWeightedRows(uw, nU, rc.hRe.data(), rc.hIm.data(), nSc, rc.tRe.data(),
+                               rc.tIm.data(), nullptr);
+    }
 
-    // stage 2, (w_u^T H_c) w_s, summed in ns-3's order (CalculateLongTermComponent)
+    // stage 2, (w_u^T H_c) w_s, summed in ns-3's order (CalculateLongTermComponent: s = 0,
+    // 1, ...), vectorised across the clusters
+    m_stage2Re.assign(nC, 0.0);
+    m_stage2Im.assign(nC, 0.0);
+    AccumulateWeightedRows(sw, nS, rc.tRe.data(), rc.tIm.data(), nC, m_stage2Re.data(),
+                           m_stage2Im.data(), nullptr);
     auto longTerm = Create<MatrixBasedChannelModel::Complex3DVector>(1, 1, nC);
     for (size_t c = 0; c < nC; ++c)
     {
-        std::complex<double> txSum(0, 0);
-        const std::complex<double>* t = rc.t.data() + c * nS;
-        for (size_t s = 0; s < nS; ++s)
-        {
-            txSum += sw[s] * t[s];
-        }
-        longTerm->Elem(0, 0, c) = txSum;
+        longTerm->Elem(0, 0, c) = std::complex<double>(m_stage2Re[c], m_stage2Im[c]);
     }
     auto item = Create<LongTerm>();
     item->m_longTerm = longTerm;
@@ -479,8 +468,8 @@ IabLinkGainModel::Install(const IabScenarioInstance& instance)
         m_txParams->psd = psd;
 
         auto makeChannel = [this, fcHz](Ptr<ThreeGppChannelModel>& channel,
-                                        Ptr<ThreeGppSpectrumPropagationLossModel>& spectrum) {
-            channel = CreateObject<ThreeGppChannelModel>();
+                                        Ptr<IabSpectrumPropagationLossModel>& spectrum) {
+            channel = CreateObject<IabThreeGppChannelModel>();
             channel->SetAttribute("Frequency", DoubleValue(fcHz));
             channel->SetAttribute("Scenario", StringValue("UMi-StreetCanyon"));
             channel->SetAttribute("ChannelConditionModel", PointerValue(m_condition));
@@ -544,7 +533,7 @@ IabLinkGainModel::SelfTestBeamConvention()
     nodes.Get(1)->AggregateObject(rxMob);
     auto txArray = MakeArray(m_inst.bsArrayRows, m_inst.bsArrayCols);
     auto rxArray = MakeArray(m_inst.ueArrayRows, m_inst.ueArrayCols);
-    auto channel = CreateObject<ThreeGppChannelModel>();
+    auto channel = CreateObject<IabThreeGppChannelModel>();
     channel->SetAttribute("Frequency", DoubleValue(fcHz));
     channel->SetAttribute("Scenario", StringValue("UMi-StreetCanyon"));
     channel->SetAttribute("ChannelConditionModel",
@@ -767,7 +756,7 @@ IabLinkGainModel::GetPathLossReportJson() const
     return rows.dump();
 }
 
-Ptr<ThreeGppSpectrumPropagationLossModel>
+Ptr<IabSpectrumPropagationLossModel>
 IabLinkGainModel::SpectrumModelFor(uint32_t rxLink)
 {
     return rxLink < m_maxIab ? m_backhaulSpectrum : m_ueChannels[rxLink - m_maxIab].spectrum;
@@ -776,12 +765,13 @@ IabLinkGainModel::SpectrumModelFor(uint32_t rxLink)
 void
 IabLinkGainModel::SpectrumGain(uint32_t bs, uint32_t rxLink, double* out)
 {
-    auto rx = SpectrumModelFor(rxLink)->CalcRxPowerSpectralDensity(m_txParams,
-                                                                   BsMobility(bs),
-                                                                   ReceiverMobility(rxLink),
-                                                                   m_duArray[bs],
-                                                                   ReceiverArray(rxLink));
-    const SpectrumValue& psd = *rx->psd;
+    SpectrumModelFor(rxLink)->BandGains(m_txParams,
+                                        BsMobility(bs),
+                                        ReceiverMobility(rxLink),
+                                        m_duArray[bs],
+                                        ReceiverArray(rxLink),
+                                        m_bandGain);
+    const std::vector<double>& psd = m_bandGain;
     for (uint32_t k = 0; k < m_nChannels; ++k)
     {
         double sum = 0.0;
@@ -800,7 +790,7 @@ IabLinkGainModel::RefreshUeChannel(uint32_t ue)
     UeChannel& entry = m_ueChannels[ue];
     entry.channel->Dispose();
     entry.spectrum->Dispose();
-    entry.channel = CreateObject<ThreeGppChannelModel>();
+    entry.channel = CreateObject<IabThreeGppChannelModel>();
     entry.channel->SetAttribute("Frequency", DoubleValue(fcHz));
     entry.channel->SetAttribute("Scenario", StringValue("UMi-StreetCanyon"));
     entry.channel->SetAttribute("ChannelConditionModel", PointerValue(m_condition));

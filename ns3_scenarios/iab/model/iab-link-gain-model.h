@@ -84,7 +84,27 @@ class IabSpectrumPropagationLossModel : public ThreeGppSpectrumPropagationLossMo
         Ptr<const PhasedArrayModel> aPhasedArrayModel,
         Ptr<const PhasedArrayModel> bPhasedArrayModel) const override;
 
+    /**
+     * The PSD DoCalcRxPowerSpectralDensity returns, one value per band, into @p out. For
+     * single-port arrays and a transmit PSD of 1 in every band (the scenario's case) without
+     * ns-3's spectrum channel matrix, precoding matrix and PSD copies: the same products in
+     * the same order as ThreeGppSpectrumPropagationLossModel::CalcBeamformingGain and
+     * GenSpectrumChannelMatrix of ns-3 3.44, so the values are bit-identical
+     * (VerifyAgainstBase checks it). Any other case goes through ns-3's path.
+     * (Defined in iab-spectrum-band-gains.cc.)
+     */
+    void BandGains(Ptr<const SpectrumSignalParameters> tx,
+                   Ptr<const MobilityModel> a,
+                   Ptr<const MobilityModel> b,
+                   Ptr<const PhasedArrayModel> aPhasedArrayModel,
+                   Ptr<const PhasedArrayModel> bPhasedArrayModel,
+                   std::vector<double>& out) const;
+    /// BandGains evaluations in this process so far, and of those compared with ns-3's.
+    static std::pair<uint64_t, uint64_t> GetBandGainCounts();
+
   private:
+    bool m_verifyAgainstBase{false};
+    mutable std::vector<std::complex<double>> m_doppler; ///< scratch of BandGains
     /// GetLongTerm of the base class, with the two-stage computation for single-port arrays.
     Ptr<const MatrixBasedChannelModel::Complex3DVector> GetLongTermFast(
         Ptr<const MatrixBasedChannelModel::ChannelMatrix> channelMatrix,
@@ -94,12 +114,18 @@ class IabSpectrumPropagationLossModel : public ThreeGppSpectrumPropagationLossMo
     /// t_c[s] = sum_u w_u[u] H(u, s, c) of one antenna pair, cluster-major.
     struct RxCombined
     {
-        Ptr<const MatrixBasedChannelModel::ChannelMatrix> channel;
-        PhasedArrayModel::ComplexVector uW;
-        std::vector<std::complex<double>> t;
+        Ptr<const MatrixBasedChannelModel::ChannelMatrix> channel; ///< t is for this matrix
+        PhasedArrayModel::ComplexVector uW;                        ///< and these rx weights
+        std::vector<double> tRe; ///< [s][c]
+        std::vector<double> tIm;
+        Ptr<const MatrixBasedChannelModel::ChannelMatrix> transposed; ///< hRe, hIm are of it
+        std::vector<double> hRe; ///< [u][s][c]: H(u, s, c), real part
+        std::vector<double> hIm;
     };
 
     mutable std::unordered_map<uint64_t, RxCombined> m_rxCombined;
+    mutable std::vector<double> m_stage2Re; ///< scratch: the long term per cluster
+    mutable std::vector<double> m_stage2Im;
 };
 
 /**
@@ -107,7 +133,9 @@ class IabSpectrumPropagationLossModel : public ThreeGppSpectrumPropagationLossMo
  * with mobility (ConstantPosition for base stations, ConstantVelocity for UEs), a
  * UniformPlanarArray per DU, per IAB-MT and per UE, and the propagation models
  * (ThreeGppUmiStreetCanyonPropagationLossModel at the carrier frequency; in statistical mode
- * also ThreeGppChannelModel + ThreeGppSpectrumPropagationLossModel, UMi-StreetCanyon).
+ * also ThreeGppChannelModel + ThreeGppSpectrumPropagationLossModel, UMi-StreetCanyon, as the
+ * subclasses IabThreeGppChannelModel and IabSpectrumPropagationLossModel: ns-3's models with
+ * faster, bit-identical arithmetic).
  *
  * It keeps the link-gain matrix G[l'][l][k]: the power (mW) that the receiver of link l picks
  * up on channel k when the transmitter of link l' sends to its own receiver (beam toward the
@@ -176,7 +204,7 @@ class IabLinkGainModel : public Object
     struct UeChannel
     {
         Ptr<ThreeGppChannelModel> channel;
-        Ptr<ThreeGppSpectrumPropagationLossModel> spectrum;
+        Ptr<IabSpectrumPropagationLossModel> spectrum;
         Vector generatedAt;
     };
 
@@ -218,7 +246,7 @@ class IabLinkGainModel : public Object
     void SetBeam(Ptr<UniformPlanarArray> array, const Vector& from, const Vector& to) const;
     /// Mean (over the channel's sub-bands) small-scale and beamforming gain, per channel.
     void SpectrumGain(uint32_t bs, uint32_t rxLink, double* out);
-    Ptr<ThreeGppSpectrumPropagationLossModel> SpectrumModelFor(uint32_t rxLink);
+    Ptr<IabSpectrumPropagationLossModel> SpectrumModelFor(uint32_t rxLink);
     void RefreshUeChannel(uint32_t ue);
     void SelfTestBeamConvention();
     void ClearOutOfDateFlags();
@@ -258,7 +286,8 @@ class IabLinkGainModel : public Object
     Ptr<ChannelConditionModel> m_condition;
     Ptr<IabChannelConditionModel> m_iabCondition;
     Ptr<ThreeGppChannelModel> m_backhaulChannel;
-    Ptr<ThreeGppSpectrumPropagationLossModel> m_backhaulSpectrum;
+    Ptr<IabSpectrumPropagationLossModel> m_backhaulSpectrum;
+    std::vector<double> m_bandGain; ///< per spectrum band, scratch of SpectrumGain
     std::vector<UeChannel> m_ueChannels;
     Ptr<SpectrumSignalParameters> m_txParams;
     Ptr<MobilityModel> m_clampMobility; ///< stand-in receiver when closer than 10 m (2D)
