@@ -26,6 +26,7 @@ from agents.rollouts import (
     task_slots,
 )
 from agents.rollouts.trajectory import ActFn, EnvCursor, Rollout, collect
+from agents.teacher import forced, teacher_labels, teacher_loss
 from bridge.config import _f
 from bridge.tasks import Task, TaskDistribution
 
@@ -91,11 +92,20 @@ def ppo_step(model: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Roll
             "valid": rollout.valid.reshape(n)}
 
     prefix = teacher_forcing(model, obs, action)  # replayed once, indexed per minibatch
+    teacher = None
+    if cfg.teacher_coef > 0:
+        labels = teacher_labels(cfg, model.layout, rollout.obs, rollout.mask).reshape(n, -1)
+        teacher = (labels, teacher_forcing(model, obs, labels))
 
-    def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits, value, _ = model(obs[idx], prefix=prefix[idx])
-        dist = MaskedMultiCategorical(logits, mask[idx])
-        return dist.log_prob(action[idx]), dist.entropy(), value
+    def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        static, value, _ = model(obs[idx])
+        dist = MaskedMultiCategorical(forced(model, obs[idx], static, prefix[idx]), mask[idx])
+        out = (dist.log_prob(action[idx]), dist.entropy(), value)
+        if teacher is None:
+            return out
+        labels, t_prefix = teacher
+        return (*out, cfg.teacher_coef * teacher_loss(
+            model, obs[idx], static, mask[idx], t_prefix[idx], labels[idx], data["valid"][idx]))
 
     stats = ppo_update(evaluate, data, n, optimizer, list(model.parameters()), cfg.loss,
                        cfg.update_epochs, cfg.num_minibatches, cfg.max_grad_norm,

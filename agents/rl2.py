@@ -38,6 +38,7 @@ from agents.rollouts import (
     task_slots,
 )
 from agents.rollouts.trajectory import Rollout
+from agents.teacher import forced, teacher_labels, teacher_loss
 from bridge.config import ConfigError, _f
 from bridge.tasks import Task, TaskDistribution
 
@@ -59,6 +60,7 @@ class RL2Config(PPOUpdateConfig):
     max_trial_envs: int = _f(16, lo=1, hi=65_536)
 
     def _validate(self) -> None:
+        super()._validate()
         if self.memory == "attention" and self.hidden % self.attention_heads:
             raise ConfigError(f"{self._section_name}.attention_heads={self.attention_heads}"
                               f" must divide {self._section_name}.hidden={self.hidden}")
@@ -120,14 +122,25 @@ class RL2Agent(Agent):
                 "value": rollout.value.T, "returns": returns.T, "valid": rollout.valid.T}
 
         prefix = teacher_forcing(self.model, rollout.obs, rollout.action)
+        teacher = None
+        if cfg.teacher_coef > 0:
+            labels = teacher_labels(cfg, self.layout, rollout.obs, rollout.mask)
+            teacher = (labels, teacher_forcing(self.model, rollout.obs, labels))
 
-        def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
             sub = History(history.prev_schedule[:, idx], history.prev_reward[:, idx],
                           history.prev_done[:, idx])
-            logits, value, _ = self.model(rollout.obs[:, idx], sub, None,
-                                          prefix=prefix[:, idx])
-            dist = MaskedMultiCategorical(logits, rollout.mask[:, idx])
-            return (dist.log_prob(rollout.action[:, idx]).T, dist.entropy().T, value.T)
+            obs = rollout.obs[:, idx]
+            static, value, _ = self.model(obs, sub, None)
+            dist = MaskedMultiCategorical(forced(self.model, obs, static, prefix[:, idx]),
+                                          rollout.mask[:, idx])
+            out = (dist.log_prob(rollout.action[:, idx]).T, dist.entropy().T, value.T)
+            if teacher is None:
+                return out
+            labels, t_prefix = teacher
+            return (*out, cfg.teacher_coef * teacher_loss(
+                self.model, obs, static, rollout.mask[:, idx], t_prefix[:, idx],
+                labels[:, idx], rollout.valid[:, idx]))
 
         stats = ppo_update(evaluate, data, rollout.num_envs, self.optimizer,
                            list(self.model.parameters()), cfg.loss, cfg.update_epochs,
