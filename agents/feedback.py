@@ -73,6 +73,12 @@ class FeedbackMemory:
         self.tracker = PenaltyTracker(layout, num_envs)
         self._cqi = layout.slices()["cqi"]
 
+    def copy(self) -> FeedbackMemory:
+        out = FeedbackMemory(self.layout, self.tracker.penalty_db.shape[0])
+        out.tracker.penalty_db = self.tracker.penalty_db.copy()
+        out.tracker.measured = self.tracker.measured.copy()
+        return out
+
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         raw = np.asarray(obs)
         penalty = self.tracker.update(self.layout.split(raw))
@@ -84,6 +90,18 @@ class FeedbackMemory:
         eff = rows[..., self._cqi] - (penalty / SNR_SCALE_DB).astype(np.float32)
         rows[..., self._cqi] = np.where(valid, eff, rows[..., self._cqi])
         return out
+
+
+def step_view(kind: str, layout: ObservationLayout, obs: np.ndarray,
+              memory: FeedbackMemory | None) -> tuple[np.ndarray, FeedbackMemory | None]:
+    """One decision of an agent's ``act``: the observation its network reads and the memory
+    to pass with the next frame (``memory`` None at a deployment's start). The given
+    memory is not changed, so acting twice on one frame (sampled, then the mode) sees it
+    once."""
+    if kind == "none":
+        return obs, None
+    mem = FeedbackMemory(layout, len(obs), kind) if memory is None else memory.copy()
+    return mem(obs), mem
 
 
 def transform_sequence(obs: np.ndarray, layout: ObservationLayout, kind: str = "penalty"

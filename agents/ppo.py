@@ -13,6 +13,7 @@ import torch
 from agents.agent import Agent, Callback, curve_points, episode_return_stats
 from agents.allocation_policy import sample_action, teacher_forcing
 from agents.budget import Budget
+from agents.feedback import step_view
 from agents.hyperparams import PPOUpdateConfig, WarmStart
 from agents.networks import ActorCritic, History
 from agents.policy_gradient import MaskedMultiCategorical, explained_variance, ppo_update
@@ -211,7 +212,10 @@ class PPOAgent(Agent):
     @torch.no_grad()
     def act(self, obs: np.ndarray, mask: np.ndarray, state: Any = None,
             deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        """One decision; with a feedback memory ``state`` is that memory (None at a
+        deployment's start, then the returned state), else None."""
+        seen, memory = step_view(self.config.feedback_memory, self.layout, obs, state)
         act = sampling_policy(self.model, deterministic)
-        action, _, _ = act(torch.as_tensor(obs, dtype=torch.float32),
+        action, _, _ = act(torch.as_tensor(seen, dtype=torch.float32),
                            torch.as_tensor(mask, dtype=torch.bool), None)
-        return action.numpy(), None
+        return action.numpy(), memory

@@ -19,6 +19,7 @@ import torch
 from agents.agent import Agent, Callback, curve_points, episode_return_stats
 from agents.allocation_policy import sample_action, teacher_forcing
 from agents.budget import Budget
+from agents.feedback import step_view
 from agents.hyperparams import PPOUpdateConfig, WarmStart
 from agents.networks import History, action_to_schedule, recurrent_step
 from agents.policy_gradient import (
@@ -84,6 +85,7 @@ class RL2State:
     prev_action: torch.Tensor
     prev_reward: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     prev_done: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    feedback: Any = None  # the feedback memory (agents.feedback), if the agent has one
 
 
 class RL2Agent(Agent):
@@ -204,12 +206,15 @@ class RL2Agent(Agent):
             deterministic: bool = False) -> tuple[np.ndarray, RL2State]:
         """One step; pass ``state=None`` at a trial start, then the returned state (updated
         with :meth:`observe` after the environment step)."""
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
         if state is None:
-            state = self.initial_state(obs_t.shape[0])
+            state = self.initial_state(len(obs))
+        seen, feedback = step_view(self.config.feedback_memory, self.layout, obs,
+                                   state.feedback)
+        obs_t = torch.as_tensor(seen, dtype=torch.float32)
         history = History(action_to_schedule(state.prev_action, self.layout),
                           state.prev_reward, state.prev_done)
         logits, _, memory = recurrent_step(self.model, obs_t, history, state.memory)
         action, _ = sample_action(self.model, obs_t, torch.as_tensor(mask, dtype=torch.bool),
                                   logits, deterministic=deterministic)
-        return action.numpy(), RL2State(memory, action, state.prev_reward, state.prev_done)
+        return action.numpy(), RL2State(memory, action, state.prev_reward, state.prev_done,
+                                        feedback)

@@ -21,7 +21,7 @@ from agents.warm_start import collect_teacher
 from bridge.config import ConfigError, ScenarioConfig
 from bridge.fallback.env import IABVectorEnv
 from bridge.layout import SNR_SCALE_DB
-from bridge.tasks import TaskDistribution
+from bridge.tasks import Task, TaskDistribution
 
 # a strong external interferer on two channels: the measured penalty is far from 0
 STRONG = {"radio__external_block_channels": 2, "radio__external_eirp_dbm": 50.0,
@@ -188,3 +188,36 @@ def test_bad_settings_are_refused_naming_the_field() -> None:
         agent_config("rl2", {"teacher_coef": 0.1, "warm_start": "greedy_measured_sinr",
                              "feedback_memory": "penalty"})
     assert agent_config("rl2", {"teacher_coef": 0.1}).teacher_coef == 0.1
+
+
+@pytest.mark.parametrize("name", ["ppo", "rl2", "maml"])
+def test_act_with_memory_takes_the_rollout_jobs_decisions(name: str) -> None:
+    """An agent's ``act`` carries the memory in its state (acting twice on a frame sees it
+    once) and decides as its deterministic rollout job does on the same deployment."""
+    from tests.agents.test_adaptive_baselines import LONE_CELL
+
+    config = ScenarioConfig().replace(**LONE_CELL)
+    task = Task.from_config(config)  # its interferer, on every frame
+    slots = [EnvSlot(task, 21, j, 3) for j in range(2)]
+    agent = make_agent(name, config, 0, {"feedback_memory": "penalty"})
+    model = agent.modules()[agent.policy_module]
+    torch.manual_seed(5)
+    with torch.no_grad():  # weights off their init, so that the CQI changes decisions
+        for p in model.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    snap = PolicySnapshot.capture(model, deterministic=True)
+    trial = name == "rl2"
+    with LocalRollouts(lambda n: IABVectorEnv(n, config), config) as rollouts:
+        job = rollouts.collect([(slots, snap)], trial=trial)
+    env = IABVectorEnv(len(slots), config)
+    obs, info = env.reset(seed=[s.episode_seed for s in slots], options={
+        "tasks": [s.task for s in slots], "instance_seeds": [s.instance_seed for s in slots]})
+    state = None
+    for t in range(config.dynamics.episode_frames):
+        agent.act(obs, info["action_mask"], state)  # a sampled decision on the same frame
+        action, state = agent.act(obs, info["action_mask"], state, deterministic=True)
+        np.testing.assert_array_equal(action, job.action[t].numpy())
+        obs, reward, term, trunc, info = env.step(action)
+        if trial:
+            state = agent.observe(state, reward, term | trunc)
+    env.close()
