@@ -58,6 +58,38 @@ def baseline_records(spec: Any, study: Any, method: str) -> list[dict[str, Any]]
     return recs
 
 
+def greedy_on_memory(spec: Any, study: Any) -> list[dict[str, Any]]:
+    """Greedy max-SINR acting on the feedback memory's view (effective CQI) on the held-out
+    episodes: agents.study.phases.evaluate_baseline's loop on wrapped environments."""
+    from agents.feedback import wrap
+    from agents.heuristics import make_heuristic
+    from agents.rollouts import pin_tasks
+    from bridge.contract import make_vector_env
+
+    budget, frames = spec.budget, study.config.dynamics.episode_frames
+    records = []
+    for t_index, (task, inst_seed) in enumerate(spec.held_out(study)):
+        raw = make_vector_env("fallback", budget.adapt_envs, config=study.config)
+        env = wrap(raw, "penalty")
+        try:
+            cursor = pin_tasks(env, [task], [inst_seed])  # the memory starts here
+            obs, info = cursor.obs, {"action_mask": cursor.mask}
+            policy = make_heuristic("greedy_max_sinr", raw.layout,
+                                    seed=spec.seed_plan.heuristic_seed, config=study.config)
+            policy.reset(raw.num_envs)
+            for episode in range(budget.adapt_episodes + 1):
+                for _ in range(frames):
+                    obs, _, _, _, info = env.step(policy.act(obs, info["action_mask"]))
+                records.append({"task": t_index, "episode": episode,
+                                **{k: float(np.mean(v))
+                                   for k, v in info["episode_metrics"].items()}})
+                obs, *_, info = env.step(np.zeros((raw.num_envs, raw.layout.action_size),
+                                                  dtype=np.int64))
+        finally:
+            raw.close()
+    return records
+
+
 def per_episode(records: list[dict[str, Any]], key: str, episodes: int) -> list[float]:
     return [float(np.mean([r[key] for r in records if r["episode"] == e]))
             for e in range(episodes + 1)]
@@ -97,6 +129,8 @@ def main() -> None:
                         help="meta-training budget (default: the default profile's)")
     parser.add_argument("--no-train", action="store_true",
                         help="adapt the freshly built agent (no warm start, no RL)")
+    parser.add_argument("--greedy-on-memory", action="store_true",
+                        help="only evaluate greedy max-SINR on the feedback memory's view")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     use_torch_threads(1)
@@ -110,6 +144,19 @@ def main() -> None:
     study = spec.study(args.study)
     budget = spec.budget
     base = {m: baseline_records(spec, study, m) for m in BASELINES}
+    if args.greedy_on_memory:
+        recs = greedy_on_memory(spec, study)
+        ref = {k: per_episode(v, "throughput_mbps", budget.adapt_episodes)
+               for k, v in base.items()}
+        tp = per_episode(recs, "throughput_mbps", budget.adapt_episodes)
+        report(f"baseline study={args.study} method=greedy_max_sinr_on_feedback_memory",
+               {"mbps": [round(x, 1) for x in tp],
+                "vs_adaptive": [round(a / b, 4) for a, b in
+                                zip(tp, ref["greedy_measured_sinr"])],
+                "vs_greedy": [round(a / b, 4) for a, b in zip(tp, ref["greedy_max_sinr"])],
+                "sinr_violation_last": per_episode(recs, "sinr_violation_rate",
+                                                   budget.adapt_episodes)[-1]})
+        return
 
     agent_seed = spec.seed_plan.agent_seed(args.seed)
     seed_everything(agent_seed)
@@ -126,7 +173,7 @@ def main() -> None:
             start = time.perf_counter()
             records = adapt_checkpoint(spec, study, args.agent, ckpt, rollouts)
             adapt_s = time.perf_counter() - start
-    keys = ("entropy", "approx_kl", "clipfrac", "grad_norm", "teacher_nll", "teacher_coef",
+    keys = ("entropy", "approx_kl", "clipfrac", "grad_norm", "aux_loss",
             "episode_throughput_mbps")
     stats = [{k: round(float(c[k]), 4) for k in keys if k in c} for c in curve]
     picks = sorted({0, len(stats) // 3, 2 * len(stats) // 3, len(stats) - 1}) if stats else []
