@@ -31,7 +31,8 @@ def check_teacher(config: Any) -> None:
     where = config._section_name
     if config.warm_start == "none":
         raise ConfigError(f"{where}.teacher_coef={coef} needs a teacher: set "
-                          f"{where}.warm_start to a heuristic (it is 'none')")
+                          f"{where}.warm_start to a heuristic (it is 'none') or "
+                          f"{where}.teacher_coef=0")
     from agents.heuristics import HEURISTICS
 
     if config.feedback_memory != "none" and HEURISTICS[config.warm_start].adaptive:

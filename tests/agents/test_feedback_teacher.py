@@ -119,7 +119,7 @@ def test_teacher_replay_is_the_online_adaptive_teacher(small_config) -> None:
     config = small_config.replace(**STRONG)
     obs, mask, actions, _ = _record(config, "greedy_measured_sinr", 25)
     cfg = agent_config("ppo_finetune", {"warm_start": "greedy_measured_sinr",
-                                        "teacher_coef": 0.5})
+                                        "teacher_coef": 0.5, "feedback_memory": "none"})
     cfg = dataclasses.replace(cfg, channel_hz=config.radio.channel_bandwidth_hz,
                               frame_s=config.dynamics.frame_s)
     layout = make_agent("ppo", config).layout
@@ -180,13 +180,14 @@ def test_feedback_warm_start_stores_the_students_view(small_config) -> None:
 def test_bad_settings_are_refused_naming_the_field() -> None:
     with pytest.raises(ConfigError, match="feedback_memory"):
         agent_config("ppo", {"feedback_memory": "gru"})
+    with pytest.raises(ConfigError, match="or agents.ppo_finetune.teacher_coef=0"):
+        agent_config("ppo_finetune", {"warm_start": "none"})  # its default teacher term
     with pytest.raises(ConfigError, match=r"agents\.ppo\.teacher_coef"):
         agent_config("ppo", {"teacher_coef": 0.1})  # warm_start 'none': no teacher
     with pytest.raises(ConfigError, match="teacher_coef"):
         agent_config("ppo", {"teacher_coef": -1.0})
     with pytest.raises(ConfigError, match="cannot replay"):
-        agent_config("rl2", {"teacher_coef": 0.1, "warm_start": "greedy_measured_sinr",
-                             "feedback_memory": "penalty"})
+        agent_config("rl2", {"teacher_coef": 0.1, "warm_start": "greedy_measured_sinr"})
     assert agent_config("rl2", {"teacher_coef": 0.1}).teacher_coef == 0.1
 
 
