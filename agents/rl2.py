@@ -51,6 +51,11 @@ class RL2Config(PPOUpdateConfig):
     _section_name = "agents.rl2"
 
     warm_start: WarmStart = "greedy_max_sinr"  # as MAML's
+    # the teacher term (agents.teacher) and a longer clone (no extra env-steps): RL^2 with
+    # the feedback memory went from 0.92 / 0.95 (sampled / mode) of the adaptive heuristic
+    # to 0.96 / 0.995 (RESULTS.md, "Feedback memory")
+    teacher_coef: float = _f(2.0, lo=0.0, hi=1e3)
+    warm_start_epochs: int = _f(12, lo=1, hi=10_000)
     memory: Literal["gru", "attention"] = "gru"
     # episodes per trial; None: the budget's adapt_episodes + 1
     trial_episodes: int | None = _f(None, lo=1, hi=10_000)
