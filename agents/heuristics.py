@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from agents.feedback import PenaltyTracker
 from bridge.allocation import Allocation, channel_by_channel, frame_capacity_bytes
 from bridge.config import ScenarioConfig
 from bridge.layout import (
-    LAST_SINR_SENTINEL,
     SNR_SCALE_DB,
     ObservationLayout,
     half_duplex_conflicts,
@@ -230,18 +230,17 @@ class GreedyMeasuredSinr(GreedyMaxSinr):
 
     def reset(self, num_envs: int) -> None:
         super().reset(num_envs)
-        lay = self.layout
-        self.penalty_db = np.zeros((num_envs, lay.n_links, lay.n_channels))
-        self.measured = np.zeros((num_envs, lay.n_links, lay.n_channels), dtype=np.int64)
+        # the estimate agents.feedback gives a learned policy as its feedback memory
+        self.tracker = PenaltyTracker(self.layout, num_envs, self.window)
         self.reports: list[np.ndarray] = []  # the last two incumbent reports, (N, K) each
         self.gaps = np.zeros(num_envs)
         self.busy_reports = np.zeros(num_envs)
 
     def _act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if getattr(self, "penalty_db", None) is None or self.penalty_db.shape[0] != len(obs):
+        if getattr(self, "tracker", None) is None or self.penalty_db.shape[0] != len(obs):
             self.reset(len(obs))
         f = self._fields(obs)
-        self._learn_penalty(f)
+        self.tracker.update(f)
         suspect = self._learn_sensing(f)
         n, lay = obs.shape[0], self.layout
         grid = mask.reshape(n, lay.n_bs, lay.n_channels, -1).copy()
@@ -252,14 +251,15 @@ class GreedyMeasuredSinr(GreedyMaxSinr):
                  else None)
         return self._plan(obs, grid.reshape(mask.shape), self.penalty_db, order)
 
-    def _learn_penalty(self, f: dict[str, np.ndarray]) -> None:
-        sinr = f["sinr"].astype(np.float64)
-        hit = (sinr > LAST_SINR_SENTINEL) & (f["valid"] > 0)
-        penalty = np.maximum((f["cqi"] - sinr) * SNR_SCALE_DB, 0.0)
-        self.measured += hit
-        step = np.maximum(1.0 / np.maximum(self.measured, 1), 1.0 / self.window)
-        self.penalty_db = np.where(hit, self.penalty_db + step * (penalty - self.penalty_db),
-                                   self.penalty_db)
+    @property
+    def penalty_db(self) -> np.ndarray:
+        """(N, L, K) the interference penalty learned so far, dB."""
+        return self.tracker.penalty_db
+
+    @property
+    def measured(self) -> np.ndarray:
+        """(N, L, K) measurements taken of each pair."""
+        return self.tracker.measured
 
     def _learn_sensing(self, f: dict[str, np.ndarray]) -> np.ndarray:
         """(N, K) channels to treat as busy beyond the report; learns the gap rate."""

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 from agents.policy_gradient import PPOLossConfig
 from bridge.config import ConfigError, _f, _Section
 
-WarmStart = Literal["none", "greedy_max_sinr", "proportional_fair"]
+WarmStart = Literal["none", "greedy_max_sinr", "proportional_fair", "greedy_measured_sinr"]
 
 
 @dataclass
@@ -59,6 +59,12 @@ class AgentConfig(_Section):
     warm_start_tasks: int = _f(16, lo=1, hi=4_096)
     warm_start_replicas: int = _f(4, lo=1, hi=4_096)
     warm_start_epochs: int = _f(4, lo=1, hi=10_000)
+    # what the network sees of earlier frames' SINR measurements (agents.feedback):
+    # "penalty" replaces each link-channel's CQI by CQI minus the running interference
+    # penalty the adaptive heuristic tracks, kept over the episodes of a rollout job. On by
+    # default: it took multi-task PPO + fine-tune from 0.83 to 0.94 and RL^2 from 0.82 to
+    # 0.92 of the adaptive heuristic (benchmarks/research/RESULTS.md, "Feedback memory")
+    feedback_memory: Literal["none", "penalty"] = "penalty"
 
     @property
     def base_learning_rate(self) -> float:
@@ -75,6 +81,14 @@ class PPOUpdateConfig(AgentConfig):
     update_epochs: int = _f(4, lo=1, hi=10_000)
     norm_adv: bool = True
     clip_vloss: bool = True
+    # teacher term (agents.teacher): teacher_coef x the NLL of the warm-start heuristic's
+    # action at the states RL visits (0: none)
+    teacher_coef: float = _f(0.0, lo=0.0, hi=1e3)
+
+    def _validate(self) -> None:
+        from agents.teacher import check_teacher
+
+        check_teacher(self)
 
     @property
     def base_learning_rate(self) -> float:

@@ -28,6 +28,7 @@ from torch.func import functional_call
 from agents.agent import Agent, Callback, curve_points, episode_return_stats
 from agents.allocation_policy import sample_action, teacher_forcing
 from agents.budget import Budget
+from agents.feedback import step_view
 from agents.hyperparams import AgentConfig, WarmStart
 from agents.policy_gradient import (
     MaskedMultiCategorical,
@@ -336,12 +337,19 @@ class MAMLAgent(Agent):
     @torch.no_grad()
     def act(self, obs: np.ndarray, mask: np.ndarray, state: Any = None,
             deterministic: bool = False) -> tuple[np.ndarray, Any]:
-        """Act with the meta-learned initialisation (``state`` may carry adapted params)."""
+        """Act with the meta-learned initialisation (``state`` may carry adapted params);
+        with a feedback memory ``state`` is (params or None, memory) and so is the returned
+        state."""
+        kind = self.config.feedback_memory
+        params, memory = (state if kind != "none" and state is not None else (state, None))
         actor = self.actor
-        if isinstance(state, dict):  # adapted parameters: a network that holds them
+        if isinstance(params, dict):  # adapted parameters: a network that holds them
             actor = copy.deepcopy(self.actor)
-            actor.load_state_dict({k: v.detach() for k, v in state.items()}, strict=False)
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+            actor.load_state_dict({k: v.detach() for k, v in params.items()}, strict=False)
+        seen, memory = step_view(kind, self.layout, obs, memory)
+        if kind != "none":
+            state = (params, memory)
+        obs_t = torch.as_tensor(seen, dtype=torch.float32)
         logits, _, _ = actor(obs_t)
         action, _ = sample_action(actor, obs_t, torch.as_tensor(mask, dtype=torch.bool), logits,
                                   deterministic=deterministic)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from agents.allocation_policy import AllocationKind, CoverageKind, SequentialAllocation
+from agents.feedback import FEEDBACK_KINDS
 from agents.policy_gradient import layer_init, scale_observation
 from bridge.layout import ObservationLayout
 
@@ -176,20 +177,27 @@ class ActorCritic(nn.Module):
                  attention_window: int = 64, idle_bias: float = 0.0,
                  cqi_prior: float = 0.0, allocation: AllocationKind = "independent",
                  coverage: CoverageKind = "soft", channel_hz: float = 50e6,
-                 frame_s: float = 0.01) -> None:
+                 frame_s: float = 0.01, feedback_memory: str = "none") -> None:
         super().__init__()
         if allocation not in ("independent", "sequential"):
             raise ValueError(f"allocation={allocation!r}: expected 'independent' or "
                              "'sequential'")
         if memory not in ("none", "gru", "attention"):
             raise ValueError(f"memory={memory!r}: expected 'none', 'gru' or 'attention'")
+        if feedback_memory not in FEEDBACK_KINDS:
+            raise ValueError(f"feedback_memory={feedback_memory!r}: expected one of "
+                             f"{list(FEEDBACK_KINDS)}")
         self.layout = layout
         # the constructor arguments: a rollout worker rebuilds the same network from them
         self.arch = {"hidden": hidden, "link_hidden": link_hidden, "rank": rank,
                      "memory": memory, "attention_heads": attention_heads,
                      "attention_window": attention_window, "idle_bias": idle_bias,
                      "cqi_prior": cqi_prior, "allocation": allocation, "coverage": coverage,
-                     "channel_hz": channel_hz, "frame_s": frame_s}
+                     "channel_hz": channel_hz, "frame_s": frame_s,
+                     "feedback_memory": feedback_memory}
+        # the observations this network reads have agents.feedback's memory applied (by
+        # the rollout job, the warm start or the agent's act): it computes nothing itself
+        self.feedback_memory = feedback_memory
         self.memory_kind = memory
         self.with_history = memory != "none"
         self.encoder = LinkSetEncoder(layout, link_hidden, hidden, self.with_history)

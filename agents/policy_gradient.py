@@ -164,8 +164,10 @@ def linear_schedule(start: float, progress: float) -> float:
     return start * max(0.0, 1.0 - progress)
 
 
-# evaluate(index) -> (new logprob, entropy, new value), each shaped like data[key][index]
-Evaluate = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+# evaluate(index) -> (new logprob, entropy, new value), each shaped like data[key][index],
+# optionally followed by an auxiliary loss term (a scalar added to the PPO loss, e.g. the
+# teacher term, agents.teacher) whose value is reported as ``aux_loss``
+Evaluate = Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
 
 
 def ppo_update(evaluate: Evaluate, data: dict[str, torch.Tensor], n_items: int,
@@ -182,10 +184,13 @@ def ppo_update(evaluate: Evaluate, data: dict[str, torch.Tensor], n_items: int,
         perm = torch.randperm(n_items)
         for start in range(0, n_items, mb_size):
             idx = perm[start:start + mb_size]
-            new_logprob, entropy, new_value = evaluate(idx)
+            new_logprob, entropy, new_value, *aux = evaluate(idx)
             loss, stats = ppo_loss(new_logprob, data["logprob"][idx], data["advantages"][idx],
                                    new_value, data["value"][idx], data["returns"][idx],
                                    entropy, data["valid"][idx], cfg)
+            if aux:
+                loss = loss + aux[0]
+                stats["aux_loss"] = float(aux[0].detach())
             optimizer.zero_grad()
             loss.backward()
             stats["grad_norm"] = float(nn.utils.clip_grad_norm_(parameters, max_grad_norm))

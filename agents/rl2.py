@@ -19,6 +19,7 @@ import torch
 from agents.agent import Agent, Callback, curve_points, episode_return_stats
 from agents.allocation_policy import sample_action, teacher_forcing
 from agents.budget import Budget
+from agents.feedback import step_view
 from agents.hyperparams import PPOUpdateConfig, WarmStart
 from agents.networks import History, action_to_schedule, recurrent_step
 from agents.policy_gradient import (
@@ -38,6 +39,7 @@ from agents.rollouts import (
     task_slots,
 )
 from agents.rollouts.trajectory import Rollout
+from agents.teacher import forced, teacher_labels, teacher_loss
 from bridge.config import ConfigError, _f
 from bridge.tasks import Task, TaskDistribution
 
@@ -49,6 +51,11 @@ class RL2Config(PPOUpdateConfig):
     _section_name = "agents.rl2"
 
     warm_start: WarmStart = "greedy_max_sinr"  # as MAML's
+    # the teacher term (agents.teacher) and a longer clone (no extra env-steps): RL^2 with
+    # the feedback memory went from 0.92 / 0.95 (sampled / mode) of the adaptive heuristic
+    # to 0.96 / 0.995 (RESULTS.md, "Feedback memory")
+    teacher_coef: float = _f(2.0, lo=0.0, hi=1e3)
+    warm_start_epochs: int = _f(12, lo=1, hi=10_000)
     memory: Literal["gru", "attention"] = "gru"
     # episodes per meta-training trial; None: the budget's adapt_episodes + 1. Five, not the
     # adaptation's eleven: a trial of 11 x 100 frames on 16 environments is 17,600
@@ -63,6 +70,7 @@ class RL2Config(PPOUpdateConfig):
     max_trial_envs: int = _f(16, lo=1, hi=65_536)
 
     def _validate(self) -> None:
+        super()._validate()
         if self.memory == "attention" and self.hidden % self.attention_heads:
             raise ConfigError(f"{self._section_name}.attention_heads={self.attention_heads}"
                               f" must divide {self._section_name}.hidden={self.hidden}")
@@ -86,6 +94,7 @@ class RL2State:
     prev_action: torch.Tensor
     prev_reward: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     prev_done: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    feedback: Any = None  # the feedback memory (agents.feedback), if the agent has one
 
 
 class RL2Agent(Agent):
@@ -124,14 +133,25 @@ class RL2Agent(Agent):
                 "value": rollout.value.T, "returns": returns.T, "valid": rollout.valid.T}
 
         prefix = teacher_forcing(self.model, rollout.obs, rollout.action)
+        teacher = None
+        if cfg.teacher_coef > 0:
+            labels = teacher_labels(cfg, self.layout, rollout.obs, rollout.mask)
+            teacher = (labels, teacher_forcing(self.model, rollout.obs, labels))
 
-        def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
             sub = History(history.prev_schedule[:, idx], history.prev_reward[:, idx],
                           history.prev_done[:, idx])
-            logits, value, _ = self.model(rollout.obs[:, idx], sub, None,
-                                          prefix=prefix[:, idx])
-            dist = MaskedMultiCategorical(logits, rollout.mask[:, idx])
-            return (dist.log_prob(rollout.action[:, idx]).T, dist.entropy().T, value.T)
+            obs = rollout.obs[:, idx]
+            static, value, _ = self.model(obs, sub, None)
+            dist = MaskedMultiCategorical(forced(self.model, obs, static, prefix[:, idx]),
+                                          rollout.mask[:, idx])
+            out = (dist.log_prob(rollout.action[:, idx]).T, dist.entropy().T, value.T)
+            if teacher is None:
+                return out
+            labels, t_prefix = teacher
+            return (*out, cfg.teacher_coef * teacher_loss(
+                self.model, obs, static, rollout.mask[:, idx], t_prefix[:, idx],
+                labels[:, idx], rollout.valid[:, idx]))
 
         stats = ppo_update(evaluate, data, rollout.num_envs, self.optimizer,
                            list(self.model.parameters()), cfg.loss, cfg.update_epochs,
@@ -195,12 +215,15 @@ class RL2Agent(Agent):
             deterministic: bool = False) -> tuple[np.ndarray, RL2State]:
         """One step; pass ``state=None`` at a trial start, then the returned state (updated
         with :meth:`observe` after the environment step)."""
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
         if state is None:
-            state = self.initial_state(obs_t.shape[0])
+            state = self.initial_state(len(obs))
+        seen, feedback = step_view(self.config.feedback_memory, self.layout, obs,
+                                   state.feedback)
+        obs_t = torch.as_tensor(seen, dtype=torch.float32)
         history = History(action_to_schedule(state.prev_action, self.layout),
                           state.prev_reward, state.prev_done)
         logits, _, memory = recurrent_step(self.model, obs_t, history, state.memory)
         action, _ = sample_action(self.model, obs_t, torch.as_tensor(mask, dtype=torch.bool),
                                   logits, deterministic=deterministic)
-        return action.numpy(), RL2State(memory, action, state.prev_reward, state.prev_done)
+        return action.numpy(), RL2State(memory, action, state.prev_reward, state.prev_done,
+                                        feedback)

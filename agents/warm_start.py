@@ -44,9 +44,20 @@ class TeacherData:
 
 def collect_teacher(make_env: Callable[[int], IABVectorEnv], tasks: TaskDistribution,
                     teacher_factory: Callable[[], Teacher], rounds: int, n_tasks: int,
-                    per_task: int, seed: int = 0, split: str = "train") -> TeacherData:
+                    per_task: int, seed: int = 0, split: str = "train",
+                    feedback_memory: str = "none", teacher_sees: str = "raw") -> TeacherData:
     """``rounds`` episodes of the teacher on ``n_tasks`` fresh ``split`` tasks x ``per_task``
-    replicas each (env-steps: rounds * n_tasks * per_task * episode frames)."""
+    replicas each (env-steps: rounds * n_tasks * per_task * episode frames).
+
+    The stored observations are what the student's network reads: with a
+    ``feedback_memory`` (agents.feedback) its transform, started afresh every round (a round
+    is one episode of new deployments, as a rollout job is). ``teacher_sees`` "raw" gives
+    the teacher the environment's observations (a teacher with its own memory), "student"
+    the transformed ones (a memoryless teacher then acts on the student's memory)."""
+    from agents.feedback import FeedbackMemory
+
+    if teacher_sees not in ("raw", "student"):
+        raise ValueError(f"teacher_sees={teacher_sees!r}: expected 'raw' or 'student'")
     rng = np.random.default_rng(seed)
     obs_buf, mask_buf, act_buf, rew_buf = [], [], [], []
     env = make_env(n_tasks * per_task)
@@ -56,10 +67,13 @@ def collect_teacher(make_env: Callable[[int], IABVectorEnv], tasks: TaskDistribu
             drawn = tasks.sample(split, int(rng.integers(2**31)), n_tasks)
             cursor = pin_tasks(env, drawn, [int(s) for s in rng.integers(2**31, size=n_tasks)])
             teacher = teacher_factory()
+            view = (FeedbackMemory(env.layout, env.num_envs, feedback_memory)
+                    if feedback_memory != "none" else (lambda o: o))
             obs, mask = cursor.obs, cursor.mask
             for _ in range(frames):
-                action = teacher(env, obs, mask)
-                obs_buf.append(obs)
+                seen = view(obs)
+                action = teacher(env, seen if teacher_sees == "student" else obs, mask)
+                obs_buf.append(seen)
                 mask_buf.append(mask)
                 act_buf.append(action)
                 obs, reward, _, _, info = env.step(action)
@@ -180,6 +194,16 @@ def clone_recurrent(model: torch.nn.Module, episodes: TeacherEpisodes, layout: A
     return stats
 
 
+def teacher_view(name: str) -> str:
+    """What a teacher heuristic reads when the student has a feedback memory: an adaptive
+    heuristic keeps its own memory of the measurements ("raw" observations); a memoryless
+    one acts on the student's transformed observations ("student"), so that greedy max-SINR
+    becomes greedy on the effective CQI the student sees."""
+    from agents.heuristics import HEURISTICS
+
+    return "raw" if HEURISTICS[name].adaptive else "student"
+
+
 def warm_start_from_teacher(model: torch.nn.Module, config: Any, tasks: TaskDistribution,
                             hyper: Any, seed: int, recurrent: bool) -> dict[str, float]:
     """Clone ``hyper.warm_start`` (a heuristic) into ``model`` on training tasks of
@@ -201,7 +225,9 @@ def warm_start_from_teacher(model: torch.nn.Module, config: Any, tasks: TaskDist
 
     data = collect_teacher(lambda n: make_vector_env("fallback", n, config=config), tasks,
                            factory, hyper.warm_start_rounds, hyper.warm_start_tasks,
-                           hyper.warm_start_replicas, seed=seed)
+                           hyper.warm_start_replicas, seed=seed,
+                           feedback_memory=hyper.feedback_memory,
+                           teacher_sees=teacher_view(hyper.warm_start))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if recurrent:

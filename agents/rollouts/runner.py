@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents import feedback
 from agents.allocation_policy import sample_action
 from agents.networks import ActorCritic, History, recurrent_step
 from agents.rollouts.jobs import PolicySnapshot, RolloutJob, Trajectory
@@ -134,6 +135,17 @@ def job_slices(jobs: Sequence[RolloutJob]) -> list[slice]:
     return out
 
 
+def _feedback_kind(jobs: Sequence[RolloutJob]) -> str:
+    """The feedback memory the jobs' policies read (agents.feedback); jobs run side by side
+    share one environment, so they must agree."""
+    kinds = {job.policy.arch.get("feedback_memory", "none") for job in jobs
+             if job.policy is not None}
+    if len(kinds) > 1:
+        raise ValueError(f"jobs with feedback memories {sorted(kinds)} cannot run side by "
+                         "side")
+    return kinds.pop() if kinds else "none"
+
+
 def run_jobs(env: Any, jobs: Sequence[RolloutJob], cache: PolicyCache | None = None
              ) -> list[Trajectory]:
     """Run ``jobs`` side by side on ``env`` (a vector environment of exactly their total
@@ -154,6 +166,7 @@ def run_jobs(env: Any, jobs: Sequence[RolloutJob], cache: PolicyCache | None = N
         raise ValueError(f"the environment has {env.num_envs} envs; the jobs need {len(slots)}")
     cache = cache or PolicyCache()
     layout = env.layout
+    env = feedback.wrap(env, _feedback_kind(jobs))
     cursor = EnvCursor.start(env, seed=[s.episode_seed for s in slots], options={
         "tasks": [s.task for s in slots], "instance_seeds": [s.instance_seed for s in slots],
         "episode": [job.first_episode for job in jobs for _ in job.slots]})

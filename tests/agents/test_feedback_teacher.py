@@ -1,0 +1,224 @@
+"""The feedback memory (agents.feedback) is the adaptive heuristic's penalty estimate and
+what the rollout jobs store; the teacher term (agents.teacher) pulls the policy toward the
+teacher's action and replays an adaptive teacher exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from agents.feedback import FeedbackMemory, transform_sequence
+from agents.heuristics import GreedyMeasuredSinr, make_heuristic
+from agents.networks import ActorCritic
+from agents.policy_gradient import MaskedMultiCategorical
+from agents.registry import agent_config, make_agent
+from agents.rollouts import EnvSlot, LocalRollouts, PolicySnapshot
+from agents.teacher import teacher_labels, teacher_loss
+from agents.warm_start import collect_teacher
+from bridge.config import ConfigError, ScenarioConfig
+from bridge.fallback.env import IABVectorEnv
+from bridge.layout import SNR_SCALE_DB
+from bridge.tasks import Task, TaskDistribution
+
+# a strong external interferer on two channels: the measured penalty is far from 0
+STRONG = {"radio__external_block_channels": 2, "radio__external_eirp_dbm": 50.0,
+          "radio__external_activity": 0.9}
+
+
+def _record(config: ScenarioConfig, name: str, frames: int, n: int = 4, seed: int = 1,
+            **options: object):
+    """``frames`` frames of heuristic ``name`` on n environments: the raw observations
+    (T, N, D), masks and its actions, and the heuristic itself."""
+    env = IABVectorEnv(n, config)
+    obs, info = env.reset(seed=seed)
+    policy = make_heuristic(name, env.layout, config=config)
+    for key, value in options.items():
+        setattr(policy, key, value)
+    policy.reset(n)
+    obs_buf, mask_buf, act_buf = [], [], []
+    for _ in range(frames):
+        action = policy.act(obs, info["action_mask"])
+        obs_buf.append(obs)
+        mask_buf.append(info["action_mask"])
+        act_buf.append(action)
+        obs, _, _, _, info = env.step(action)
+    env.close()
+    return np.stack(obs_buf), np.stack(mask_buf), np.stack(act_buf), policy
+
+
+def test_memory_is_the_heuristics_estimate_on_a_recorded_stream(small_config) -> None:
+    config = small_config.replace(**STRONG)
+    obs, _, _, heuristic = _record(config, "greedy_measured_sinr", 30)
+    assert isinstance(heuristic, GreedyMeasuredSinr)
+    assert (heuristic.penalty_db > 3.0).any(), "the test needs a measured interferer"
+    memory = FeedbackMemory(heuristic.layout, obs.shape[1])
+    seen = [memory(o) for o in obs]
+    np.testing.assert_allclose(memory.tracker.penalty_db, heuristic.penalty_db, atol=1e-9)
+    np.testing.assert_array_equal(memory.tracker.measured, heuristic.measured)
+    lay = heuristic.layout
+    raw, eff = lay.split(obs[-1]), lay.split(seen[-1])
+    valid = raw["valid"] > 0
+    expect = raw["cqi"] - heuristic.penalty_db / SNR_SCALE_DB
+    np.testing.assert_allclose(eff["cqi"][valid[..., 0]], expect[valid[..., 0]], atol=1e-5)
+    # the first frame has no measurement: the optimistic CQI; every other field is raw
+    np.testing.assert_array_equal(seen[0], obs[0].astype(np.float32))
+    for name in ("sinr", "backlog_mb", "valid", "parent"):
+        np.testing.assert_array_equal(eff[name], raw[name])
+    # the whole-sequence form is the online one
+    np.testing.assert_array_equal(transform_sequence(obs, lay), np.stack(seen))
+
+
+def test_greedy_on_the_memory_is_greedy_on_the_measured_sinr(small_config) -> None:
+    """Greedy max-SINR acting on the transformed observations takes the adaptive
+    heuristic's decisions (its channel reordering and sensing debounce switched off)."""
+    config = small_config.replace(**STRONG)
+    obs, mask, actions, adaptive = _record(config, "greedy_measured_sinr", 30,
+                                           reorder_channels=False,
+                                           debounce_above=float("inf"))
+    greedy = make_heuristic("greedy_max_sinr", adaptive.layout, config=config)
+    greedy.reset(obs.shape[1])
+    seen = transform_sequence(obs, adaptive.layout)
+    mine = np.stack([greedy.act(seen[t], mask[t]) for t in range(len(obs))])
+    assert (mine == actions).mean() > 0.99, (mine == actions).mean()
+    # and not plain greedy on the raw observations
+    plain = np.stack([greedy.act(obs[t], mask[t]) for t in range(len(obs))])
+    assert (plain != actions).any()
+
+
+def test_rollout_jobs_store_what_the_policy_saw(small_config) -> None:
+    """A job of a feedback-memory policy stores the transform of the raw observations it
+    caused (replayed on a plain environment with the stored actions), from a fresh memory,
+    and runs deterministically."""
+    config = small_config.replace(**STRONG)
+    tasks = TaskDistribution.for_config(config).sample("train", 3, 2)
+    slots = [EnvSlot(t, 11 + i, 0, 5 + i) for i, t in enumerate(tasks)]
+    agent = make_agent("ppo", config, 0, {"feedback_memory": "penalty"})
+    snap = PolicySnapshot.capture(agent.model)
+    with LocalRollouts(lambda n: IABVectorEnv(n, config), config) as rollouts:
+        first = rollouts.collect([(slots, snap)])
+        again = rollouts.collect([(slots, snap)])
+    torch.testing.assert_close(first.obs, again.obs)
+    torch.testing.assert_close(first.action, again.action)
+    env = IABVectorEnv(len(slots), config)
+    obs, _ = env.reset(seed=[s.episode_seed for s in slots], options={
+        "tasks": [s.task for s in slots], "instance_seeds": [s.instance_seed for s in slots]})
+    raw = []
+    for t in range(first.steps):
+        raw.append(obs)
+        obs, *_ = env.step(first.action[t].numpy())
+    env.close()
+    expect = transform_sequence(np.stack(raw), agent.layout)
+    np.testing.assert_allclose(first.obs.numpy(), expect, atol=1e-6)
+    assert not np.allclose(np.stack(raw), expect), "the memory changed nothing"
+
+
+def test_teacher_replay_is_the_online_adaptive_teacher(small_config) -> None:
+    config = small_config.replace(**STRONG)
+    obs, mask, actions, _ = _record(config, "greedy_measured_sinr", 25)
+    cfg = agent_config("ppo_finetune", {"warm_start": "greedy_measured_sinr",
+                                        "teacher_coef": 0.5, "feedback_memory": "none"})
+    cfg = dataclasses.replace(cfg, channel_hz=config.radio.channel_bandwidth_hz,
+                              frame_s=config.dynamics.frame_s)
+    layout = make_agent("ppo", config).layout
+    labels = teacher_labels(cfg, layout, torch.as_tensor(obs), torch.as_tensor(mask))
+    np.testing.assert_array_equal(labels.numpy(), actions)
+
+
+def test_teacher_term_gradient_pulls_toward_the_teachers_action(small_config) -> None:
+    torch.manual_seed(0)
+    obs, mask, actions, _ = _record(small_config, "greedy_max_sinr", 12)
+    layout = make_agent("ppo", small_config).layout
+    model = ActorCritic(layout, allocation="sequential",
+                        channel_hz=small_config.radio.channel_bandwidth_hz,
+                        frame_s=small_config.dynamics.frame_s, idle_bias=2.0)
+    flat = torch.as_tensor(obs.reshape(-1, obs.shape[-1]))
+    m = torch.as_tensor(mask.reshape(-1, *mask.shape[2:]))
+    a = torch.as_tensor(actions.reshape(-1, actions.shape[-1]))
+    valid = torch.ones(len(flat))
+
+    def log_p() -> torch.Tensor:
+        logits, _, _ = model(flat, prefix=a)
+        return MaskedMultiCategorical(logits, m).log_prob(a)
+
+    with torch.no_grad():
+        before = log_p()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(10):
+        static, _, _ = model(flat)
+        loss = teacher_loss(model, flat, static, m, a, a, valid)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = log_p()
+    assert after.mean() > before.mean() + 0.1, (before.mean(), after.mean())
+    assert (after > before).float().mean() > 0.8
+
+
+def test_feedback_warm_start_stores_the_students_view(small_config) -> None:
+    config = small_config.replace(**STRONG)
+    layout = make_agent("ppo", config).layout
+
+    def teacher():
+        greedy = make_heuristic("greedy_max_sinr", layout, config=config)
+        return lambda env, obs, mask: greedy.act(obs, mask)
+
+    tasks = TaskDistribution.for_config(config)
+    kwargs = {"rounds": 1, "n_tasks": 2, "per_task": 2, "seed": 0}
+    raw = collect_teacher(lambda n: IABVectorEnv(n, config), tasks, teacher, **kwargs)
+    seen = collect_teacher(lambda n: IABVectorEnv(n, config), tasks, teacher, **kwargs,
+                           feedback_memory="penalty", teacher_sees="student")
+    frames = config.dynamics.episode_frames
+    # same first frame (nothing measured yet), then the student's memory
+    np.testing.assert_array_equal(raw.obs[:4].numpy(), seen.obs[:4].numpy())
+    assert not torch.equal(raw.obs, seen.obs) and len(seen) == 4 * frames
+
+
+def test_bad_settings_are_refused_naming_the_field() -> None:
+    with pytest.raises(ConfigError, match="feedback_memory"):
+        agent_config("ppo", {"feedback_memory": "gru"})
+    with pytest.raises(ConfigError, match="or agents.ppo_finetune.teacher_coef=0"):
+        agent_config("ppo_finetune", {"warm_start": "none"})  # its default teacher term
+    with pytest.raises(ConfigError, match=r"agents\.ppo\.teacher_coef"):
+        agent_config("ppo", {"teacher_coef": 0.1})  # warm_start 'none': no teacher
+    with pytest.raises(ConfigError, match="teacher_coef"):
+        agent_config("ppo", {"teacher_coef": -1.0})
+    with pytest.raises(ConfigError, match="cannot replay"):
+        agent_config("rl2", {"teacher_coef": 0.1, "warm_start": "greedy_measured_sinr"})
+    assert agent_config("rl2", {"teacher_coef": 0.1}).teacher_coef == 0.1
+
+
+@pytest.mark.parametrize("name", ["ppo", "rl2", "maml"])
+def test_act_with_memory_takes_the_rollout_jobs_decisions(name: str) -> None:
+    """An agent's ``act`` carries the memory in its state (acting twice on a frame sees it
+    once) and decides as its deterministic rollout job does on the same deployment."""
+    from tests.agents.test_adaptive_baselines import LONE_CELL
+
+    config = ScenarioConfig().replace(**LONE_CELL)
+    task = Task.from_config(config)  # its interferer, on every frame
+    slots = [EnvSlot(task, 21, j, 3) for j in range(2)]
+    agent = make_agent(name, config, 0, {"feedback_memory": "penalty"})
+    model = agent.modules()[agent.policy_module]
+    torch.manual_seed(5)
+    with torch.no_grad():  # weights off their init, so that the CQI changes decisions
+        for p in model.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    snap = PolicySnapshot.capture(model, deterministic=True)
+    trial = name == "rl2"
+    with LocalRollouts(lambda n: IABVectorEnv(n, config), config) as rollouts:
+        job = rollouts.collect([(slots, snap)], trial=trial)
+    env = IABVectorEnv(len(slots), config)
+    obs, info = env.reset(seed=[s.episode_seed for s in slots], options={
+        "tasks": [s.task for s in slots], "instance_seeds": [s.instance_seed for s in slots]})
+    state = None
+    for t in range(config.dynamics.episode_frames):
+        agent.act(obs, info["action_mask"], state)  # a sampled decision on the same frame
+        action, state = agent.act(obs, info["action_mask"], state, deterministic=True)
+        np.testing.assert_array_equal(action, job.action[t].numpy())
+        obs, reward, term, trunc, info = env.step(action)
+        if trial:
+            state = agent.observe(state, reward, term | trunc)
+    env.close()
