@@ -118,6 +118,10 @@ def run_parallel(spec: StudySpec, pending: list[tuple[PhaseId, Any]], store: Pha
         except BaseException:
             for future in running:
                 future.cancel()
+            # a running phase would otherwise go on (and the pool's exit would wait for it):
+            # an interrupted run leaves no worker behind
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
             raise
 
 

@@ -206,3 +206,53 @@ def test_bad_options_get_a_clear_error(tmp_path, capsys):
     assert main(["reproduce", "--quick", "--ray-address", "headnode", "--out",
                  str(tmp_path / "o")]) == 2
     assert "--ray-address='headnode'" in capsys.readouterr().err
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigterm_to_a_parallel_run_leaves_no_worker_behind(tmp_path):
+    """`kill <pid>` of `reproduce --jobs 2` (the parent only, not its group) while phases run
+    in worker processes: the run stops with its interrupt message and its workers go too."""
+    cmd = [sys.executable, "-m", "agents.cli", "reproduce", "--quick", "--jobs", "2",
+           "--config", str(TINY), "--out", str(tmp_path / "run")]
+    proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        workers: set[int] = set()
+        while time.monotonic() < deadline and len(workers) < 2:  # the pool's workers
+            assert proc.poll() is None, proc.stderr.read().decode()
+            workers = _children(proc.pid)
+            time.sleep(0.1)
+        assert workers
+        time.sleep(1.0)  # let them start a phase
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and b"interrupted" in err
+        gone = time.monotonic() + 20
+        while time.monotonic() < gone and any(_alive(w) for w in workers):
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers), "a worker outlived its run"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
