@@ -84,8 +84,15 @@ def assert_child_dies_with_parent(script: str, args: list[str], how: str, what: 
     or by the signal named ``how``, and check the child is gone (not even a zombie) within
     ``timeout_s``."""
     root = Path(__file__).resolve().parents[2]
+    # the parent is an application with default signal dispositions, whatever the test
+    # runner inherited (under `nohup` or as a shell's background job SIGHUP / SIGINT arrive
+    # ignored, and an ignored signal, rightly, does not end the parent)
+    defaults = ("import signal\n"
+                "for _s in (signal.SIGHUP, signal.SIGTERM):\n"
+                "    signal.signal(_s, signal.SIG_DFL)\n"
+                "signal.signal(signal.SIGINT, signal.default_int_handler)\n")
     parent = subprocess.Popen(
-        [sys.executable, "-c", script, *args, how],
+        [sys.executable, "-c", defaults + script, *args, how],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(root)},
         text=True,
