@@ -33,3 +33,11 @@ GAIN_VS_BEST = "adaptation_gain_vs_best_heuristic"
 # the plots' order: agents, heuristics, upper bound
 METHOD_ORDER = (*AGENT_NAMES, *sorted(HEURISTICS, key=list(BASELINE_LABELS).index),
                 *KNOWING_BASELINES)
+
+
+def adapts(method: str, kind: str) -> bool:
+    """Agents, adaptive heuristics and the baselines that know the task: the methods whose
+    per-episode ratio to the best heuristic says something (a fixed heuristic's only shows
+    the episodes' noise)."""
+    return (kind == "agent" or method in KNOWING_BASELINES
+            or (method in HEURISTICS and HEURISTICS[method].adaptive))

@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 
 from agents.agent import MODE_PREFIX
-from agents.heuristics import HEURISTICS
 from agents.study.few_shot import gain_excludes_zero
-from agents.study.labels import GAIN, GAIN_VS_BEST, KNOWING_BASELINES, METHOD_LABELS
+from agents.study.labels import GAIN, GAIN_VS_BEST, METHOD_LABELS, adapts
 from agents.study.spec import HIDDEN_ORACLE
 
 
@@ -63,13 +62,6 @@ def _mode_section(methods: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _adapts(method: str, s: dict[str, Any]) -> bool:
-    """Agents, adaptive heuristics and the baselines that know the task: the methods whose
-    per-episode ratio says something (a fixed heuristic's only shows the episodes' noise)."""
-    return (s["kind"] == "agent" or method in KNOWING_BASELINES
-            or (method in HEURISTICS and HEURISTICS[method].adaptive))
-
-
 def _pm(values: list[float], cis: list[float], j: int) -> str:
     """'mean ± ci', or the mean alone where there is no interval (one seed x task)."""
     if not cis[j]:
@@ -86,7 +78,7 @@ def _few_shot_section(methods: dict[str, Any], best: str) -> list[str]:
     # heuristic's is 1 by definition)
     order = sorted(methods, key=lambda m: methods[m]["kind"] != "agent")
     entries = {m: methods[m]["few_shot"] for m in order
-               if "few_shot" in methods[m] and _adapts(m, methods[m]) and m != best}
+               if "few_shot" in methods[m] and adapts(m, methods[m]["kind"]) and m != best}
     if not entries:
         return []
     points = next(iter(entries.values()))["episodes"]
@@ -167,7 +159,7 @@ def _study_section(study: str, data: dict[str, Any]) -> list[str]:
         per_episode = {m: s[prefix + "throughput_vs_best_heuristic_per_episode"]
                        for m, s in methods.items()
                        if prefix + "throughput_vs_best_heuristic_per_episode" in s
-                       and _adapts(m, s)}
+                       and adapts(m, s["kind"])}
         if not per_episode:
             continue
         lines += [f"Throughput ({what}) relative to {METHOD_LABELS.get(best, best)} on the "

@@ -22,6 +22,7 @@ from agents.study.labels import (
     METHOD_LABELS,
     METHOD_ORDER,
     METRICS,
+    adapts,
 )
 from agents.study.markdown import write_markdown
 from agents.study.spec import HIDDEN_ORACLE, Study, StudySpec
@@ -352,9 +353,7 @@ def _adaptation_figure(plt: Any, methods: dict[str, Any], order: list[str],
             # a baseline has no mode: its line is the same in both panels
             key = (prefix if s["kind"] == "agent" else "") + \
                 "throughput_vs_best_heuristic_per_episode"
-            adaptive = m in HEURISTICS and HEURISTICS[m].adaptive
-            if key not in s or not (s["kind"] == "agent" or m in KNOWING_BASELINES
-                                    or adaptive) or m == best:
+            if key not in s or not adapts(m, s["kind"]) or m == best:
                 continue
             style = "-o" if s["kind"] == "agent" else "--"
             ax.plot(range(len(s[key])), s[key], style, color=colors[m], markersize=4,
