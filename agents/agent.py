@@ -213,6 +213,7 @@ class Agent(ABC):
         options.setdefault("idle_bias", cfg.idle_bias)
         for key, value in allocation_arch(cfg).items():
             options.setdefault(key, value)
+        options.setdefault("credit", cfg.credit)
         return ActorCritic(self.layout, cfg.hidden, cfg.link_hidden, cfg.rank, **options)
 
     def adam(self, parameters: Any, lr: float | None = None) -> torch.optim.Adam:

@@ -221,9 +221,10 @@ def teacher_forcing(model: nn.Module, obs: torch.Tensor, action: torch.Tensor
 
 def allocation_arch(config: Any) -> dict[str, Any]:
     """The ActorCritic arguments of an agent config's allocation fields (``allocation``,
-    ``coverage``, ``channel_hz``, ``frame_s``) and its ``feedback_memory``."""
+    ``coverage``, ``channel_hz``, ``frame_s``, ``allocation_prior``) and its
+    ``feedback_memory``."""
     return {k: getattr(config, k) for k in ("allocation", "coverage", "channel_hz", "frame_s",
-                                            "feedback_memory")}
+                                            "feedback_memory", "allocation_prior")}
 
 
 def scenario_allocation(config: Any) -> dict[str, float]:

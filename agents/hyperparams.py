@@ -40,13 +40,24 @@ class AgentConfig(_Section):
     # returns over 40-200 frames at gamma 0.99 reach ~30, which made the value loss (and its
     # gradient through the shared encoder) swamp the policy gradient
     reward_scale: float = _f(0.1, lo=0.0, hi=1e6, open_lo=True)
-    idle_bias: float = _f(-1.0, lo=-100.0, hi=100.0)  # initial idle logit: schedule more
+    # initial idle logit of every head. The sequential policy's link logits start at
+    # log(bytes moved / the best link's), 0 for the best and floored at -5 for a covered or
+    # empty link (bridge.allocation.LOG_USEFUL_FLOOR): at -6 an untrained policy idles less
+    # than it schedules even a covered link. At -1 an untrained policy left 47% of the heads
+    # that could schedule idle (19% at -6, which are covered or blocked), and PPO from
+    # scratch sampled 0.79 of the adaptive heuristic, at -6 0.97
+    # (benchmarks/research/RESULTS.md, "The idle logit")
+    idle_bias: float = _f(-6.0, lo=-100.0, hi=100.0)
     # heads decided channel by channel on what earlier choices left
     # (agents.allocation_policy), or independently (the factorised head, which cannot
     # represent a coordinated allocation: benchmarks/research/RESULTS.md); coverage "hard"
     # also masks covered links
     allocation: Literal["independent", "sequential"] = "sequential"
     coverage: Literal["soft", "hard"] = "soft"
+    # the sequential policy's initial weight on log(bytes a choice moves now): an untrained
+    # policy picks links with probability ~ bytes^prior (greedy's rule made soft; higher is
+    # sharper); learned from there
+    allocation_prior: float = _f(1.0, lo=0.0, hi=100.0)
     # what turns CQI into bytes for that bookkeeping: scenario facts, which the registry
     # sets from the scenario config (not hyper-parameters to tune)
     channel_hz: float = _f(50e6, lo=0.0, hi=1e12, open_lo=True)
@@ -65,6 +76,11 @@ class AgentConfig(_Section):
     # default: it took multi-task PPO + fine-tune from 0.83 to 0.94 and RL^2 from 0.82 to
     # 0.92 of the adaptive heuristic (benchmarks/research/RESULTS.md, "Feedback memory")
     feedback_memory: Literal["none", "penalty"] = "penalty"
+    # how a frame's reward is credited (agents.policy_gradient.CreditKind): "joint" (one
+    # advantage and ratio for the whole 40-head action) or "base_station" (each base
+    # station's share of the reward, info["reward_bs"], with its own value, advantage and
+    # ratio over its heads)
+    credit: Literal["joint", "base_station"] = "joint"
 
     @property
     def base_learning_rate(self) -> float:

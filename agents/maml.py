@@ -31,6 +31,7 @@ from agents.budget import Budget
 from agents.feedback import step_view
 from agents.hyperparams import AgentConfig, WarmStart
 from agents.policy_gradient import (
+    CreditKind,
     MaskedMultiCategorical,
     PPOLossConfig,
     masked_mean,
@@ -48,6 +49,7 @@ from agents.rollouts import (
     task_slots,
 )
 from agents.rollouts.trajectory import Rollout
+from agents.teacher import teacher_labels
 from bridge.config import _f
 from bridge.tasks import Task, TaskDistribution
 
@@ -64,7 +66,11 @@ def inner_objective(logprob: torch.Tensor, advantages: torch.Tensor, valid: torc
                     estimator: MetaGradient) -> torch.Tensor:
     """Inner-loop loss (to minimise) of (T, E) episodes, one episode per column starting at
     t = 0. Every estimator has the policy gradient mean(grad logprob * A) as first
-    derivative; higher derivatives differ (see the module docstring)."""
+    derivative; higher derivatives differ (see the module docstring). With per-base-station
+    credit ``logprob`` and ``advantages`` are (T, E, B) and a step's term is the sum over its
+    base stations."""
+    if logprob.dim() > valid.dim():
+        valid = valid.unsqueeze(-1)
     if estimator == "dice":
         # Loaded DiCE: sum_t [box(S_t) - box(S_{t-1})] A_t, S_t = sum_{t' <= t} log pi_t'
         cumulative = torch.cumsum(logprob * valid, dim=0)
@@ -77,7 +83,9 @@ def inner_objective(logprob: torch.Tensor, advantages: torch.Tensor, valid: torc
     else:
         raise ValueError(f"meta_gradient={estimator!r}: expected 'first_order', 'dice' or "
                          "'lvc'")
-    return -masked_mean(surrogate, valid)
+    if surrogate.dim() > 2:
+        surrogate = surrogate.sum(-1)
+    return -masked_mean(surrogate, valid.reshape(surrogate.shape))
 
 
 def adapt_parameters(params: Params, loss: torch.Tensor, lr: float, create_graph: bool
@@ -106,6 +114,17 @@ class MAMLConfig(AgentConfig):
     inner_steps: int = _f(1, lo=1, hi=100)
     outer_lr: float = _f(1e-3, lo=0.0, hi=1.0, open_lo=True)
     outer_epochs: int = _f(3, lo=1, hi=10_000)
+    # the teacher term (agents.teacher) on the adapted policy phi in the outer loss, as the
+    # PPO agents have it during RL: teacher_coef x the NLL of greedy's action (on the feedback
+    # memory's view) at the states phi visited, with 12 cloning epochs in the warm start
+    # (benchmarks/research/RESULTS.md, "MAML with a teacher term")
+    teacher_coef: float = _f(2.0, lo=0.0, hi=1e3)
+    warm_start_epochs: int = _f(12, lo=1, hi=10_000)
+
+    def _validate(self) -> None:
+        from agents.teacher import check_teacher
+
+        check_teacher(self)
 
     @property
     def base_learning_rate(self) -> float:
@@ -138,11 +157,11 @@ class TaskBatch:
 
 
 def split_by_task(rollout: Rollout, n_tasks: int, gamma: float, gae_lambda: float,
-                  reward_scale: float = 1.0, model: torch.nn.Module | None = None
-                  ) -> list[TaskBatch]:
+                  reward_scale: float = 1.0, model: torch.nn.Module | None = None,
+                  credit: CreditKind = "joint") -> list[TaskBatch]:
     """Environments i*E..(i+1)*E-1 of a rollout belong to task i; with ``model``, each
     batch carries its prepared teacher forcing."""
-    advantages, returns = rollout.episode_advantages(gamma, gae_lambda, reward_scale)
+    advantages, returns = rollout.episode_advantages(gamma, gae_lambda, reward_scale, credit)
     per = rollout.num_envs // n_tasks
     out = []
     for i in range(n_tasks):
@@ -193,8 +212,12 @@ class MAMLAgent(Agent):
     def inner_loss(self, params: Params, batch: TaskBatch) -> torch.Tensor:
         dist = self.policy(params, batch)
         adv = normalize_advantages(batch.advantages, batch.valid)
-        return inner_objective(dist.log_prob(batch.action), adv, batch.valid,
+        return inner_objective(self.credited(dist, batch), adv, batch.valid,
                                self.config.meta_gradient)
+
+    def credited(self, dist: MaskedMultiCategorical, batch: TaskBatch) -> torch.Tensor:
+        """The batch's log-probabilities under ``dist``, joint or per base station."""
+        return dist.credited_log_prob(batch.action, self.config.credit, self.layout.n_bs)
 
     def adapted(self, params: Params, batches: list[TaskBatch], create_graph: bool) -> Params:
         """The inner loop: one adaptation step per batch, in order."""
@@ -269,7 +292,7 @@ class MAMLAgent(Agent):
             if step == 0:
                 pre = episode_return_stats(rollout)
             batches = split_by_task(rollout, n_tasks, cfg.gamma, cfg.gae_lambda,
-                                    cfg.reward_scale, self.actor)
+                                    cfg.reward_scale, self.actor, cfg.credit)
             if step < cfg.inner_steps:
                 inner.append(batches)
                 sampling = [self.snapshot(self.adapted(self.theta(), [b[i] for b in inner],
@@ -285,17 +308,38 @@ class MAMLAgent(Agent):
         second_order = cfg.meta_gradient != "first_order"
         data = {key: torch.stack([getattr(b, key) for b in outer])
                 for key in ("logprob", "advantages", "value", "returns", "valid")}
+        teacher = [] if cfg.teacher_coef > 0 else None
+        for batch in outer if teacher is not None else ():
+            labels = teacher_labels(cfg, self.layout, batch.obs, batch.mask)
+            teacher.append((labels, teacher_forcing(self.actor, batch.obs, labels)))
+        if cfg.credit != "joint":  # the rollouts stored the joint log-probability only
+            olds = []
+            for i, batch in enumerate(outer):
+                phi = {k: v.detach() for k, v in self.adapted(
+                    self.theta(), [step[i] for step in inner], create_graph=False).items()}
+                with torch.no_grad():
+                    olds.append(self.credited(self.policy(phi, batch), batch))
+            data["logprob"] = torch.stack(olds)
 
-        def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            logps, ents, values = [], [], []
+        def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            logps, ents, values, nll = [], [], [], []
             for i in idx.tolist():
                 phi = self.adapted(self.theta(), [step[i] for step in inner],
                                    create_graph=second_order)
                 dist = self.policy(phi, outer[i])
-                logps.append(dist.log_prob(outer[i].action))
+                logps.append(self.credited(dist, outer[i]))
                 ents.append(dist.entropy())
                 values.append(self.critic(outer[i].obs)[1])
-            return torch.stack(logps), torch.stack(ents), torch.stack(values)
+                if teacher is not None:
+                    labels, t_prefix = teacher[i]
+                    logits, _, _ = functional_call(self.actor, phi, (outer[i].obs,),
+                                                   {"prefix": t_prefix})
+                    nll.append(masked_mean(-MaskedMultiCategorical(
+                        logits, outer[i].mask).log_prob(labels), outer[i].valid))
+            out = (torch.stack(logps), torch.stack(ents), torch.stack(values))
+            if teacher is None:
+                return out
+            return (*out, cfg.teacher_coef * torch.stack(nll).mean())
 
         return ppo_update(evaluate, data, len(outer), self.optimizer,
                           [*self.actor.parameters(), *self.critic.parameters()], cfg.loss,
@@ -326,7 +370,7 @@ class MAMLAgent(Agent):
                 curve.extend(curve_points(rollout, mode, episode))
                 if episode < episodes:
                     seen.append(split_by_task(rollout, 1, cfg.gamma, cfg.gae_lambda,
-                                              cfg.reward_scale, self.actor)[0])
+                                              cfg.reward_scale, self.actor, cfg.credit)[0])
                     steps = seen if len(seen) <= cfg.inner_steps else (
                         seen[:cfg.inner_steps - 1]
                         + [pool_batches(seen[cfg.inner_steps - 1:])])

@@ -16,7 +16,7 @@ from torch import nn
 
 from agents.allocation_policy import AllocationKind, CoverageKind, SequentialAllocation
 from agents.feedback import FEEDBACK_KINDS
-from agents.policy_gradient import layer_init, scale_observation
+from agents.policy_gradient import CreditKind, layer_init, scale_observation
 from bridge.layout import ObservationLayout
 
 MemoryKind = Literal["none", "gru", "attention"]
@@ -177,8 +177,11 @@ class ActorCritic(nn.Module):
                  attention_window: int = 64, idle_bias: float = 0.0,
                  cqi_prior: float = 0.0, allocation: AllocationKind = "independent",
                  coverage: CoverageKind = "soft", channel_hz: float = 50e6,
-                 frame_s: float = 0.01, feedback_memory: str = "none") -> None:
+                 frame_s: float = 0.01, feedback_memory: str = "none",
+                 credit: CreditKind = "joint", allocation_prior: float = 1.0) -> None:
         super().__init__()
+        if credit not in ("joint", "base_station"):
+            raise ValueError(f"credit={credit!r}: expected 'joint' or 'base_station'")
         if allocation not in ("independent", "sequential"):
             raise ValueError(f"allocation={allocation!r}: expected 'independent' or "
                              "'sequential'")
@@ -194,7 +197,8 @@ class ActorCritic(nn.Module):
                      "attention_window": attention_window, "idle_bias": idle_bias,
                      "cqi_prior": cqi_prior, "allocation": allocation, "coverage": coverage,
                      "channel_hz": channel_hz, "frame_s": frame_s,
-                     "feedback_memory": feedback_memory}
+                     "feedback_memory": feedback_memory, "credit": credit,
+                     "allocation_prior": allocation_prior}
         # the observations this network reads have agents.feedback's memory applied (by
         # the rollout job, the warm start or the agent's act): it computes nothing itself
         self.feedback_memory = feedback_memory
@@ -205,10 +209,15 @@ class ActorCritic(nn.Module):
             hidden, attention=memory == "attention", n_heads=attention_heads,
             window=attention_window)
         self.head = SchedulingHead(layout, link_hidden, hidden, rank, idle_bias, cqi_prior)
+        values = layout.n_bs if credit == "base_station" else 1
         self.value_head = nn.Sequential(layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
-                                        layer_init(nn.Linear(hidden, 1), std=1.0))
+                                        layer_init(nn.Linear(hidden, values), std=1.0))
+        # "base_station": one value per base station, of its share of the reward
+        # (info["reward_bs"]), for per-base-station advantages (agents.policy_gradient)
+        self.credit = credit
         # heads decided one by one on what earlier choices left (agents.allocation_policy)
-        self.allocation = SequentialAllocation(layout, channel_hz, frame_s, coverage) \
+        self.allocation = SequentialAllocation(layout, channel_hz, frame_s, coverage,
+                                               prior=allocation_prior) \
             if allocation == "sequential" else None
 
     def initial_state(self, num_envs: int) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -218,10 +227,11 @@ class ActorCritic(nn.Module):
                 state: tuple[torch.Tensor, torch.Tensor] | None = None,
                 prefix: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """obs (T, N, D) (or (N, D) without memory) -> logits (..., B*K, 1+L), value (...),
-        new memory state. With sequential allocation the logits are the static scores unless
-        ``prefix`` (..., B*K) (the stored action) is given: then every head is conditioned
-        on the choices before it in that action (teacher forcing), which makes
+        """obs (T, N, D) (or (N, D) without memory) -> logits (..., B*K, 1+L), value (...)
+        ((..., B) with per-base-station credit), new memory state. With sequential
+        allocation the logits are the static scores unless ``prefix`` (..., B*K) (the stored
+        action) is given: then every head is conditioned on the choices before it in that
+        action (teacher forcing), which makes
         ``MaskedMultiCategorical(logits, mask).log_prob(prefix)`` the exact joint
         log-probability."""
         fields = self.layout.split(scale_observation(obs))
@@ -236,7 +246,8 @@ class ActorCritic(nn.Module):
         logits = self.head(fields, link_emb, mem, prev_schedule)
         if self.allocation is not None and prefix is not None:
             logits = self.allocation.teacher_forced(torch.as_tensor(obs), logits, prefix)
-        return logits, self.value_head(mem).squeeze(-1), state
+        value = self.value_head(mem)
+        return logits, value if self.credit == "base_station" else value.squeeze(-1), state
 
 
 def recurrent_step(model: ActorCritic, obs: torch.Tensor, history: History,

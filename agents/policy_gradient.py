@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -13,6 +14,12 @@ from torch import nn
 # Logit given to masked choices. Finite (not -inf) so log_softmax and entropy stay NaN-free;
 # exp(-1e9 - max) underflows to exactly 0, so masked choices have probability 0.
 MASKED_LOGIT = -1e9
+
+# How a frame's reward is credited to the action: "joint" (one reward, one advantage and one
+# probability ratio for the whole joint action of B*K heads) or "base_station" (base station
+# b's share of the reward, info["reward_bs"], its own value, advantage and ratio over its K
+# heads: benchmarks/research/RESULTS.md, "Factored credit end to end")
+CreditKind = Literal["joint", "base_station"]
 
 # The environment already scales every observation field to O(1); a fixed clip guards against
 # outliers (e.g. a huge backlog) without running statistics that would drift between tasks.
@@ -74,9 +81,23 @@ class MaskedMultiCategorical:
     def mode(self) -> torch.Tensor:
         return self.logits.argmax(dim=-1)
 
+    def head_log_prob(self, action: torch.Tensor) -> torch.Tensor:
+        """Each head's log-probability (..., heads) of ``action`` (..., heads)."""
+        return self.log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:
         """Joint log-probability (...) of ``action`` (..., heads)."""
-        return self.log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1).sum(-1)
+        return self.head_log_prob(action).sum(-1)
+
+    def credited_log_prob(self, action: torch.Tensor, credit: CreditKind, n_bs: int
+                          ) -> torch.Tensor:
+        """The log-probability a credit scheme's ratio is over: joint (...), or per base
+        station (..., B), the sum over its heads (heads are base-station-major: head
+        b*K + k is base station b's channel k)."""
+        if credit == "joint":
+            return self.log_prob(action)
+        per_head = self.head_log_prob(action)
+        return per_head.reshape(*per_head.shape[:-1], n_bs, -1).sum(-1)
 
     def entropy(self) -> torch.Tensor:
         """Joint entropy (...): sum over heads of each head's masked entropy (masked choices
@@ -105,7 +126,10 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.
 
 
 def masked_mean(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    return (x * weight).sum() / weight.sum().clamp_min(1.0)
+    """Mean of ``x`` over the entries with weight 1; ``weight`` has ``x``'s leading shape
+    (a per-base-station ``x`` (..., B) shares its sample's weight (...))."""
+    w = weight.reshape(*weight.shape, *(1,) * (x.dim() - weight.dim())).expand_as(x)
+    return (x * w).sum() / w.sum().clamp_min(1.0)
 
 
 def normalize_advantages(adv: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -131,19 +155,29 @@ def ppo_loss(new_logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: t
              entropy: torch.Tensor, weight: torch.Tensor, cfg: PPOLossConfig
              ) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped surrogate + (clipped) value loss - entropy bonus, averaged over the samples with
-    ``weight`` 1 (reset steps of next-step autoreset carry weight 0). Returns (loss, stats)."""
+    ``weight`` 1 (reset steps of next-step autoreset carry weight 0). Returns (loss, stats).
+
+    With per-base-station credit the log-probabilities, advantages, values and returns have
+    a trailing base-station axis (..., B) (``weight`` and ``entropy`` do not): each base
+    station's ratio is clipped on its own and a sample's surrogate and value loss are the
+    sums over its base stations; advantages are normalised over all (sample, base station)
+    entries."""
     logratio = new_logprob - old_logprob
     ratio = logratio.exp()
     adv = normalize_advantages(advantages, weight) if cfg.norm_adv else advantages
-    pg_loss = masked_mean(torch.max(-adv * ratio,
-                                    -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)),
-                          weight)
+
+    def per_sample(x: torch.Tensor) -> torch.Tensor:
+        # per-base-station terms (..., B) add up to a sample's term, as the joint one would
+        return x.sum(-1) if x.dim() > weight.dim() else x
+
+    pg_loss = masked_mean(per_sample(torch.max(
+        -adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef))), weight)
     if cfg.clip_vloss:
         v_clipped = old_value + (new_value - old_value).clamp(-cfg.clip_coef, cfg.clip_coef)
-        v_loss = 0.5 * masked_mean(torch.max((new_value - returns) ** 2,
-                                             (v_clipped - returns) ** 2), weight)
+        v_loss = 0.5 * masked_mean(per_sample(torch.max((new_value - returns) ** 2,
+                                                        (v_clipped - returns) ** 2)), weight)
     else:
-        v_loss = 0.5 * masked_mean((new_value - returns) ** 2, weight)
+        v_loss = 0.5 * masked_mean(per_sample((new_value - returns) ** 2), weight)
     ent = masked_mean(entropy, weight)
     loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
     with torch.no_grad():

@@ -89,16 +89,23 @@ def ppo_step(model: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Roll
              cfg: PPOConfig) -> dict[str, float]:
     """One PPO update of a memoryless actor-critic on a rollout (transitions shuffled)."""
     advantages, returns = rollout.episode_advantages(cfg.gamma, cfg.gae_lambda,
-                                                     cfg.reward_scale)
+                                                     cfg.reward_scale, cfg.credit)
     n = rollout.steps * rollout.num_envs
     obs = rollout.obs.reshape(n, -1)
     mask = rollout.mask.reshape(n, *rollout.mask.shape[2:])
     action = rollout.action.reshape(n, -1)
-    data = {"logprob": rollout.logprob.reshape(n), "advantages": advantages.reshape(n),
-            "value": rollout.value.reshape(n), "returns": returns.reshape(n),
+    per = advantages.shape[2:]  # () joint, (B,) per base station
+    data = {"logprob": rollout.logprob.reshape(n), "advantages": advantages.reshape(n, *per),
+            "value": rollout.value.reshape(n, *per), "returns": returns.reshape(n, *per),
             "valid": rollout.valid.reshape(n)}
 
     prefix = teacher_forcing(model, obs, action)  # replayed once, indexed per minibatch
+    n_bs = model.layout.n_bs
+    if cfg.credit != "joint":  # the rollout stored the joint log-probability only
+        with torch.no_grad():
+            static, _, _ = model(obs)
+            data["logprob"] = MaskedMultiCategorical(forced(model, obs, static, prefix), mask
+                                                     ).credited_log_prob(action, cfg.credit, n_bs)
     teacher = None
     if cfg.teacher_coef > 0:
         labels = teacher_labels(cfg, model.layout, rollout.obs, rollout.mask).reshape(n, -1)
@@ -107,7 +114,7 @@ def ppo_step(model: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Roll
     def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         static, value, _ = model(obs[idx])
         dist = MaskedMultiCategorical(forced(model, obs[idx], static, prefix[idx]), mask[idx])
-        out = (dist.log_prob(action[idx]), dist.entropy(), value)
+        out = (dist.credited_log_prob(action[idx], cfg.credit, n_bs), dist.entropy(), value)
         if teacher is None:
             return out
         labels, t_prefix = teacher

@@ -126,13 +126,21 @@ class RL2Agent(Agent):
         """PPO epochs over whole trials; each minibatch is one full-sequence forward pass."""
         cfg = self.config
         advantages, returns = rollout.trial_advantages(cfg.gamma, cfg.gae_lambda,
-                                                       cfg.reward_scale)
+                                                       cfg.reward_scale, cfg.credit)
         history = rollout.history(self.layout)
         # items are trials (environments): put the environment axis first
-        data = {"logprob": rollout.logprob.T, "advantages": advantages.T,
-                "value": rollout.value.T, "returns": returns.T, "valid": rollout.valid.T}
+        data = {"logprob": rollout.logprob.T, "advantages": advantages.transpose(0, 1),
+                "value": rollout.value.transpose(0, 1), "returns": returns.transpose(0, 1),
+                "valid": rollout.valid.T}
 
         prefix = teacher_forcing(self.model, rollout.obs, rollout.action)
+        n_bs = self.layout.n_bs
+        if cfg.credit != "joint":  # the rollout stored the joint log-probability only
+            with torch.no_grad():
+                static, _, _ = self.model(rollout.obs, history, None)
+                data["logprob"] = MaskedMultiCategorical(
+                    forced(self.model, rollout.obs, static, prefix), rollout.mask
+                ).credited_log_prob(rollout.action, cfg.credit, n_bs).transpose(0, 1)
         teacher = None
         if cfg.teacher_coef > 0:
             labels = teacher_labels(cfg, self.layout, rollout.obs, rollout.mask)
@@ -145,7 +153,9 @@ class RL2Agent(Agent):
             static, value, _ = self.model(obs, sub, None)
             dist = MaskedMultiCategorical(forced(self.model, obs, static, prefix[:, idx]),
                                           rollout.mask[:, idx])
-            out = (dist.log_prob(rollout.action[:, idx]).T, dist.entropy().T, value.T)
+            out = (dist.credited_log_prob(rollout.action[:, idx], cfg.credit, n_bs
+                                          ).transpose(0, 1),
+                   dist.entropy().T, value.transpose(0, 1))
             if teacher is None:
                 return out
             labels, t_prefix = teacher

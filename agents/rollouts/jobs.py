@@ -27,7 +27,7 @@ from bridge.tasks import Task
 
 # the fields of agents.rollouts.trajectory.Rollout a trajectory carries, all (T, E, ...)
 ARRAY_FIELDS = ("obs", "mask", "action", "logprob", "value", "reward", "terminated",
-                "truncated", "valid", "prev_action", "prev_reward", "prev_done")
+                "truncated", "valid", "prev_action", "prev_reward", "prev_done", "reward_bs")
 _SEED_LIMIT = 2**31
 _job_ids = itertools.count()
 

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from agents.networks import History, action_to_schedule
-from agents.policy_gradient import compute_gae
+from agents.policy_gradient import CreditKind, compute_gae
+from bridge.contract import REWARD_BS
 from bridge.layout import ObservationLayout
 
 # act_fn(obs (N, D), mask (N, A, C), history or None) -> action (N, A), logprob (N,), value (N,)
@@ -67,6 +68,9 @@ class Rollout:
     prev_reward: torch.Tensor
     prev_done: torch.Tensor
     final_obs: torch.Tensor  # (N, D) after the last step (a critic evaluated afterwards)
+    # (T, N, B): the reward's split over base stations (info["reward_bs"]); NaN where the
+    # environment does not report it
+    reward_bs: torch.Tensor | None = None
     episode_records: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -85,24 +89,51 @@ class Rollout:
         return History(action_to_schedule(self.prev_action, layout), self.prev_reward,
                        self.prev_done)
 
-    def episode_advantages(self, gamma: float, gae_lambda: float, reward_scale: float = 1.0
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    def credited_rewards(self, credit: CreditKind) -> torch.Tensor:
+        """The rewards a credit scheme's advantages are of: (T, N) joint, or (T, N, B) per
+        base station (which needs the environment's ``info["reward_bs"]`` and a critic with
+        one value per base station)."""
+        if credit == "joint":
+            return self.reward
+        if self.reward_bs is None or bool(torch.isnan(self.reward_bs[self.valid > 0]).any()):
+            raise ValueError(f"credit={credit!r} needs each step's info[{REWARD_BS!r}] "
+                             "(the reward split over base stations), which this environment "
+                             "does not report; use credit='joint'")
+        if self.value.shape != self.reward_bs.shape:
+            raise ValueError(f"credit={credit!r}: the values have shape "
+                             f"{tuple(self.value.shape)}, the per-base-station rewards "
+                             f"{tuple(self.reward_bs.shape)}; the critic needs one output per "
+                             "base station (ActorCritic(credit='base_station'))")
+        return self.reward_bs
+
+    def episode_advantages(self, gamma: float, gae_lambda: float, reward_scale: float = 1.0,
+                           credit: CreditKind = "joint") -> tuple[torch.Tensor, torch.Tensor]:
         """GAE with episode boundaries: truncation bootstraps V(final obs), termination
         does not; the recursion stops at either. Rewards are multiplied by the fixed
-        ``reward_scale`` (the critic predicts scaled returns)."""
+        ``reward_scale`` (the critic predicts scaled returns). (T, N), or (T, N, B) with
+        per-base-station credit (:meth:`credited_rewards`)."""
+        rewards = self.credited_rewards(credit)
         done = (self.terminated | self.truncated).float()
-        return compute_gae(self.reward * reward_scale, self.value, self.next_values(),
-                           1.0 - self.terminated.float(), 1.0 - done, gamma, gae_lambda)
+        flags = _like(rewards, 1.0 - self.terminated.float()), _like(rewards, 1.0 - done)
+        return compute_gae(rewards * reward_scale, self.value, self.next_values(), *flags,
+                           gamma, gae_lambda)
 
-    def trial_advantages(self, gamma: float, gae_lambda: float, reward_scale: float = 1.0
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    def trial_advantages(self, gamma: float, gae_lambda: float, reward_scale: float = 1.0,
+                         credit: CreditKind = "joint") -> tuple[torch.Tensor, torch.Tensor]:
         """GAE across a whole trial (RL^2): episode boundaries inside the trial are ordinary
-        steps; the trial's last step is terminal. Rewards are scaled as in
+        steps; the trial's last step is terminal. Rewards are scaled and credited as in
         :meth:`episode_advantages`."""
+        rewards = self.credited_rewards(credit)
         end = torch.ones_like(self.reward)
         end[-1] = 0.0
-        return compute_gae(self.reward * reward_scale, self.value, self.next_values(), end,
+        end = _like(rewards, end)
+        return compute_gae(rewards * reward_scale, self.value, self.next_values(), end,
                            end, gamma, gae_lambda)
+
+
+def _like(rewards: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
+    """(T, N) flags broadcastable against ``rewards`` (T, N) or (T, N, B)."""
+    return flags.reshape(*flags.shape, *(1,) * (rewards.dim() - flags.dim()))
 
 
 @torch.no_grad()
@@ -112,7 +143,7 @@ def collect(env: Any, cursor: EnvCursor, n_steps: int, act_fn: ActFn,
     Python loop is over time) and advance ``cursor``."""
     n = cursor.obs.shape[0]
     obs_buf, mask_buf, act_buf, logp_buf, val_buf = [], [], [], [], []
-    rew_buf, term_buf, trunc_buf, valid_buf = [], [], [], []
+    rew_buf, term_buf, trunc_buf, valid_buf, rbs_buf = [], [], [], [], []
     pa_buf, pr_buf, pd_buf = [], [], []
     records: list[dict[str, float]] = []
     for _ in range(n_steps):
@@ -133,6 +164,9 @@ def collect(env: Any, cursor: EnvCursor, n_steps: int, act_fn: ActFn,
                        (pr_buf, prev_reward), (pd_buf, prev_done)):
             buf.append(x)
         rew_buf.append(torch.as_tensor(reward, dtype=torch.float32))
+        split = infos.get(REWARD_BS)
+        rbs_buf.append(torch.full((n, layout.n_bs), float("nan")) if split is None
+                       else torch.as_tensor(split, dtype=torch.float32))
         term_buf.append(torch.as_tensor(terminated))
         trunc_buf.append(torch.as_tensor(truncated))
         valid_buf.append((~resetting).float())
@@ -150,7 +184,7 @@ def collect(env: Any, cursor: EnvCursor, n_steps: int, act_fn: ActFn,
         cursor.prev_done = done
     if with_history:
         # trial rollouts end with their trial, which is terminal: nothing to bootstrap
-        next_value = torch.zeros(n)
+        next_value = torch.zeros_like(val_buf[-1])
     else:
         _, _, next_value = act_fn(torch.as_tensor(cursor.obs, dtype=torch.float32),
                                   torch.as_tensor(cursor.mask, dtype=torch.bool), None)
@@ -161,7 +195,8 @@ def collect(env: Any, cursor: EnvCursor, n_steps: int, act_fn: ActFn,
         truncated=torch.stack(trunc_buf), valid=torch.stack(valid_buf),
         next_value=next_value, prev_action=torch.stack(pa_buf),
         prev_reward=torch.stack(pr_buf), prev_done=torch.stack(pd_buf),
-        final_obs=torch.as_tensor(cursor.obs, dtype=torch.float32), episode_records=records)
+        final_obs=torch.as_tensor(cursor.obs, dtype=torch.float32),
+        reward_bs=torch.stack(rbs_buf), episode_records=records)
 
 
 def records_by_episode(records: list[dict[str, float]], keys: tuple[str, ...]

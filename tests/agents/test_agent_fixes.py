@@ -78,7 +78,7 @@ def test_training_spends_the_env_step_budget_and_stops_only_on_request(tiny_conf
     frames = tiny_config.dynamics.episode_frames
     per_iter = 2 * BUDGET.meta_batch_tasks * BUDGET.adapt_envs * frames  # inner + outer
     budget = BUDGET.replace(meta_train_env_steps=3 * per_iter)
-    cold = MAMLConfig(warm_start="none")
+    cold = MAMLConfig(warm_start="none", teacher_coef=0.0)
     info = MAMLAgent(layout, cold, seed=0).meta_train(lambda n: IABVectorEnv(n, tiny_config),
                                                       tasks, budget)
     assert info["iterations"] == 3 and info["env_steps"] == 3 * per_iter
@@ -115,7 +115,8 @@ def test_ppo_meta_training_is_free_and_adapts_from_scratch(tiny_config) -> None:
 
 def test_maml_logs_pre_and_post_adaptation_returns(tiny_config) -> None:
     tasks = TaskDistribution.for_config(tiny_config)
-    agent = MAMLAgent(IABVectorEnv(1, tiny_config).layout, MAMLConfig(warm_start="none"), seed=0)
+    agent = MAMLAgent(IABVectorEnv(1, tiny_config).layout,
+                      MAMLConfig(warm_start="none", teacher_coef=0.0), seed=0)
     seen: list[dict[str, float]] = []
     agent.meta_train(lambda n: IABVectorEnv(n, tiny_config), tasks, BUDGET,
                      lambda s: seen.append(s))

@@ -182,6 +182,8 @@ def test_bad_settings_are_refused_naming_the_field() -> None:
         agent_config("ppo", {"feedback_memory": "gru"})
     with pytest.raises(ConfigError, match="or agents.ppo_finetune.teacher_coef=0"):
         agent_config("ppo_finetune", {"warm_start": "none"})  # its default teacher term
+    with pytest.raises(ConfigError, match="or agents.maml.teacher_coef=0"):
+        agent_config("maml", {"warm_start": "none"})
     with pytest.raises(ConfigError, match=r"agents\.ppo\.teacher_coef"):
         agent_config("ppo", {"teacher_coef": 0.1})  # warm_start 'none': no teacher
     with pytest.raises(ConfigError, match="teacher_coef"):
@@ -222,3 +224,39 @@ def test_act_with_memory_takes_the_rollout_jobs_decisions(name: str) -> None:
         if trial:
             state = agent.observe(state, reward, term | trunc)
     env.close()
+
+
+def test_maml_outer_teacher_term_pulls_the_adapted_policy_toward_the_teacher(
+        small_config) -> None:
+    """MAML's outer loss carries the teacher term on phi (the policy after the inner step):
+    one outer update lowers phi's NLL of the teacher's actions on the states it visited."""
+    from torch.func import functional_call
+
+    from agents.allocation_policy import teacher_forcing
+    from agents.maml import MAMLAgent, MAMLConfig
+
+    config = small_config
+    layout = make_agent("ppo", config).layout
+    cfg = MAMLConfig(teacher_coef=50.0, outer_epochs=2, outer_lr=3e-3,
+                     channel_hz=config.radio.channel_bandwidth_hz)
+    agent = MAMLAgent(layout, cfg, seed=0)
+    tasks = TaskDistribution.for_config(config).sample("train", 4, 2)
+    with LocalRollouts(lambda n: IABVectorEnv(n, config), config) as rollouts:
+        inner, outer, _, _ = agent._meta_batch(rollouts, tasks, [1, 2], 2)
+
+    def nll() -> float:
+        total = 0.0
+        for i, batch in enumerate(outer):
+            phi = agent.adapted(agent.theta(), [step[i] for step in inner], create_graph=False)
+            labels = teacher_labels(cfg, layout, batch.obs, batch.mask)
+            with torch.no_grad():
+                logits, _, _ = functional_call(agent.actor, phi, (batch.obs,), {
+                    "prefix": teacher_forcing(agent.actor, batch.obs, labels)})
+                total += float(-MaskedMultiCategorical(logits, batch.mask).log_prob(
+                    labels)[batch.valid > 0].mean())
+        return total
+
+    before = nll()
+    stats = agent._outer_update(inner, outer)
+    assert "aux_loss" in stats
+    assert nll() < before - 0.5, (before, nll())
