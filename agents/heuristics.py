@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.feedback import PenaltyTracker
+from agents.feedback import PenaltyTracker, interference_order
 from bridge.allocation import Allocation, channel_by_channel, frame_capacity_bytes
 from bridge.config import ScenarioConfig
 from bridge.layout import (
@@ -245,10 +245,8 @@ class GreedyMeasuredSinr(GreedyMaxSinr):
         n, lay = obs.shape[0], self.layout
         grid = mask.reshape(n, lay.n_bs, lay.n_channels, -1).copy()
         grid[..., 1:] &= ~suspect[:, None, :, None]
-        valid = f["valid"][..., 0] > 0
-        mean_penalty = (self.penalty_db * valid[..., None]).sum(axis=1)  # (N, K)
-        order = (np.argsort(-mean_penalty, axis=1, kind="stable") if self.reorder_channels
-                 else None)
+        order = (interference_order(self.penalty_db, f["valid"][..., 0] > 0)
+                 if self.reorder_channels else None)
         return self._plan(obs, grid.reshape(mask.shape), self.penalty_db, order)
 
     @property

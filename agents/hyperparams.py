@@ -75,7 +75,7 @@ class AgentConfig(_Section):
     # penalty the adaptive heuristic tracks, kept over the episodes of a rollout job. On by
     # default: it took multi-task PPO + fine-tune from 0.83 to 0.94 and RL^2 from 0.82 to
     # 0.92 of the adaptive heuristic (benchmarks/research/RESULTS.md, "Feedback memory")
-    feedback_memory: Literal["none", "penalty"] = "penalty"
+    feedback_memory: Literal["none", "penalty", "penalty_ordered"] = "penalty"
     # how a frame's reward is credited (agents.policy_gradient.CreditKind): "joint" (one
     # advantage and ratio for the whole 40-head action) or "base_station" (each base
     # station's share of the reward, info["reward_bs"], with its own value, advantage and

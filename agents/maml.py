@@ -28,7 +28,7 @@ from torch.func import functional_call
 from agents.agent import Agent, Callback, curve_points, episode_return_stats
 from agents.allocation_policy import sample_action, teacher_forcing
 from agents.budget import Budget
-from agents.feedback import step_view
+from agents.feedback import env_action, step_view, view_mask
 from agents.hyperparams import AgentConfig, WarmStart
 from agents.policy_gradient import (
     CreditKind,
@@ -395,6 +395,7 @@ class MAMLAgent(Agent):
             state = (params, memory)
         obs_t = torch.as_tensor(seen, dtype=torch.float32)
         logits, _, _ = actor(obs_t)
-        action, _ = sample_action(actor, obs_t, torch.as_tensor(mask, dtype=torch.bool), logits,
-                                  deterministic=deterministic)
-        return action.numpy(), state
+        action, _ = sample_action(actor, obs_t, torch.as_tensor(view_mask(memory, mask),
+                                                                dtype=torch.bool),
+                                  logits, deterministic=deterministic)
+        return env_action(memory, action.numpy()), state

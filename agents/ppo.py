@@ -13,7 +13,7 @@ import torch
 from agents.agent import Agent, Callback, curve_points, episode_return_stats
 from agents.allocation_policy import sample_action, teacher_forcing
 from agents.budget import Budget
-from agents.feedback import step_view
+from agents.feedback import env_action, step_view, view_mask
 from agents.hyperparams import PPOUpdateConfig, WarmStart
 from agents.networks import ActorCritic, History
 from agents.policy_gradient import MaskedMultiCategorical, explained_variance, ppo_update
@@ -230,5 +230,5 @@ class PPOAgent(Agent):
         seen, memory = step_view(self.config.feedback_memory, self.layout, obs, state)
         act = sampling_policy(self.model, deterministic)
         action, _, _ = act(torch.as_tensor(seen, dtype=torch.float32),
-                           torch.as_tensor(mask, dtype=torch.bool), None)
-        return action.numpy(), memory
+                           torch.as_tensor(view_mask(memory, mask), dtype=torch.bool), None)
+        return env_action(memory, action.numpy()), memory

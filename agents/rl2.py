@@ -19,7 +19,7 @@ import torch
 from agents.agent import Agent, Callback, curve_points, episode_return_stats
 from agents.allocation_policy import sample_action, teacher_forcing
 from agents.budget import Budget
-from agents.feedback import step_view
+from agents.feedback import env_action, step_view, view_mask
 from agents.hyperparams import PPOUpdateConfig, WarmStart
 from agents.networks import History, action_to_schedule, recurrent_step
 from agents.policy_gradient import (
@@ -233,7 +233,8 @@ class RL2Agent(Agent):
         history = History(action_to_schedule(state.prev_action, self.layout),
                           state.prev_reward, state.prev_done)
         logits, _, memory = recurrent_step(self.model, obs_t, history, state.memory)
-        action, _ = sample_action(self.model, obs_t, torch.as_tensor(mask, dtype=torch.bool),
-                                  logits, deterministic=deterministic)
-        return action.numpy(), RL2State(memory, action, state.prev_reward, state.prev_done,
-                                        feedback)
+        action, _ = sample_action(self.model, obs_t, torch.as_tensor(
+            view_mask(feedback, mask), dtype=torch.bool), logits, deterministic=deterministic)
+        # the history keeps the view's action, as the rollout jobs store it
+        return env_action(feedback, action.numpy()), RL2State(
+            memory, action, state.prev_reward, state.prev_done, feedback)

@@ -54,7 +54,7 @@ def collect_teacher(make_env: Callable[[int], IABVectorEnv], tasks: TaskDistribu
     is one episode of new deployments, as a rollout job is). ``teacher_sees`` "raw" gives
     the teacher the environment's observations (a teacher with its own memory), "student"
     the transformed ones (a memoryless teacher then acts on the student's memory)."""
-    from agents.feedback import FeedbackMemory
+    from agents.feedback import FeedbackMemory, env_action, view_mask
 
     if teacher_sees not in ("raw", "student"):
         raise ValueError(f"teacher_sees={teacher_sees!r}: expected 'raw' or 'student'")
@@ -72,11 +72,20 @@ def collect_teacher(make_env: Callable[[int], IABVectorEnv], tasks: TaskDistribu
             obs, mask = cursor.obs, cursor.mask
             for _ in range(frames):
                 seen = view(obs)
-                action = teacher(env, seen if teacher_sees == "student" else obs, mask)
+                # an ordered memory's view puts the channels in its own order: the student
+                # learns the action and mask of that view; the environment gets its own
+                memory = view if isinstance(view, FeedbackMemory) else None
+                seen_mask = view_mask(memory, mask)
+                if teacher_sees == "student":
+                    action = teacher(env, seen, seen_mask)
+                    env_act = env_action(memory, action)
+                else:
+                    env_act = teacher(env, obs, mask)
+                    action = env_act if memory is None else memory.to_view(env_act)
                 obs_buf.append(seen)
-                mask_buf.append(mask)
+                mask_buf.append(seen_mask)
                 act_buf.append(action)
-                obs, reward, _, _, info = env.step(action)
+                obs, reward, _, _, info = env.step(env_act)
                 rew_buf.append(np.asarray(reward, dtype=np.float32))
                 mask = info["action_mask"]
     finally:

@@ -88,14 +88,66 @@ def test_greedy_on_the_memory_is_greedy_on_the_measured_sinr(small_config) -> No
     assert (plain != actions).any()
 
 
-def test_rollout_jobs_store_what_the_policy_saw(small_config) -> None:
+def test_greedy_on_the_ordered_memory_is_the_adaptive_heuristic(small_config) -> None:
+    """With ``penalty_ordered`` the view puts the channels in the adaptive heuristic's order:
+    greedy max-SINR on that view (its mask permuted, its action mapped back) takes the
+    heuristic's decisions with its channel reordering on (sensing debounce off)."""
+    config = small_config.replace(**STRONG)
+    obs, mask, actions, adaptive = _record(config, "greedy_measured_sinr", 30,
+                                           reorder_channels=True,
+                                           debounce_above=float("inf"))
+    greedy = make_heuristic("greedy_max_sinr", adaptive.layout, config=config)
+    greedy.reset(obs.shape[1])
+    memory = FeedbackMemory(adaptive.layout, obs.shape[1], "penalty_ordered")
+    mine, orders = [], []
+    for t in range(len(obs)):
+        seen = memory(obs[t])
+        orders.append(memory.order.copy())
+        mine.append(memory.to_env(greedy.act(seen, memory.permute_mask(mask[t]))))
+    assert (np.stack(mine) == actions).mean() > 0.99, (np.stack(mine) == actions).mean()
+    assert any((o != np.arange(o.shape[1])).any() for o in orders), "the order never moved"
+
+
+def test_ordered_view_maps_masks_and_actions_consistently(small_config) -> None:
+    config = small_config.replace(**STRONG)
+    obs, mask, actions, _ = _record(config, "greedy_measured_sinr", 12)
+    layout = make_agent("ppo", config).layout
+    memory = FeedbackMemory(layout, obs.shape[1], "penalty_ordered")
+    plain = FeedbackMemory(layout, obs.shape[1], "penalty")
+    k = layout.n_channels
+    for t in range(len(obs)):
+        seen, flat = memory(obs[t]), plain(obs[t])
+        order = memory.order
+        assert order is not None and plain.order is None
+        np.testing.assert_array_equal(np.sort(order, axis=1), np.tile(np.arange(k),
+                                                                      (len(order), 1)))
+        # slot j of the view is channel order[j] of the plain view, in every field
+        f_seen, f_flat = layout.split(seen), layout.split(flat)
+        for name in ("cqi", "sinr"):
+            np.testing.assert_array_equal(
+                f_seen[name], np.take_along_axis(f_flat[name], order[:, None, :], axis=-1))
+        np.testing.assert_array_equal(f_seen["incumbent"],
+                                      np.take_along_axis(f_flat["incumbent"], order, axis=1))
+        view_action = memory.to_view(actions[t])
+        np.testing.assert_array_equal(memory.to_env(view_action), actions[t])
+        view = memory.permute_mask(mask[t])
+        allowed = np.take_along_axis(view, view_action[..., None], axis=-1)
+        assert allowed.all()  # the heuristic's allowed action stays allowed in the view
+        # head b*K + j of the view is head b*K + order[j] of the environment
+        b, j = layout.n_bs - 1, 0
+        np.testing.assert_array_equal(view[:, b * k + j], mask[t][np.arange(len(order)),
+                                                                  b * k + order[:, j]])
+
+
+@pytest.mark.parametrize("kind", ["penalty", "penalty_ordered"])
+def test_rollout_jobs_store_what_the_policy_saw(small_config, kind: str) -> None:
     """A job of a feedback-memory policy stores the transform of the raw observations it
-    caused (replayed on a plain environment with the stored actions), from a fresh memory,
-    and runs deterministically."""
+    caused (replayed on a plain environment with the stored actions, mapped back to the
+    environment's channels), from a fresh memory, and runs deterministically."""
     config = small_config.replace(**STRONG)
     tasks = TaskDistribution.for_config(config).sample("train", 3, 2)
     slots = [EnvSlot(t, 11 + i, 0, 5 + i) for i, t in enumerate(tasks)]
-    agent = make_agent("ppo", config, 0, {"feedback_memory": "penalty"})
+    agent = make_agent("ppo", config, 0, {"feedback_memory": kind})
     snap = PolicySnapshot.capture(agent.model)
     with LocalRollouts(lambda n: IABVectorEnv(n, config), config) as rollouts:
         first = rollouts.collect([(slots, snap)])
@@ -103,14 +155,17 @@ def test_rollout_jobs_store_what_the_policy_saw(small_config) -> None:
     torch.testing.assert_close(first.obs, again.obs)
     torch.testing.assert_close(first.action, again.action)
     env = IABVectorEnv(len(slots), config)
-    obs, _ = env.reset(seed=[s.episode_seed for s in slots], options={
+    obs, info = env.reset(seed=[s.episode_seed for s in slots], options={
         "tasks": [s.task for s in slots], "instance_seeds": [s.instance_seed for s in slots]})
-    raw = []
+    raw, memory = [], FeedbackMemory(agent.layout, len(slots), kind)
     for t in range(first.steps):
         raw.append(obs)
-        obs, *_ = env.step(first.action[t].numpy())
+        memory(obs)
+        mask_view = memory.permute_mask(info["action_mask"])
+        np.testing.assert_array_equal(first.mask[t].numpy(), mask_view)
+        obs, *_, info = env.step(memory.to_env(first.action[t].numpy()))
     env.close()
-    expect = transform_sequence(np.stack(raw), agent.layout)
+    expect = transform_sequence(np.stack(raw), agent.layout, kind)
     np.testing.assert_allclose(first.obs.numpy(), expect, atol=1e-6)
     assert not np.allclose(np.stack(raw), expect), "the memory changed nothing"
 
@@ -193,8 +248,9 @@ def test_bad_settings_are_refused_naming_the_field() -> None:
     assert agent_config("rl2", {"teacher_coef": 0.1}).teacher_coef == 0.1
 
 
+@pytest.mark.parametrize("kind", ["penalty", "penalty_ordered"])
 @pytest.mark.parametrize("name", ["ppo", "rl2", "maml"])
-def test_act_with_memory_takes_the_rollout_jobs_decisions(name: str) -> None:
+def test_act_with_memory_takes_the_rollout_jobs_decisions(name: str, kind: str) -> None:
     """An agent's ``act`` carries the memory in its state (acting twice on a frame sees it
     once) and decides as its deterministic rollout job does on the same deployment."""
     from tests.agents.test_adaptive_baselines import LONE_CELL
@@ -202,7 +258,7 @@ def test_act_with_memory_takes_the_rollout_jobs_decisions(name: str) -> None:
     config = ScenarioConfig().replace(**LONE_CELL)
     task = Task.from_config(config)  # its interferer, on every frame
     slots = [EnvSlot(task, 21, j, 3) for j in range(2)]
-    agent = make_agent(name, config, 0, {"feedback_memory": "penalty"})
+    agent = make_agent(name, config, 0, {"feedback_memory": kind})
     model = agent.modules()[agent.policy_module]
     torch.manual_seed(5)
     with torch.no_grad():  # weights off their init, so that the CQI changes decisions
@@ -215,11 +271,12 @@ def test_act_with_memory_takes_the_rollout_jobs_decisions(name: str) -> None:
     env = IABVectorEnv(len(slots), config)
     obs, info = env.reset(seed=[s.episode_seed for s in slots], options={
         "tasks": [s.task for s in slots], "instance_seeds": [s.instance_seed for s in slots]})
-    state = None
+    state, memory = None, FeedbackMemory(agent.layout, len(slots), kind)
     for t in range(config.dynamics.episode_frames):
         agent.act(obs, info["action_mask"], state)  # a sampled decision on the same frame
         action, state = agent.act(obs, info["action_mask"], state, deterministic=True)
-        np.testing.assert_array_equal(action, job.action[t].numpy())
+        memory(obs)  # the job stored the view's action: map it to the environment's
+        np.testing.assert_array_equal(action, memory.to_env(job.action[t].numpy()))
         obs, reward, term, trunc, info = env.step(action)
         if trial:
             state = agent.observe(state, reward, term | trunc)
