@@ -74,8 +74,11 @@ class AgentConfig(_Section):
     # "penalty" replaces each link-channel's CQI by CQI minus the running interference
     # penalty the adaptive heuristic tracks, kept over the episodes of a rollout job. On by
     # default: it took multi-task PPO + fine-tune from 0.83 to 0.94 and RL^2 from 0.82 to
-    # 0.92 of the adaptive heuristic (benchmarks/research/RESULTS.md, "Feedback memory")
-    feedback_memory: Literal["none", "penalty", "penalty_ordered"] = "penalty"
+    # 0.92 of the adaptive heuristic (benchmarks/research/RESULTS.md, "Feedback memory");
+    # "penalty_ordered" also decides the channels in the heuristic's order (most interfered
+    # first): fine-tune 0.99 -> 1.00-1.01 and attention 0.98 -> 0.99-1.01 sampled, SINR
+    # violations 0.35 -> 0.33 and 0.34 -> 0.32 ("The channel order in the policy")
+    feedback_memory: Literal["none", "penalty", "penalty_ordered"] = "penalty_ordered"
     # how a frame's reward is credited (agents.policy_gradient.CreditKind): "joint" (one
     # advantage and ratio for the whole 40-head action) or "base_station" (each base
     # station's share of the reward, info["reward_bs"], with its own value, advantage and

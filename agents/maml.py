@@ -88,13 +88,19 @@ def inner_objective(logprob: torch.Tensor, advantages: torch.Tensor, valid: torc
     return -masked_mean(surrogate, valid.reshape(surrogate.shape))
 
 
-def adapt_parameters(params: Params, loss: torch.Tensor, lr: float, create_graph: bool
-                     ) -> Params:
+def adapt_parameters(params: Params, loss: torch.Tensor, lr: float, create_graph: bool,
+                     max_grad_norm: float = 0.0) -> Params:
     """One SGD step phi = params - lr * grad(loss). With ``create_graph`` the step stays
-    differentiable (second-order meta-gradient); without it grad is a constant."""
+    differentiable (second-order meta-gradient); without it grad is a constant. A positive
+    ``max_grad_norm`` rescales the gradient to at most that global norm first (the scale is
+    part of the graph too)."""
     names = list(params)
     grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=create_graph,
                                 allow_unused=True)
+    if max_grad_norm > 0:
+        norm = torch.sqrt(sum((g * g).sum() for g in grads if g is not None))
+        scale = (max_grad_norm / (norm + 1e-6)).clamp(max=1.0)
+        grads = tuple(None if g is None else g * scale for g in grads)
     return {n: params[n] if g is None else params[n] - lr * g for n, g in
             zip(names, grads, strict=True)}
 
@@ -112,6 +118,8 @@ class MAMLConfig(AgentConfig):
     # one step moves the 40-head joint policy ~5-10 nats (KL)
     inner_lr: float = _f(0.01, lo=0.0, hi=100.0, open_lo=True)
     inner_steps: int = _f(1, lo=1, hi=100)
+    # the inner step's gradient is rescaled to at most this global norm (0: not clipped)
+    inner_max_grad_norm: float = _f(0.0, lo=0.0, hi=1e6)
     outer_lr: float = _f(1e-3, lo=0.0, hi=1.0, open_lo=True)
     outer_epochs: int = _f(3, lo=1, hi=10_000)
     # the teacher term (agents.teacher) on the adapted policy phi in the outer loss, as the
@@ -223,7 +231,8 @@ class MAMLAgent(Agent):
         """The inner loop: one adaptation step per batch, in order."""
         for batch in batches:
             params = adapt_parameters(params, self.inner_loss(params, batch),
-                                      self.config.inner_lr, create_graph)
+                                      self.config.inner_lr, create_graph,
+                                      self.config.inner_max_grad_norm)
         return params
 
     def snapshot(self, params: Params | None = None, deterministic: bool = False

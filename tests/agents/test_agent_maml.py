@@ -80,3 +80,23 @@ def test_all_estimators_share_the_inner_step() -> None:
                               create_graph=True)["theta"]
              for est in ("first_order", "dice", "lvc")]
     assert torch.allclose(steps[0], steps[1]) and torch.allclose(steps[0], steps[2])
+
+
+def test_inner_step_gradient_clipping_bounds_the_step_and_keeps_its_direction() -> None:
+    torch.manual_seed(0)
+    params = {"a": torch.randn(5, requires_grad=True), "b": torch.randn(3, requires_grad=True)}
+
+    def loss() -> torch.Tensor:
+        return 100.0 * (params["a"] ** 2).sum() + 50.0 * params["b"].sum()
+
+    free = adapt_parameters(params, loss(), 0.01, create_graph=False)
+    clipped = adapt_parameters(params, loss(), 0.01, create_graph=False, max_grad_norm=1.0)
+    step_free = torch.cat([(params[k] - free[k]).flatten() for k in params])
+    step = torch.cat([(params[k] - clipped[k]).flatten() for k in params])
+    assert step_free.norm() > 0.01 * 1.0  # the clip is active in this case
+    torch.testing.assert_close(step.norm(), torch.tensor(0.01), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(step / step.norm(), step_free / step_free.norm())
+    # a large bound changes nothing
+    loose = adapt_parameters(params, loss(), 0.01, create_graph=False, max_grad_norm=1e9)
+    for k in params:
+        torch.testing.assert_close(loose[k], free[k])
