@@ -54,6 +54,15 @@ def _loopback_only() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+def _workers_not_niced() -> None:
+    """Start the private cluster's workers at this process's priority. Ray renices every
+    worker it starts to 15 (``RAY_worker_niceness``, read by the raylet when it starts), so on
+    a machine busy with ordinary processes the rollout workers, which do the run's work, get a
+    few percent of a core: a one-second rollout took minutes and a replacement worker's start
+    (importing torch) outlasted the start deadline. A value set in the environment is kept."""
+    os.environ.setdefault("RAY_worker_niceness", "0")
+
+
 def _host_port(address: str) -> tuple[str, int]:
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
@@ -184,6 +193,7 @@ class RayPool:
             if address == "local" or _is_loopback(address):
                 _loopback_only()
             if address == "local":
+                _workers_not_niced()
                 ray.init(address="local", num_cpus=local_cpus or os.cpu_count() or 1,
                          include_dashboard=False, object_store_memory=object_store_mb << 20,
                          log_to_driver=False, logging_level="warning",

@@ -5,7 +5,10 @@ head node with the `ray` command, as a cluster is set up)."""
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -84,3 +87,9 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def thread_stack(thread: threading.Thread) -> str:
+    """Where ``thread`` is now (its stack, innermost call last)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    return "".join(traceback.format_stack(frame)) if frame is not None else "(not running)"
