@@ -114,7 +114,12 @@ class MAMLConfig(AgentConfig):
     # the meta-learners start from a clone of greedy max-SINR (their meta-training budget
     # pays for the demonstrations)
     warm_start: WarmStart = "greedy_max_sinr"
-    meta_gradient: MetaGradient = "dice"
+    # first-order by default: with the teacher term the second-order (DiCE) meta-gradient
+    # reached norms of 10^5 and one seed in three collapsed (0.60 of the adaptive heuristic
+    # zero-shot; clipping the inner step to norm 10 did not help: 0.64); first-order kept
+    # norms of 10-46 and gave 0.98 sampled / 0.99 mode on that seed
+    # (benchmarks/research/RESULTS.md, "MAML's meta-gradient"). "dice" and "lvc" remain
+    meta_gradient: MetaGradient = "first_order"
     # one step moves the 40-head joint policy ~5-10 nats (KL)
     inner_lr: float = _f(0.01, lo=0.0, hi=100.0, open_lo=True)
     inner_steps: int = _f(1, lo=1, hi=100)
