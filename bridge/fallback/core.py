@@ -338,16 +338,22 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         F = lay.link_features
         links = obs[:, : L * F].reshape(N, L, F)
         s = self._obs_slices
-        # validity, link type, transmitter: fixed per batch (the columns before the CQI)
+        # validity, link type, transmitter: fixed per batch (the columns before the CQI),
+        # values 0 and 1 like the incumbents seen; the other columns are clipped as they are
+        # written (rounding to float32 is monotone and the bound exact: the same values)
         links[..., : s["cqi"].start] = self.obs_static[..., : s["cqi"].start]
-        links[..., s["cqi"]] = self.cqi
-        links[..., s["sinr"]] = self.last_sinr
+        bound = OBS_BOUND
+        np.clip(self.cqi, -bound, bound, out=links[..., s["cqi"]])
+        np.clip(self.last_sinr, -bound, bound, out=links[..., s["sinr"]])
         backlog, hol_ticks = self._link_queues()
-        links[..., s["backlog_mb"].start] = backlog / BACKLOG_SCALE_BYTES
-        links[..., s["hol_delay"].start] = hol_ticks / self.D
+        backlog /= BACKLOG_SCALE_BYTES
+        np.clip(backlog, -bound, bound, out=links[..., s["backlog_mb"].start])
+        hol_ticks /= self.D
+        np.clip(hol_ticks, -bound, bound, out=links[..., s["hol_delay"].start])
         obs[:, L * F: L * F + self.K] = self.incumbent_seen
-        obs[:, -1] = (self.frame / self.config.dynamics.episode_frames).astype(np.float32)
-        return np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
+        time_frac = (self.frame / self.config.dynamics.episode_frames).astype(np.float32)
+        np.clip(time_frac, -bound, bound, out=obs[:, -1])
+        return obs
 
     # ------------------------------------------------------------------ step
     def effective_allocation(self, action: np.ndarray) -> dict[str, np.ndarray]:
@@ -418,7 +424,10 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         np.copyto(self.last_sinr, self._idle_sinr)
         flat = alloc["link"] * K
         flat += self._row_LK
-        self.last_sinr.reshape(-1)[flat[active]] = sinr_db[active] / SNR_SCALE_DB
+        scheduled = np.flatnonzero(active)
+        value = sinr_db.take(scheduled)
+        value /= SNR_SCALE_DB
+        self.last_sinr.reshape(-1)[flat.take(scheduled)] = value
         self._cqi(sig_fade)  # in place
         self.incumbent_seen = external.sensed_incumbents(self.key, self.frame + 1,
                                                          self.incumbent, self.miss_prob)
