@@ -3,7 +3,10 @@ fading, the SINR of the scheduled choices, their capacity in bytes per tick, and
 
 Shapes as in :mod:`bridge.fallback.core`. The link gains live in ``_gain_ext`` (N, L+1, L):
 row ``l'`` is the gain of link l''s transmit beam at every receiver, and the extra row L is
-zero, the "source" of an idle choice, so the interference sum needs no activity mask.
+zero, the "source" of an idle choice, so the interference sum needs no activity mask. The
+interference pairs read a compact copy over the links in use, ``_pair_gain`` (N, Lc+1, Lc),
+whose entries are negated where the (parent of l', receiver) path is NLOS: one gather gives
+the gain and the fading table.
 """
 
 from __future__ import annotations
