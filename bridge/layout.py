@@ -118,10 +118,14 @@ def half_duplex_conflicts(link: np.ndarray) -> np.ndarray:
     if n_iab:
         # receiving[n, i, k]: someone schedules backhaul link i (IAB node i's MT) on channel k;
         # row n_iab collects every other choice
-        receiving = np.zeros((N, n_iab + 1, K), dtype=bool)
-        target = np.where((link >= 0) & (link < n_iab), link, n_iab)
-        receiving[np.arange(N)[:, None, None], target, np.arange(K)] = True
-        np.logical_and(receiving[:, :n_iab], link[:, 1:, :] >= 0, out=conflict[:, 1:, :])
+        receiving = np.zeros(N * (n_iab + 1) * K, dtype=bool)
+        # as unsigned, idle (-1) is huge: min(link, n_iab) is the backhaul link or n_iab
+        target = np.minimum(np.asarray(link, dtype=np.int64).view(np.uint64), n_iab)
+        flat = target.view(np.int64) * K
+        flat += np.arange(N)[:, None, None] * ((n_iab + 1) * K) + np.arange(K)
+        receiving[flat] = True
+        np.logical_and(receiving.reshape(N, n_iab + 1, K)[:, :n_iab], link[:, 1:, :] >= 0,
+                       out=conflict[:, 1:, :])
     return conflict
 
 

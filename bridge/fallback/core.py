@@ -71,6 +71,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         "last_sinr", "cqi", "acc_delivered_ue", "acc_dropped",
         "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc", "acc_hd", "acc_invalid",
         "acc_reward", "geo_index", "_los_sig", "_fade_off", "_fade_off_sig", "_allowed_ext",
+        "_allowed_pad",
         "_gain_zero", "_idle_sinr",
         "ext_xyz", "ext_eirp_dbm", "ext_activity", "ext_channels", "miss_prob", "ext_rx_mw",
     )
@@ -127,7 +128,10 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         n = np.arange(N)[:, None, None]
         # into allowed (N, B, L), and the (n, k) part of flat (N, L, K) indices
         self._row_allowed = np.ascontiguousarray(np.broadcast_to(
-            (n * B + np.arange(B)[None, :, None]) * L, (N, B, K)))
+            (n * B + np.arange(B)[None, :, None]) * (L + 1), (N, B, K)))
+        # the action mask without incumbents (copied, then the sensed channels set to idle)
+        self._mask_free = np.ascontiguousarray(np.broadcast_to(
+            self._allowed_ext[:, :, None, :], (N, B, K, 1 + L)))
         self._row_LK = np.ascontiguousarray(np.broadcast_to(n * (L * K) + np.arange(K),
                                                             (N, B, K)))
 
@@ -136,19 +140,18 @@ class BatchedIABCore(RadioMixin, QueueMixin):
 
         n_b = np.arange(N)[None, :, None]
         self._row_L_b = bnk(n_b * L)  # into (N, L) arrays
-        self._row_gain_b = bnk(n_b * ((L + 1) * L))  # into _gain_ext
-        # into the signal fading (K, N, Lc) of the links in use
+        self._row_cap = np.ascontiguousarray(np.broadcast_to(n * (L + 1), (N, B, K)))
         Lc = self.n_links_used
+        self._row_pair_b = bnk(n_b * ((Lc + 1) * Lc))  # into the pair tables (N, Lc+1, Lc)
+        # into the signal fading (K, N, Lc) of the links in use
         self._sig_fade_row_b = bnk(np.arange(K)[None, None, :] * (N * Lc) + n_b * Lc)
         # (b', n, k) parts of the interference hashes and table offsets
         self._fade_static_bk_b = bnk(self._fade_static_bk[:, None, :])
-        self._row_BL_b = bnk((n_b * B + np.arange(B)[:, None, None]) * L)
         # the other base stations of each base station, in order (B, B-1), and the (b', n, k)
         # parts above for them: (B, B-1, N, K)
         self._others = np.array([[o for o in range(B) if o != b] for b in range(B)],
                                 dtype=np.int64).reshape(B, B - 1)
         self._fade_static_bk_o = self._fade_static_bk_b[self._others]
-        self._row_BL_o = self._row_BL_b[self._others]
         # (K, N, L) static part of the signal fading hashes: parent and channel
         self._fade_static_sig_k = (np.arange(K, dtype=np.uint64)[:, None, None]
                                    * rng.KEY_MULT[4]
@@ -227,6 +230,9 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self._allowed_ext = np.concatenate([np.ones((N, B, 1), dtype=bool), self.allowed],
                                            axis=2)
         self._idle_only = np.arange(1 + L) == 0
+        # allowed by action value (0 idle: not a link)
+        self._allowed_pad = self._allowed_ext.copy()
+        self._allowed_pad[..., 0] = False
 
     # ------------------------------------------------------------------ reset
     def reset(self, seeds: np.ndarray | Sequence[int], env_mask: np.ndarray | None = None) -> None:
@@ -267,7 +273,14 @@ class BatchedIABCore(RadioMixin, QueueMixin):
             getattr(self, name)[m] = 0
         self.last_sinr[m] = self._idle_sinr[m]
         self._update_geometry(m, moved_m=np.zeros((N, U)))
-        self.cqi[m] = self._cqi(self._signal_fading(self.frame - 1))[m]
+        self.cqi[m] = self._cqi(self._signal_fading(self.frame - 1),
+                                out=np.zeros_like(self.cqi))[m]
+
+    def _allocate_pair_tables(self) -> None:
+        """The interference pairs' table over the links in use only (derived from
+        ``_gain_ext`` and ``_fade_off``, see :meth:`_refresh_pair_tables`)."""
+        Lc = self.n_links_used
+        self._pair_gain = np.zeros((self.N, Lc + 1, Lc))
 
     def _allocate(self) -> None:
         N, B, L, U, K, D = self.N, self.B, self.L, self.U, self.K, self.D
@@ -284,6 +297,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self._fade_off = np.zeros((N, B, L), dtype=np.int64)
         self._fade_off_sig = np.zeros((N, L), dtype=np.int64)
         self._gain_ext = np.zeros((N, L + 1, L))
+        self._allocate_pair_tables()
         self.sig_lin = np.zeros((N, L))
         self.coh = np.ones((N, L), dtype=np.int64)
         self.onoff = np.zeros((N, U), dtype=bool)
@@ -312,8 +326,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
     def action_mask(self) -> np.ndarray:
         """(N, B*K, 1+L) bool: allowed values of every action entry (see bridge.layout)."""
         N, B, K, L = self.N, self.B, self.K, self.L
-        mask = np.empty((N, B, K, 1 + L), dtype=bool)
-        mask[...] = self._allowed_ext[:, :, None, :]  # idle and the base station's links
+        mask = self._mask_free.copy()  # idle and the base station's links
         # a channel an incumbent was seen on allows idle only
         mask.transpose(0, 2, 1, 3)[self.incumbent_seen] = self._idle_only
         return mask.reshape(N, B * K, 1 + L)
@@ -325,30 +338,37 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         F = lay.link_features
         links = obs[:, : L * F].reshape(N, L, F)
         s = self._obs_slices
-        # validity, link type, transmitter: fixed per batch (the columns before the CQI)
+        # validity, link type, transmitter: fixed per batch (the columns before the CQI),
+        # values 0 and 1 like the incumbents seen; the other columns are clipped as they are
+        # written (rounding to float32 is monotone and the bound exact: the same values)
         links[..., : s["cqi"].start] = self.obs_static[..., : s["cqi"].start]
-        links[..., s["cqi"]] = self.cqi
-        links[..., s["sinr"]] = self.last_sinr
+        bound = OBS_BOUND
+        np.clip(self.cqi, -bound, bound, out=links[..., s["cqi"]])
+        np.clip(self.last_sinr, -bound, bound, out=links[..., s["sinr"]])
         backlog, hol_ticks = self._link_queues()
-        links[..., s["backlog_mb"].start] = backlog / BACKLOG_SCALE_BYTES
-        links[..., s["hol_delay"].start] = hol_ticks / self.D
+        backlog /= BACKLOG_SCALE_BYTES
+        np.clip(backlog, -bound, bound, out=links[..., s["backlog_mb"].start])
+        hol_ticks /= self.D
+        np.clip(hol_ticks, -bound, bound, out=links[..., s["hol_delay"].start])
         obs[:, L * F: L * F + self.K] = self.incumbent_seen
-        obs[:, -1] = (self.frame / self.config.dynamics.episode_frames).astype(np.float32)
-        return np.clip(obs, -OBS_BOUND, OBS_BOUND, out=obs)
+        time_frac = (self.frame / self.config.dynamics.episode_frames).astype(np.float32)
+        np.clip(time_frac, -bound, bound, out=obs[:, -1])
+        return obs
 
     # ------------------------------------------------------------------ step
     def effective_allocation(self, action: np.ndarray) -> dict[str, np.ndarray]:
         """Apply the rules to a validated (N, B*K) action: masked choices and half-duplex
         conflicts become idle. Returns the allocation that reaches the channel (link index
         per (N, B, K), -1 idle) and the counts of what was removed."""
-        link = action.reshape(self.N, self.B, self.K) - 1
-        safe = np.clip(link, 0, self.L - 1)
-        ok = (link >= 0) & self.allowed.take(self._row_allowed + safe) \
-            & ~self.incumbent_seen[:, None, :]
-        invalid = (link >= 0) & ~ok
-        link = np.where(ok, link, -1)
+        value = action.reshape(self.N, self.B, self.K)  # 0 idle, else link + 1
+        ok = self._allowed_pad.take(self._row_allowed + value)
+        ok &= ~self.incumbent_seen[:, None, :]
+        invalid = value > 0
+        invalid &= ~ok
+        link = value * ok
+        link -= 1
         conflict = half_duplex_conflicts(link)
-        link = np.where(conflict, -1, link)
+        np.putmask(link, conflict, -1)
         return {"link": link, "invalid": invalid, "half_duplex": conflict}
 
     def step(self, action: np.ndarray, validated: bool = False
@@ -363,7 +383,10 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         active = link >= 0
         frame = self.frame.copy()
         self._advance_incumbents(frame)
-        sig_fade = self._signal_fading(frame)  # (K, N, Lc)
+        # the per-frame part of the fading hashes, shared by the signal and the interference
+        self._frame_base = None if self.config.radio.deterministic else \
+            self._fading_base(frame)
+        sig_fade = self._signal_fading(frame, self._frame_base)  # (K, N, Lc)
         sinr_db = self._sinr(frame, link, active, sig_fade)
         capacity = self._capacity(sinr_db, link, active)
         delivered_ue, dropped, arrived = self._run_queues(frame, capacity)
@@ -401,8 +424,11 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         np.copyto(self.last_sinr, self._idle_sinr)
         flat = alloc["link"] * K
         flat += self._row_LK
-        self.last_sinr.reshape(-1)[flat[active]] = sinr_db[active] / SNR_SCALE_DB
-        self.cqi = self._cqi(sig_fade)
+        scheduled = np.flatnonzero(active)
+        value = sinr_db.take(scheduled)
+        value /= SNR_SCALE_DB
+        self.last_sinr.reshape(-1)[flat.take(scheduled)] = value
+        self._cqi(sig_fade)  # in place
         self.incumbent_seen = external.sensed_incumbents(self.key, self.frame + 1,
                                                          self.incumbent, self.miss_prob)
 
@@ -492,6 +518,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self.ring[:, index] = 0
         self.ring[:, index, :width] = other.ring[:, index, :width]
         self.qcur[:, index] = other.qcur[:, index]
+        self._refresh_pair_tables(index)
 
     def take(self, index: np.ndarray | Sequence[int]) -> BatchedIABCore:
         """A new core whose environments are copies of ``index`` (state included): the
@@ -511,4 +538,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         new.ring = np.ascontiguousarray(new.ring[:, :, : new.n_ue_max])
         new._index_rows()
         new._workspace = {}
+        if hasattr(new, "_pair_gain"):
+            new._allocate_pair_tables()
+            new._refresh_pair_tables(np.arange(new.N))
         return new

@@ -51,6 +51,15 @@ class QueueMixin:
                 axis=2)[..., 0][real]
         self.plane_pad = plane_link == L  # (H, N, Ue) pass-through planes (and padding UEs)
         self.plane_pad[H - 1] = False
+        # the pass-through entries of the backhaul planes, flat, and their arrivals' entries
+        self._pad_flat = np.flatnonzero(self.plane_pad[: H - 1])
+        self._pad_src = self._pad_flat % (N * Ue)
+        # ticks: floor(p (j+1) / T) - floor(p j / T) packets of p = q T + r arrive in tick j,
+        # that is q + _tick_split[j, r]
+        T = self.T
+        j = np.arange(T + 1)[:, None]
+        cum = (np.arange(T)[None] * j) // T
+        self._tick_split = cum[1:] - cum[:-1]  # (T, T)
         row = np.arange(N)[None, :, None] * (L + 1)
         self.access_flat = (row[0] + plane_link[H - 1]).ravel()
         self.backhaul_flat = (row + plane_link[: H - 1]).ravel()
@@ -108,9 +117,9 @@ class QueueMixin:
         z = rng.to_normal(self._words(rng.STREAM_ARRIVALS, frame, self._ue_key_part))
         packets = np.maximum(0, np.rint(lam + np.sqrt(lam) * z)).astype(np.int64)
         arrived = packets.sum(axis=1) * t.packet_bytes
-        j = np.arange(self.T + 1)[:, None, None]
-        cum = (packets[None, :, : self.n_ue_max] * j) // self.T  # (T+1, N, Ue)
-        per_tick = cum[1:] - cum[:-1]
+        whole, rest = np.divmod(packets[:, : self.n_ue_max], self.T)
+        per_tick = self._tick_split.take(rest, axis=1)  # (T, N, Ue)
+        per_tick += whole
         per_tick *= t.packet_bytes
         return per_tick, arrived
 
@@ -143,7 +152,8 @@ class QueueMixin:
         arrived_now, cursor = q[0], q[1:]
         access, access_up = q[H], q[H - 1]
         backhaul, backhaul_up = q[1:H], q[: H - 1]
-        pad = self.plane_pad[: H - 1]
+        pad_flat, pad_src = self._pad_flat, self._pad_src
+        backhaul_flat = backhaul.reshape(-1)  # a view: q is contiguous
         start = access.sum(axis=1)
         delivered = np.zeros((N, Ue), dtype=np.int64)
         serve = np.empty((N, Ue), dtype=np.int64)
@@ -153,8 +163,8 @@ class QueueMixin:
             # arrivals at the end of the tick D ticks ago, i.e. the expiry cursor
             slot = (self.global_tick + j) % D
             arrived_now += per_tick[j]
-            if H > 1:
-                np.copyto(backhaul, arrived_now, where=pad)  # pass-through planes
+            if len(pad_flat):  # pass-through planes follow the arrivals
+                backhaul_flat[pad_flat] = arrived_now.take(pad_src)
             # bytes older than the budget leave every hop (dropped)
             np.maximum(cursor, ring[slot], out=cursor)
             # access hop: one UE per link, served up to the link's capacity

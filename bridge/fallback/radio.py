@@ -3,7 +3,10 @@ fading, the SINR of the scheduled choices, their capacity in bytes per tick, and
 
 Shapes as in :mod:`bridge.fallback.core`. The link gains live in ``_gain_ext`` (N, L+1, L):
 row ``l'`` is the gain of link l''s transmit beam at every receiver, and the extra row L is
-zero, the "source" of an idle choice, so the interference sum needs no activity mask.
+zero, the "source" of an idle choice, so the interference sum needs no activity mask. The
+interference pairs read a compact copy over the links in use, ``_pair_gain`` (N, Lc+1, Lc),
+whose entries are negated where the (parent of l', receiver) path is NLOS: one gather gives
+the gain and the fading table.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ class RadioMixin:
                                axis=1)[:, None, :]
         los, shadow_db = self._large_scale(sel, d2d, moved)
         self.los[sel, :, :Lc] = los
-        self._fade_off[sel, :, :Lc] = np.where(los, 0, len(self.fade_los))
+        fade_off = np.where(los, 0, len(self.fade_los))
+        self._fade_off[sel, :, :Lc] = fade_off
         parent = self.link_parent[sel, :Lc]  # (n, Lc)
         # flat indices into (n, B, Lc) arrays: (parent of l', receiver r) and (parent of l, l)
         flat_own = (np.arange(n)[:, None] * self.B + parent) * Lc + np.arange(Lc)
@@ -91,6 +95,8 @@ class RadioMixin:
         # no coupling from an IAB node to its own MT, from/to links that do not exist
         gain = np.where(self._gain_zero[sel, :Lc, :Lc], 0.0, gain)
         self._gain_ext[sel, :Lc, :Lc] = gain
+        # the interference pairs' table (row Lc: an idle source)
+        self._pair_gain[sel, :Lc] = self._signed_gain(gain, los.take(flat))
         self.sig_lin[sel, :Lc] = np.diagonal(gain, axis1=1, axis2=2)
         rel_speed = np.concatenate([np.zeros((n, I)),
                                     np.repeat(self.speed[sel, None], Lc - I, 1)], axis=1)
@@ -98,6 +104,21 @@ class RadioMixin:
                                               self.config.dynamics.frame_s)
         if self.ext_channels.any():
             self._external_geometry(sel, n, rx, bs[np.arange(n)[:, None], parent])
+
+    @staticmethod
+    def _signed_gain(gain: np.ndarray, los: np.ndarray) -> np.ndarray:
+        """The pairs' table entries: the gain of (source link l', receiver r), negated where
+        the (parent of l', r) path is NLOS (Rayleigh fading), so one gather gives both (a
+        zero gain stays +0: its fading does not matter)."""
+        return np.where(los, gain, -gain) + 0.0
+
+    def _refresh_pair_tables(self, index: np.ndarray) -> None:
+        """Rebuild the interference pairs' table of environments ``index`` from the gains
+        and the LOS states (after their state was copied in)."""
+        Lc = self.n_links_used
+        parent = self.link_parent[index, :Lc]  # (n, Lc')
+        los = np.take_along_axis(self.los[index, :, :Lc], parent[:, :, None], axis=1)
+        self._pair_gain[index, :Lc] = self._signed_gain(self._gain_ext[index, :Lc, :Lc], los)
 
     def _external_geometry(self, sel: slice | np.ndarray, n: int, rx: np.ndarray,
                            parent_xyz: np.ndarray) -> None:
@@ -244,13 +265,14 @@ class RadioMixin:
             self._fade_table.take(index, out=out[block], mode="clip")
         return out
 
-    def _signal_fading(self, frame: np.ndarray) -> np.ndarray:
+    def _signal_fading(self, frame: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
         """(K, N, Lc) fading on the own path (parent -> receiver) of the links in use
         (``n_links_used``), channel-major. A scratch array: valid until the next call."""
         Lc = self.n_links_used
         if self.config.radio.deterministic:
             return np.ones((self.K, self.N, Lc))
-        words = np.add(self._fade_static_sig_k, self._fading_base(frame)[:, :Lc],
+        base = self._fading_base(frame) if base is None else base
+        words = np.add(self._fade_static_sig_k, base[:, :Lc],
                        out=self._work("sig_words", self._fade_static_sig_k.shape, np.uint64))
         return self._fading_lookup(words, self._fade_off_sig[:, :Lc], "sig_fade")
 
@@ -263,19 +285,26 @@ class RadioMixin:
         Computed base-station-major ((B, N, K))."""
         link_b = np.ascontiguousarray(link.transpose(1, 0, 2))
         active_b = link_b >= 0
-        safe_b = np.where(active_b, link_b, 0)
+        safe_b = np.maximum(link_b, 0)  # idle choices read link 0 (their result is -inf)
         own = self._row_L_b + safe_b  # (B, N, K) flat (n, link)
-        signal = self.sig_lin.take(own) * sig_fade.take(self._sig_fade_row_b + safe_b)
+        signal = self.sig_lin.take(own)
+        signal *= sig_fade.take(self._sig_fade_row_b + safe_b)
         interference = self._interference(frame, link_b, active_b, safe_b)
-        interference = interference + self.incumbent[None] * self.inc_mw
+        interference += self.incumbent[None] * self.inc_mw
         if self.ext_channels.any():
             interference = interference + external.external_interference_mw(
                 self.ext_rx_mw, safe_b.transpose(1, 0, 2), self.ext_channels,
                 external.interferer_on(self.key, frame, self.ext_activity)).transpose(1, 0, 2)
-        noise = self.noise_mw[safe_b]
-        sinr_db = 10 * np.log10(np.maximum(signal, 1e-30) / (noise + interference))
-        sinr_db = np.where(active_b, sinr_db, -np.inf)
-        return np.ascontiguousarray(sinr_db.transpose(1, 0, 2))
+        # 10 log10(max(signal, 1e-30) / (noise + interference)), -inf where idle (a zero
+        # numerator: the same values as a select, without its branch per element)
+        interference += self.noise_mw.take(safe_b)
+        np.maximum(signal, 1e-30, out=signal)
+        signal *= active_b
+        signal /= interference
+        with np.errstate(divide="ignore"):
+            np.log10(signal, out=signal)
+        signal *= 10
+        return np.ascontiguousarray(signal.transpose(1, 0, 2))
 
     def _interference(self, frame: np.ndarray, link_b: np.ndarray, active_b: np.ndarray,
                       safe_b: np.ndarray) -> np.ndarray:
@@ -283,15 +312,15 @@ class RadioMixin:
         the sum over the other active base stations b' (in order) of the gain of the link b'
         schedules at that receiver times the block fading of the (b', receiver) path. Pairs
         (victim, b', N, K) are formed for a block of victims at a time (cache)."""
-        B, N, K, L = self.B, self.N, self.K, self.L
-        # idle sources read the zero row L of the gains
-        source = np.where(active_b, link_b, L)
-        source *= L
-        source += self._row_gain_b  # (B', N, K) flat (n, source link, 0)
+        B, N, K, Lc = self.B, self.N, self.K, self.n_links_used
+        # idle sources read the zero row Lc of the pair tables
+        source = np.where(active_b, link_b, Lc)
+        source *= Lc
+        source += self._row_pair_b  # (B', N, K) flat (n, source link, 0)
         source = source[self._others]  # (B, B-1, N, K): the other base stations of each
         fading = not self.config.radio.deterministic
         if fading:
-            base = self._fading_base(frame).take(self._row_L_b + safe_b)  # (B, N, K)
+            base = self._frame_base.take(self._row_L_b + safe_b)  # (B, N, K)
         interference = np.zeros((B, N, K))
         if B == 1:
             return interference
@@ -304,15 +333,20 @@ class RadioMixin:
             shape = (nv, B - 1, N, K)
             flat = np.add(source[victims], safe_b[victims, None],
                           out=self._work("pair_flat", shape, np.int64))
-            coupling = self._gain_ext.take(flat, out=self._work("pair_gain", shape, np.float64),
-                                           mode="clip")
+            coupling = self._pair_gain.take(flat, out=self._work("pair_gain", shape,
+                                                                 np.float64), mode="clip")
             if fading:
                 words = np.add(base[victims, None], self._fade_static_bk_o[victims],
                                out=self._work("pair_words", shape, np.uint64))
-                np.add(self._row_BL_o[victims], safe_b[victims, None], out=flat)  # (n, b', v)
-                offset = self._fade_off.take(flat, out=self._work("pair_offset", shape,
-                                                                  np.int64), mode="clip")
+                # the (b', receiver) path's fading table: Rayleigh where the entry is
+                # negative (NLOS; b' is the parent of the source link)
+                nlos = np.less(coupling, 0.0, out=self._work("pair_nlos", shape, np.bool_))
+                offset = np.multiply(nlos, len(self.fade_los),
+                                     out=self._work("pair_offset", shape, np.int64))
+                np.abs(coupling, out=coupling)
                 coupling *= self._fading_lookup(words, offset, "pair_fade")
+            else:
+                np.abs(coupling, out=coupling)
             coupling.sum(axis=1, out=interference[victims])
         return interference
 
@@ -321,16 +355,20 @@ class RadioMixin:
         """(N*(L+1),) bytes per tick of every link (the last column of each row is the "no
         link" sink): truncated Shannon per scheduled channel, summed over channels."""
         N, L, r = self.N, self.L, self.config.radio
-        se = spectral_efficiency(np.where(active, sinr_db, -100.0), r.se_efficiency,
-                                 r.se_cap_bps_hz, r.se_min_sinr_db)
-        bytes_tick = np.floor(self.bytes_per_tick_factor * se).astype(np.int64) * active
-        cap_idx = (np.arange(N)[:, None, None] * (L + 1) + np.where(active, link, L)).ravel()
-        capacity = np.bincount(cap_idx, weights=bytes_tick.ravel(), minlength=N * (L + 1))
+        # idle choices have SINR -inf, so spectral efficiency 0 and 0 bytes: they add 0 to
+        # the bin of link 0 (no change to any sum)
+        se = spectral_efficiency(sinr_db, r.se_efficiency, r.se_cap_bps_hz, r.se_min_sinr_db)
+        se *= self.bytes_per_tick_factor
+        bytes_tick = np.floor(se, out=se).astype(np.int64)
+        cap_idx = self._row_cap + np.maximum(link, 0)
+        capacity = np.bincount(cap_idx.ravel(), weights=bytes_tick.ravel(),
+                               minlength=N * (L + 1))
         return capacity.astype(np.int64)
 
-    def _cqi(self, sig_fade: np.ndarray) -> np.ndarray:
+    def _cqi(self, sig_fade: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """(N, L, K) float32 CQI from the channel-major signal fading (K, N, Lc); 0 on the
-        padding links."""
+        padding links. Written into ``out`` (zero on the padding links), by default ``cqi``
+        in place."""
         Lc = self.n_links_used
         snr_db = np.multiply(self.sig_lin[:, :Lc], sig_fade,
                              out=self._work("cqi", sig_fade.shape, np.float64))
@@ -340,6 +378,6 @@ class RadioMixin:
         snr_db *= 10
         snr_db /= SNR_SCALE_DB
         np.copyto(snr_db, 0.0, where=~self.link_valid[:, :Lc])
-        cqi = np.zeros((self.N, self.L, self.K), dtype=np.float32)
+        cqi = self.cqi if out is None else out  # the padding links stay 0
         cqi[:, :Lc] = snr_db.transpose(1, 2, 0)
         return cqi

@@ -132,8 +132,17 @@ def spectral_efficiency(sinr_db: np.ndarray, efficiency: float = 0.6, cap: float
     """Attenuated, truncated Shannon: 0 below ``min_sinr_db``, else
     ``min(efficiency log2(1 + SINR), cap)`` in b/s/Hz."""
     sinr_db = np.asarray(sinr_db)
-    se = efficiency * np.log2(1.0 + np.power(10.0, 0.1 * sinr_db))
-    return np.where(sinr_db < min_sinr_db, 0.0, np.minimum(se, cap))
+    if sinr_db.ndim == 0:
+        se = efficiency * np.log2(1.0 + np.power(10.0, 0.1 * sinr_db))
+        return np.where(sinr_db < min_sinr_db, 0.0, np.minimum(se, cap))
+    se = np.power(10.0, 0.1 * sinr_db)
+    se += 1.0
+    np.log2(se, out=se)
+    se *= efficiency
+    np.minimum(se, cap, out=se)
+    # 0 below the threshold: se >= 0, so a product with the flag equals the select
+    se *= sinr_db >= min_sinr_db
+    return se
 
 
 def noise_dbm(bandwidth_hz: float, noise_figure_db: np.ndarray | float) -> np.ndarray:

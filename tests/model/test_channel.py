@@ -86,6 +86,16 @@ def test_spectral_efficiency_mapping():
     assert float(spectral_efficiency(60.0)) == pytest.approx(7.4063)
 
 
+def test_spectral_efficiency_array_path_equals_its_definition():
+    # the array path multiplies by the threshold flag instead of selecting: the same bits
+    sinr = np.array([-np.inf, -100.0, -10.0001, -10.0, -3.2, 0.0, 17.5, 60.0, np.inf, np.nan])
+    got = spectral_efficiency(sinr)
+    se = 0.6 * np.log2(1.0 + np.power(10.0, 0.1 * sinr))
+    with np.errstate(invalid="ignore"):
+        want = np.where(sinr < -10.0, 0.0, np.minimum(se, 7.4063))
+    assert got.tobytes() == want.tobytes()
+
+
 def test_noise_power():
     # -174 dBm/Hz + 10 log10(50e6) + 9 dB = -174 + 76.9897 + 9
     assert float(noise_dbm(50e6, 9.0)) == pytest.approx(-88.0103, abs=1e-4)
