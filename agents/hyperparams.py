@@ -45,8 +45,9 @@ class AgentConfig(_Section):
     # empty link (bridge.allocation.LOG_USEFUL_FLOOR): at -6 an untrained policy idles less
     # than it schedules even a covered link. At -1 an untrained policy left 47% of the heads
     # that could schedule idle (19% at -6, which are covered or blocked), and PPO from
-    # scratch sampled 0.79 of the adaptive heuristic, at -6 0.97
-    # (benchmarks/research/RESULTS.md, "The idle logit")
+    # scratch sampled 0.79 of the adaptive heuristic, at -6 0.97. On the small network it
+    # costs PPO from scratch's mode (0.95 -> 0.64-0.74, one seed): an open trade-off
+    # (benchmarks/research/RESULTS.md, "The idle logit", "The small network, one seed")
     idle_bias: float = _f(-6.0, lo=-100.0, hi=100.0)
     # heads decided channel by channel on what earlier choices left
     # (agents.allocation_policy), or independently (the factorised head, which cannot
