@@ -47,7 +47,8 @@ class AgentConfig(_Section):
     # that could schedule idle (19% at -6, which are covered or blocked), and PPO from
     # scratch sampled 0.79 of the adaptive heuristic, at -6 0.97. On the small network it
     # costs PPO from scratch's mode (0.95 -> 0.64-0.74, one seed): an open trade-off
-    # (benchmarks/research/RESULTS.md, "The idle logit", "The small network, one seed")
+    # (benchmarks/research/RESULTS.md, session 6: "Per-base-station credit in the agents,
+    # the idle logit, ..." and "The small network, one seed")
     idle_bias: float = _f(-6.0, lo=-100.0, hi=100.0)
     # heads decided channel by channel on what earlier choices left
     # (agents.allocation_policy), or independently (the factorised head, which cannot
@@ -78,7 +79,8 @@ class AgentConfig(_Section):
     # 0.92 of the adaptive heuristic (benchmarks/research/RESULTS.md, "Feedback memory");
     # "penalty_ordered" also decides the channels in the heuristic's order (most interfered
     # first): fine-tune 0.99 -> 1.00-1.01 and attention 0.98 -> 0.99-1.01 sampled, SINR
-    # violations 0.35 -> 0.33 and 0.34 -> 0.32 ("The channel order in the policy")
+    # violations 0.35 -> 0.33 and 0.34 -> 0.32 (RESULTS.md, "The channel order in the
+    # policy")
     feedback_memory: Literal["none", "penalty", "penalty_ordered"] = "penalty_ordered"
     # how a frame's reward is credited (agents.policy_gradient.CreditKind): "joint" (one
     # advantage and ratio for the whole 40-head action) or "base_station" (each base
