@@ -130,7 +130,8 @@ class MAMLConfig(AgentConfig):
     # the teacher term (agents.teacher) on the adapted policy phi in the outer loss, as the
     # PPO agents have it during RL: teacher_coef x the NLL of greedy's action (on the feedback
     # memory's view) at the states phi visited, with 12 cloning epochs in the warm start
-    # (benchmarks/research/RESULTS.md, "MAML with a teacher term")
+    # (benchmarks/research/RESULTS.md, "Per-base-station credit in the agents, the idle
+    # logit, MAML's teacher term")
     teacher_coef: float = _f(2.0, lo=0.0, hi=1e3)
     warm_start_epochs: int = _f(12, lo=1, hi=10_000)
 
