@@ -27,7 +27,7 @@ from agents.rollouts import (
     task_slots,
 )
 from agents.rollouts.trajectory import ActFn, EnvCursor, Rollout, collect
-from agents.teacher import forced, teacher_labels, teacher_loss
+from agents.teacher import credited_log_prob, forced, teacher_labels, teacher_loss
 from bridge.config import _f
 from bridge.tasks import Task, TaskDistribution
 
@@ -100,12 +100,10 @@ def ppo_step(model: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Roll
             "valid": rollout.valid.reshape(n)}
 
     prefix = teacher_forcing(model, obs, action)  # replayed once, indexed per minibatch
-    n_bs = model.layout.n_bs
     if cfg.credit != "joint":  # the rollout stored the joint log-probability only
         with torch.no_grad():
-            static, _, _ = model(obs)
-            data["logprob"] = MaskedMultiCategorical(forced(model, obs, static, prefix), mask
-                                                     ).credited_log_prob(action, cfg.credit, n_bs)
+            data["logprob"] = credited_log_prob(model, obs, model(obs)[0], mask, prefix,
+                                                action, cfg.credit)
     teacher = None
     if cfg.teacher_coef > 0:
         labels = teacher_labels(cfg, model.layout, rollout.obs, rollout.mask).reshape(n, -1)
@@ -114,7 +112,8 @@ def ppo_step(model: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Roll
     def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         static, value, _ = model(obs[idx])
         dist = MaskedMultiCategorical(forced(model, obs[idx], static, prefix[idx]), mask[idx])
-        out = (dist.credited_log_prob(action[idx], cfg.credit, n_bs), dist.entropy(), value)
+        out = (dist.credited_log_prob(action[idx], cfg.credit, model.layout.n_bs),
+               dist.entropy(), value)
         if teacher is None:
             return out
         labels, t_prefix = teacher

@@ -39,7 +39,7 @@ from agents.rollouts import (
     task_slots,
 )
 from agents.rollouts.trajectory import Rollout
-from agents.teacher import forced, teacher_labels, teacher_loss
+from agents.teacher import credited_log_prob, forced, teacher_labels, teacher_loss
 from bridge.config import ConfigError, _f
 from bridge.tasks import Task, TaskDistribution
 
@@ -137,10 +137,9 @@ class RL2Agent(Agent):
         n_bs = self.layout.n_bs
         if cfg.credit != "joint":  # the rollout stored the joint log-probability only
             with torch.no_grad():
-                static, _, _ = self.model(rollout.obs, history, None)
-                data["logprob"] = MaskedMultiCategorical(
-                    forced(self.model, rollout.obs, static, prefix), rollout.mask
-                ).credited_log_prob(rollout.action, cfg.credit, n_bs).transpose(0, 1)
+                data["logprob"] = credited_log_prob(
+                    self.model, rollout.obs, self.model(rollout.obs, history, None)[0],
+                    rollout.mask, prefix, rollout.action, cfg.credit).transpose(0, 1)
         teacher = None
         if cfg.teacher_coef > 0:
             labels = teacher_labels(cfg, self.layout, rollout.obs, rollout.mask)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.policy_gradient import MaskedMultiCategorical, masked_mean
+from agents.policy_gradient import CreditKind, MaskedMultiCategorical, masked_mean
 from bridge.config import ConfigError
 from bridge.layout import ObservationLayout
 
@@ -64,6 +64,17 @@ def forced(model: torch.nn.Module, obs: torch.Tensor, static: torch.Tensor,
     as they are (independent heads)."""
     allocation = getattr(model, "allocation", None)
     return static if allocation is None else allocation.teacher_forced(obs, static, prefix)
+
+
+def credited_log_prob(model: torch.nn.Module, obs: torch.Tensor, static: torch.Tensor,
+                      mask: torch.Tensor, prefix: Any, action: torch.Tensor,
+                      credit: CreditKind) -> torch.Tensor:
+    """The stored ``action``'s log-probability under the network's ``static`` logits
+    (teacher-forced on ``prefix``): joint (...), or per base station (..., B). The rollouts
+    store only the joint one, so a per-base-station update recomputes the behaviour
+    policy's with this before its first step."""
+    dist = MaskedMultiCategorical(forced(model, obs, static, prefix), mask)
+    return dist.credited_log_prob(action, credit, model.layout.n_bs)
 
 
 def teacher_loss(model: torch.nn.Module, obs: torch.Tensor, static: torch.Tensor,
