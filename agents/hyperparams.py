@@ -46,9 +46,10 @@ class AgentConfig(_Section):
     # than it schedules even a covered link. At -1 an untrained policy left 47% of the heads
     # that could schedule idle (19% at -6, which are covered or blocked), and PPO from
     # scratch sampled 0.79 of the adaptive heuristic, at -6 0.97. On the small network it
-    # costs PPO from scratch's mode (0.95 -> 0.64-0.74, one seed): an open trade-off
-    # (benchmarks/research/RESULTS.md, session 6: "Per-base-station credit in the agents,
-    # the idle logit, ..." and "The small network, one seed")
+    # costs PPO from scratch's mode (0.95 -> 0.64-0.74, one seed); -4.5 restores it (0.95)
+    # but costs the main network 1% sampled, 2% mode: an open trade-off
+    # (benchmarks/research/RESULTS.md: "Per-base-station credit in the agents, the idle
+    # logit, ...", "The small network, one seed", "The idle logit between the two networks")
     idle_bias: float = _f(-6.0, lo=-100.0, hi=100.0)
     # heads decided channel by channel on what earlier choices left
     # (agents.allocation_policy), or independently (the factorised head, which cannot
