@@ -251,7 +251,10 @@ class MAMLAgent(Agent):
                 groups: list[tuple[list[EnvSlot], PolicySnapshot]], episode: int) -> Rollout:
         """Episode ``episode`` of every group's slots; values from the (non-adapted) critic,
         evaluated on the whole rollout at once."""
-        rollout = rollouts.collect(groups, first_episode=episode)
+        return self.with_values(rollouts.collect(groups, first_episode=episode))
+
+    def with_values(self, rollout: Rollout) -> Rollout:
+        """``rollout`` with values from the (non-adapted) critic, evaluated on it at once."""
         with torch.no_grad():
             rollout.value = self.critic(rollout.obs)[1]
             rollout.next_value = self.critic(rollout.final_obs)[1]
@@ -379,9 +382,12 @@ class MAMLAgent(Agent):
         with opened(envs) as rollouts:
             for episode in range(episodes + 1):
                 slots = task_slots(task, instance_seed, draw_sample_seeds(n))
-                rollout = self.collect(rollouts, [(slots, self.snapshot(params))], episode)
-                mode = rollouts.collect([(slots, self.snapshot(params, deterministic=True))],
-                                        first_episode=episode)
+                # the sampled policy and its mode on the same episodes, side by side
+                rollout, mode = rollouts.collect_groups(
+                    [(slots, self.snapshot(params)),
+                     (slots, self.snapshot(params, deterministic=True))],
+                    first_episode=episode)
+                rollout = self.with_values(rollout)
                 curve.extend(curve_points(rollout, mode, episode))
                 if episode < episodes:
                     seen.append(split_by_task(rollout, 1, cfg.gamma, cfg.gae_lambda,

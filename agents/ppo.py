@@ -212,10 +212,11 @@ class PPOAgent(Agent):
         with opened(envs) as rollouts:
             for episode in range(episodes + 1):
                 slots = task_slots(task, instance_seed, draw_sample_seeds(n))
-                rollout = rollouts.collect([(slots, PolicySnapshot.capture(model))],
-                                           first_episode=episode)
-                mode = rollouts.collect([(slots, PolicySnapshot.capture(
-                    model, deterministic=True))], first_episode=episode)
+                # the sampled policy and its mode on the same episodes, side by side
+                rollout, mode = rollouts.collect_groups(
+                    [(slots, PolicySnapshot.capture(model)),
+                     (slots, PolicySnapshot.capture(model, deterministic=True))],
+                    first_episode=episode)
                 curve.extend(curve_points(rollout, mode, episode))
                 if episode < episodes:
                     ppo_step(model, optimizer, rollout, cfg)

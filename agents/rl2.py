@@ -200,9 +200,12 @@ class RL2Agent(Agent):
         n = source_envs(envs, num_envs)
         slots = task_slots(task, instance_seed, draw_sample_seeds(n))
         with opened(envs) as rollouts:
-            rollout = self.run_trial(rollouts, slots, episodes + 1)
-            # the mode's own trial: its memory holds what its own choices revealed
-            mode = self.run_trial(rollouts, slots, episodes + 1, deterministic=True)
+            # the mode's own trial beside the sampled one: its memory holds what its own
+            # choices revealed
+            rollout, mode = rollouts.collect_groups(
+                [(slots, PolicySnapshot.capture(self.model)),
+                 (slots, PolicySnapshot.capture(self.model, deterministic=True))],
+                episodes=episodes + 1, trial=True)
         return curve_points(rollout, mode)
 
     def initial_state(self, num_envs: int) -> RL2State:

@@ -69,6 +69,22 @@ class RolloutBackend(ABC):
         jobs = plan_jobs(groups, self.envs_per_job, episodes, first_episode, trial)
         return to_rollout(self.run(jobs))
 
+    def collect_groups(self, groups: Sequence[tuple[Sequence[EnvSlot], PolicySnapshot]],
+                       episodes: int = 1, first_episode: int = 0, trial: bool = False
+                       ) -> list[Rollout]:
+        """One :class:`Rollout` per group, the groups run in one batch of jobs: what
+        :meth:`collect` of each group alone gives (a job's trajectory does not depend on
+        what runs beside it), at the cost of one batched environment instead of one per
+        group (an agent's sampled policy and its mode on the same episodes, for instance)."""
+        planned = [plan_jobs([group], self.envs_per_job, episodes, first_episode, trial)
+                   for group in groups]
+        trajectories = self.run([job for jobs in planned for job in jobs])
+        out, start = [], 0
+        for jobs in planned:
+            out.append(to_rollout(trajectories[start:start + len(jobs)]))
+            start += len(jobs)
+        return out
+
     @abstractmethod
     def close(self) -> None:
         """Release the environments (and workers) this backend owns."""

@@ -13,8 +13,9 @@ from agents.rollouts.base import (
     attempts_exhausted,
     check_jobs,
 )
-from agents.rollouts.jobs import RolloutJob, Trajectory
+from agents.rollouts.jobs import EnvSlot, PolicySnapshot, RolloutJob, Trajectory
 from agents.rollouts.runner import PolicyCache, run_jobs
+from agents.rollouts.trajectory import Rollout
 from bridge.config import ScenarioConfig
 
 EnvFactory = Callable[[int], Any]
@@ -63,6 +64,13 @@ class LocalRollouts(RolloutBackend):
                 env.close()
             except Exception:  # noqa: BLE001 - a broken env may fail to close; it is dropped
                 pass
+
+    def collect_groups(self, groups: Sequence[tuple[Sequence[EnvSlot], PolicySnapshot]],
+                       episodes: int = 1, first_episode: int = 0, trial: bool = False
+                       ) -> list[Rollout]:
+        if self._borrowed:  # a given vector environment has the size of one group
+            return [self.collect([group], episodes, first_episode, trial) for group in groups]
+        return super().collect_groups(groups, episodes, first_episode, trial)
 
     def run(self, jobs: Sequence[RolloutJob]) -> list[Trajectory]:
         check_jobs(jobs)

@@ -65,6 +65,40 @@ def test_a_job_gives_the_same_trajectory_alone_beside_others_and_again(setup) ->
                               together[0].arrays["action"][:, 1])
 
 
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_collect_groups_gives_each_group_what_collecting_it_alone_gives(setup, recurrent
+                                                                         ) -> None:
+    """An adaptation's sampled policy and its mode run side by side in one batch (and the
+    jobs of one snapshot act as one batched actor): bit for bit what two separate collects
+    give, with the sequential allocation and the ordered feedback memory."""
+    config, tasks, _, _ = setup
+    torch.manual_seed(3)
+    layout = ObservationLayout.from_config(config)
+    model = ActorCritic(layout, idle_bias=-2.0, memory="gru" if recurrent else "none",
+                        allocation="sequential", feedback_memory="penalty_ordered")
+    slots = task_slots(tasks[1], 31, [7, 8, 9])
+    groups = [(slots, PolicySnapshot.capture(model)),
+              (slots, PolicySnapshot.capture(model, deterministic=True))]
+    kwargs = {"episodes": 2, "first_episode": 1, "trial": recurrent}
+
+    def backend() -> LocalRollouts:
+        return LocalRollouts(lambda n: IABVectorEnv(n, config), config, envs_per_job=2)
+
+    together = backend().collect_groups(groups, **kwargs)
+    alone = [backend().collect([group], **kwargs) for group in groups]
+    assert len(together) == 2
+    for a, b in zip(together, alone):
+        for key in ("obs", "mask", "action", "logprob", "value", "reward", "final_obs"):
+            assert torch.equal(getattr(a, key), getattr(b, key)), key
+        assert a.episode_records == b.episode_records
+    # the mode is not the sampled policy
+    assert not torch.equal(together[0].action, together[1].action)
+    # a given vector environment (of one group's size) runs the groups one after another
+    env = IABVectorEnv(len(slots), config)
+    borrowed = LocalRollouts.from_env(env, envs_per_job=2).collect_groups(groups, **kwargs)
+    assert all(torch.equal(a.action, b.action) for a, b in zip(borrowed, alone))
+
+
 def test_first_episode_is_the_episode_a_continuous_run_reaches(setup) -> None:
     """Job episode k sees the traffic the baselines' continuous run sees in episode k."""
     config, tasks, policy, _ = setup
