@@ -83,33 +83,55 @@ def baseline_policy(spec: StudySpec, study: Study, method: str, env: Any) -> Bas
     return policy.act
 
 
+# a baseline runs the held-out tasks side by side in batches of at most this many fallback
+# environments (per-frame work is mostly fixed cost at a few environments); on ns-3, where
+# every environment is a process, one task at a time
+BASELINE_BATCH_ENVS = 64
+
+
+def baseline_batches(spec: StudySpec, study: Study) -> list[list[tuple[int, Any, int]]]:
+    """The held-out (index, task, instance seed) triples of ``study`` in the batches a
+    baseline runs side by side."""
+    held_out = [(i, task, seed) for i, (task, seed) in enumerate(spec.held_out(study))]
+    per_batch = 1 if spec.backend == "ns3" else max(
+        1, BASELINE_BATCH_ENVS // spec.budget.adapt_envs)
+    return [held_out[i:i + per_batch] for i in range(0, len(held_out), per_batch)]
+
+
 def evaluate_baseline(spec: StudySpec, study: Study, method: str) -> list[dict[str, Any]]:
     """Run a non-learning policy for ``adapt_episodes + 1`` episodes on each held-out task;
-    returns one record per (task, episode) with the episode metrics (mean over envs). One
-    policy per task plays all its episodes (:func:`baseline_policy`)."""
+    returns one record per (task, episode) with the episode metrics (mean over the task's
+    envs). One policy per batch of tasks plays all their episodes (:func:`baseline_policy`);
+    every environment keeps its own experience, so a task's records do not depend on which
+    tasks run beside it (a test checks it), except the random policy's draws."""
     budget = spec.budget
     frames = study.config.dynamics.episode_frames
     make_env = env_factory(spec.backend, study.config)
+    per_task = budget.adapt_envs
     records = []
-    for t_index, (task, inst_seed) in enumerate(spec.held_out(study)):
-        env = make_env(budget.adapt_envs)
+    for batch in baseline_batches(spec, study):
+        env = make_env(per_task * len(batch))
         try:
             # the same deployment and episode seeds the agents adapt on, so every method
             # sees identical episodes
-            cursor = pin_tasks(env, [task], [inst_seed])
+            cursor = pin_tasks(env, [task for _, task, _ in batch],
+                               [seed for _, _, seed in batch])
             obs, info = cursor.obs, {"action_mask": cursor.mask}
             act = baseline_policy(spec, study, method, env)
             for episode in range(budget.adapt_episodes + 1):
                 for _ in range(frames):
                     obs, _, _, _, info = env.step(act(obs, info["action_mask"]))
-                records.append({"task": t_index, "episode": episode,
-                                **{k: float(np.mean(v))
-                                   for k, v in info["episode_metrics"].items()}})
+                for j, (t_index, _, _) in enumerate(batch):
+                    rows = slice(j * per_task, (j + 1) * per_task)
+                    records.append({"task": t_index, "episode": episode,
+                                    **{k: float(np.mean(np.asarray(v)[rows]))
+                                       for k, v in info["episode_metrics"].items()}})
                 # the next-step autoreset step: its action is ignored
                 obs, *_, info = env.step(np.zeros((env.num_envs, env.layout.action_size),
                                                   dtype=np.int64))
         finally:
             env.close()
+    records.sort(key=lambda r: (r["task"], r["episode"]))
     return records
 
 

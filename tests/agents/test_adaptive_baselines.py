@@ -197,3 +197,25 @@ def test_baseline_phase_carries_experience_within_a_task_and_resets_between(tmp_
         adaptive["adaptation_curve"][-1]["throughput_mbps"])
     report = (tmp_path / "study" / "report.md").read_text()
     assert "Oracle (knows hidden conditions)" in report and "Room to adapt" in report
+
+
+@pytest.mark.parametrize("method", ["greedy_measured_sinr", "proportional_fair", "round_robin",
+                                    HIDDEN_ORACLE])
+def test_a_baseline_gives_each_task_the_same_records_beside_other_tasks(monkeypatch, method
+                                                                        ) -> None:
+    """The baseline phase runs the held-out tasks side by side; every environment keeps its
+    own experience, so each task's records are those of running it alone."""
+    from agents.study import phases
+
+    spec = build_spec(TINY, ["experiment.n_test_tasks=3", "experiment.adapt_episodes=1"],
+                      profile="quick")
+    study = spec.study("main")
+    assert [len(b) for b in phases.baseline_batches(spec, study)] == [3]
+    together = evaluate_baseline(spec, study, method)
+    monkeypatch.setattr(phases, "BASELINE_BATCH_ENVS", spec.budget.adapt_envs)
+    assert [len(b) for b in phases.baseline_batches(spec, study)] == [1, 1, 1]
+    alone = evaluate_baseline(spec, study, method)
+    assert [(r["task"], r["episode"]) for r in together] == \
+        [(t, e) for t in range(3) for e in range(2)]
+    assert together == alone
+    assert len({r["throughput_mbps"] for r in together}) > 1
