@@ -37,6 +37,9 @@ class Heuristic:
     # True for a heuristic that learns from the measured feedback of earlier frames: its
     # value on a task is that of its last episode (as for an agent), not the mean
     adaptive = False
+    # True when an action depends only on that frame's observation and mask (no state, no
+    # random draws): such a heuristic may act on any batch of frames at once
+    stateless = False
 
     def __init__(self, layout: ObservationLayout, seed: int = 0) -> None:
         self.layout = layout
@@ -170,6 +173,7 @@ class GreedyMaxSinr(_ChannelByChannel):
     """Max-SINR: on every channel, the backlogged child with the best channel quality there."""
 
     name = "greedy_max_sinr"
+    stateless = True
 
     def _score(self, cap: np.ndarray, remaining: np.ndarray, k: int) -> np.ndarray:
         return cap
@@ -224,6 +228,7 @@ class GreedyMeasuredSinr(GreedyMaxSinr):
 
     name = "greedy_measured_sinr"
     adaptive = True
+    stateless = False
     window = 8.0
     debounce_above = 0.05
     reorder_channels = True

@@ -52,8 +52,14 @@ def teacher_labels(config: Any, layout: ObservationLayout, obs: torch.Tensor,
     cls = HEURISTICS[config.warm_start]
     heuristic = (cls(layout, channel_hz=config.channel_hz, frame_s=config.frame_s)
                  if issubclass(cls, _ChannelByChannel) else cls(layout))
-    heuristic.reset(int(obs.shape[1]))
     obs_np, mask_np = obs.numpy(), mask.numpy()
+    if heuristic.stateless:  # every frame on its own: all of them in one batch
+        steps, n = obs_np.shape[:2]
+        heuristic.reset(steps * n)
+        flat = heuristic.act(obs_np.reshape(steps * n, -1),
+                             mask_np.reshape(steps * n, *mask_np.shape[2:]))
+        return torch.from_numpy(flat.reshape(steps, n, -1))
+    heuristic.reset(int(obs.shape[1]))
     return torch.from_numpy(np.stack([heuristic.act(obs_np[t], mask_np[t])
                                       for t in range(obs_np.shape[0])]))
 

@@ -162,10 +162,13 @@ def test_rollout_jobs_store_what_the_policy_saw(small_config, kind: str) -> None
     assert not np.allclose(np.stack(raw), expect), "the memory changed nothing"
 
 
-def test_teacher_replay_is_the_online_adaptive_teacher(small_config) -> None:
+@pytest.mark.parametrize("teacher", ["greedy_measured_sinr", "greedy_max_sinr"])
+def test_teacher_replay_is_the_online_teacher(small_config, teacher) -> None:
+    """The labels replayed over a stored sequence are the online teacher's actions: in time
+    order for the adaptive teacher, all frames in one batch for the stateless one."""
     config = small_config.replace(**STRONG)
-    obs, mask, actions, _ = _record(config, "greedy_measured_sinr", 25)
-    cfg = agent_config("ppo_finetune", {"warm_start": "greedy_measured_sinr",
+    obs, mask, actions, _ = _record(config, teacher, 25)
+    cfg = agent_config("ppo_finetune", {"warm_start": teacher,
                                         "teacher_coef": 0.5, "feedback_memory": "none"})
     cfg = dataclasses.replace(cfg, channel_hz=config.radio.channel_bandwidth_hz,
                               frame_s=config.dynamics.frame_s)
