@@ -107,6 +107,9 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self.link_is_backhaul = np.arange(self.L) < self.I
         self.fade_los, self.fade_nlos = fading_quantiles(r.rician_k_db)
         self._fade_table = np.concatenate([self.fade_los, self.fade_nlos])
+        # the interference pairs' table: the Rayleigh half negated, so a negative (NLOS) pair
+        # gain times its fading is the positive product (exact: only the sign differs)
+        self._fade_table_signed = np.concatenate([self.fade_los, -self.fade_nlos])
         self._fade_bits = int(np.log2(len(self.fade_los)))
         M = rng.KEY_MULT
         self._fade_static_bk = (np.arange(self.B, dtype=np.uint64)[:, None] * M[2]
@@ -151,18 +154,22 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         # parts above for them: (B, B-1, N, K)
         self._others = np.array([[o for o in range(B) if o != b] for b in range(B)],
                                 dtype=np.int64).reshape(B, B - 1)
-        self._fade_static_bk_o = self._fade_static_bk_b[self._others]
+        # (both static parts carry the mixer's first step, + GOLDEN: rng.mix64_top_golden)
+        self._fade_static_bk_o = self._fade_static_bk_b[self._others] + rng.GOLDEN
         # (K, N, L) static part of the signal fading hashes: parent and channel
         self._fade_static_sig_k = (np.arange(K, dtype=np.uint64)[:, None, None]
                                    * rng.KEY_MULT[4]
                                    + self.link_parent[:, :Lc].astype(np.uint64)[None]
-                                   * rng.KEY_MULT[2])
+                                   * rng.KEY_MULT[2]) + rng.GOLDEN
         # (b, r) parts of the geometry's hashes (LOS, blockage, shadowing; LOS change)
         M = rng.KEY_MULT
         b_part = np.arange(B, dtype=np.uint64)[:, None] * M[2]
         self._geo_br = (b_part + np.arange(Lc, dtype=np.uint64) * M[3],
                         b_part + (np.arange(Lc, dtype=np.uint64) + np.uint64(7919)) * M[3])
         self._noise_nl = np.ascontiguousarray(np.broadcast_to(self.noise_mw[:Lc], (N, Lc)))
+        # rows (n, l) of (N * L, K) arrays of the links in use that do not exist (CQI 0)
+        self._invalid_rows = (np.arange(N)[:, None] * L
+                              + np.arange(Lc))[~self.link_valid[:, :Lc]]
         # UE -> the base station serving it, flat over (N, B) (who delivered)
         self._ue_bs_flat = (np.arange(N)[:, None] * B + self.link_parent[:, self.I:]).ravel()
 

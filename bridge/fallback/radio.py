@@ -243,12 +243,14 @@ class RadioMixin:
             buf = self._workspace[key] = np.empty(shape, dtype=dtype)
         return buf
 
-    def _fading_lookup(self, words: np.ndarray, table_offset: np.ndarray, name: str
-                       ) -> np.ndarray:
-        """Fading power gains from hash words (mixed in place) and the per-word table offset
-        (0: Rician, len(fade_los): Rayleigh; same leading axis as ``words`` or broadcast to
-        each of its rows), into the scratch array ``name``. Large arrays go in blocks of
-        rows, so the mixer's passes stay in cache."""
+    def _fading_lookup(self, words: np.ndarray, table_offset: np.ndarray, name: str,
+                       table: np.ndarray | None = None) -> np.ndarray:
+        """Fading power gains from hash words (mixed in place; they already carry the mixer's
+        ``+ GOLDEN``, see rng.mix64_top_golden) and the per-word table offset (0: Rician,
+        len(fade_los): Rayleigh; same leading axis as ``words`` or broadcast to each of its
+        rows), into the scratch array ``name``, from ``table`` (default ``_fade_table``).
+        Large arrays go in blocks of rows, so the mixer's passes stay in cache."""
+        table = self._fade_table if table is None else table
         out = self._work(name, words.shape, np.float64)
         rows = max(1, CACHE_BLOCK // max(1, words[0].size)) if words.size > CACHE_BLOCK \
             else len(words)
@@ -259,10 +261,10 @@ class RadioMixin:
         for start in range(0, len(words), rows):
             block = slice(start, start + rows)
             w = words[block]
-            rng.mix64_top(w, scratch[: len(w)])  # only the top bits index the table
+            rng.mix64_top_golden(w, scratch[: len(w)])  # only the top bits index the table
             index = np.right_shift(w, shift, out=w).view(np.int64)
             index += table_offset[block] if same else table_offset
-            self._fade_table.take(index, out=out[block], mode="clip")
+            table.take(index, out=out[block], mode="clip")
         return out
 
     def _signal_fading(self, frame: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
@@ -341,10 +343,13 @@ class RadioMixin:
                 # the (b', receiver) path's fading table: Rayleigh where the entry is
                 # negative (NLOS; b' is the parent of the source link)
                 nlos = np.less(coupling, 0.0, out=self._work("pair_nlos", shape, np.bool_))
-                offset = np.multiply(nlos, len(self.fade_los),
-                                     out=self._work("pair_offset", shape, np.int64))
-                np.abs(coupling, out=coupling)
-                coupling *= self._fading_lookup(words, offset, "pair_fade")
+                offset = self._work("pair_offset", shape, np.int64)
+                np.copyto(offset, nlos)  # a cast and a shift: cheaper than a mixed product
+                np.left_shift(offset, self._fade_bits, out=offset)
+                # the Rayleigh half of the table is negated: (-gain) x (-fading) is the
+                # product of their magnitudes, bit for bit
+                coupling *= self._fading_lookup(words, offset, "pair_fade",
+                                                self._fade_table_signed)
             else:
                 np.abs(coupling, out=coupling)
             coupling.sum(axis=1, out=interference[victims])
@@ -377,7 +382,8 @@ class RadioMixin:
         np.log10(snr_db, out=snr_db)
         snr_db *= 10
         snr_db /= SNR_SCALE_DB
-        np.copyto(snr_db, 0.0, where=~self.link_valid[:, :Lc])
         cqi = self.cqi if out is None else out  # the padding links stay 0
         cqi[:, :Lc] = snr_db.transpose(1, 2, 0)
+        # links that do not exist show 0 (a few rows, by index: no masked pass)
+        cqi.reshape(-1, self.K)[self._invalid_rows] = 0.0
         return cqi
