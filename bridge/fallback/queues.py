@@ -206,8 +206,13 @@ class QueueMixin:
         # the oldest byte at hop h is byte number cursor[h]; the ring holds the cumulative
         # arrivals at the end of the last D ticks, so its age is D minus the ticks whose
         # arrivals it had already passed
-        passed = (self.ring[:, None] <= q[None, 1:]).sum(axis=0, dtype=np.int16)
-        age = np.where(backlog > 0, self.D - passed, 0)
+        # (counted as uint8, D <= 255: a sum without a cast per element; an age is 0 where
+        # nothing waits, a product instead of a select)
+        passed = np.less_equal(self.ring[:, None], q[None, 1:]).view(np.uint8).sum(
+            axis=0, dtype=np.uint8) if self.D < 256 else \
+            (self.ring[:, None] <= q[None, 1:]).sum(axis=0, dtype=np.int16)
+        age = np.subtract(self.D, passed, dtype=np.int16)
+        age *= backlog > 0
         # per-link sum and max over the (UE, hop) pairs a link carries: segments of a static
         # sort of the flat link index
         size = self.N * (self.L + 1)
