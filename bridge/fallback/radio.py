@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridge.layout import SNR_SCALE_DB
+from bridge.layout import OBS_BOUND, SNR_SCALE_DB
 from bridge.model import external, rng
 from bridge.model.channel import (
     coherence_frames,
@@ -382,8 +382,11 @@ class RadioMixin:
         np.log10(snr_db, out=snr_db)
         snr_db *= 10
         snr_db /= SNR_SCALE_DB
+        # clipped to the observation's bound before the rounding to float32: the same values
+        # (rounding is monotone and the bound exact)
+        np.clip(snr_db, -OBS_BOUND, OBS_BOUND, out=snr_db)
         cqi = self.cqi if out is None else out  # the padding links stay 0
         cqi[:, :Lc] = snr_db.transpose(1, 2, 0)
         # links that do not exist show 0 (a few rows, by index: no masked pass)
-        cqi.reshape(-1, self.K)[self._invalid_rows] = 0.0
+        cqi[self._invalid_nl] = 0.0
         return cqi
