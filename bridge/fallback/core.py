@@ -436,7 +436,6 @@ class BatchedIABCore(RadioMixin, QueueMixin):
                        ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """What the frame leaves behind: the observation's last SINR and CQI, the incumbents
         seen, the frame's counters and reward (accumulated for the episode metrics)."""
-        K = self.K
         r, d, w = self.config.radio, self.config.dynamics, self.config.reward
         collision = active & self.incumbent[:, None, :]
         # last SINR where scheduled; a link is scheduled by its parent only, so no write

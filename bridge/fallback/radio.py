@@ -297,15 +297,14 @@ class RadioMixin:
             interference = interference + external.external_interference_mw(
                 self.ext_rx_mw, safe_b.transpose(1, 0, 2), self.ext_channels,
                 external.interferer_on(self.key, frame, self.ext_activity)).transpose(1, 0, 2)
-        # 10 log10(max(signal, 1e-30) / (noise + interference)), -inf where idle (a zero
-        # numerator: the same values as a select, without its branch per element)
+        # 10 log10(max(signal, 1e-30) / (noise + interference)), -inf where idle (set by
+        # index after the log: log10 of zeros takes a slow path for every one)
         interference += self.noise_mw.take(safe_b)
         np.maximum(signal, 1e-30, out=signal)
-        signal *= active_b
         signal /= interference
-        with np.errstate(divide="ignore"):
-            np.log10(signal, out=signal)
+        np.log10(signal, out=signal)
         signal *= 10
+        signal.reshape(-1)[np.flatnonzero(link_b < 0)] = -np.inf
         return np.ascontiguousarray(signal.transpose(1, 0, 2))
 
     def _interference(self, frame: np.ndarray, link_b: np.ndarray, active_b: np.ndarray,

@@ -136,7 +136,11 @@ def spectral_efficiency(sinr_db: np.ndarray, efficiency: float = 0.6, cap: float
     if sinr_db.ndim == 0:
         se = efficiency * np.log2(1.0 + np.power(10.0, 0.1 * sinr_db))
         return np.where(sinr_db < min_sinr_db, 0.0, np.minimum(se, cap))
-    se = np.power(10.0, 0.1 * sinr_db)
+    # below the threshold the result is 0 whatever the power: raising them (and -inf, idle)
+    # to just under it keeps pow off its slow path for special values (the same results)
+    se = np.maximum(sinr_db, min_sinr_db - 1.0)
+    se *= 0.1
+    np.power(10.0, se, out=se)
     se += 1.0
     np.log2(se, out=se)
     se *= efficiency
