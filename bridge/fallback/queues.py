@@ -107,17 +107,22 @@ class QueueMixin:
         approximation, rounded, never negative), spread evenly over the frame's ticks.
         Returns bytes per tick (T, N, n_ue_max) and bytes per environment (N,)."""
         cfg, t = self.config, self.config.traffic
+        # only the UE columns that can carry traffic (the padding UEs behind them get no
+        # packets whatever their on/off state, which is left as it is)
+        Ue = self.n_ue_max
+        key_part = self._ue_key_part[:Ue]
+        onoff = self.onoff[:, :Ue]  # a view
         if t.off_mean_s > 0:
-            u = rng.to_uniform(self._words(rng.STREAM_ONOFF, frame + 1, self._ue_key_part))
+            u = rng.to_uniform(self._words(rng.STREAM_ONOFF, frame + 1, key_part))
             p_off = min(1.0, cfg.dynamics.frame_s / t.on_mean_s)
             p_on = min(1.0, cfg.dynamics.frame_s / t.off_mean_s)
-            self.onoff = np.where(self.onoff, u >= p_off, u < p_on)
+            onoff[...] = np.where(onoff, u >= p_off, u < p_on)
         lam = self.rate_bps[:, None] * cfg.dynamics.frame_s / (8 * t.packet_bytes)
-        lam = lam * (self.onoff & self.ue_valid)
-        z = rng.to_normal(self._words(rng.STREAM_ARRIVALS, frame, self._ue_key_part))
+        lam = lam * (onoff & self.ue_valid[:, :Ue])
+        z = rng.to_normal(self._words(rng.STREAM_ARRIVALS, frame, key_part))
         packets = np.maximum(0, np.rint(lam + np.sqrt(lam) * z)).astype(np.int64)
         arrived = packets.sum(axis=1) * t.packet_bytes
-        whole, rest = np.divmod(packets[:, : self.n_ue_max], self.T)
+        whole, rest = np.divmod(packets, self.T)
         per_tick = self._tick_split.take(rest, axis=1)  # (T, N, Ue)
         per_tick += whole
         per_tick *= t.packet_bytes
