@@ -54,6 +54,17 @@ def _shared_part(config: ScenarioConfig) -> dict:
     return tree
 
 
+def _count_last(flags: np.ndarray) -> np.ndarray:
+    """``flags.sum(axis=-1)`` (int64) of a contiguous bool array: by popcount of its bytes
+    taken 8 at a time when the last axis is a multiple of 8 long (numpy >= 2), without
+    numpy's per-row reduction loop over a short axis."""
+    n = flags.shape[-1]
+    if n % 8 or not flags.flags.c_contiguous or not hasattr(np, "bitwise_count"):
+        return flags.sum(axis=-1)
+    words = np.bitwise_count(flags.view(np.uint64)).reshape(flags.shape[:-1] + (n // 8,))
+    return words.sum(axis=-1, dtype=np.int64) if n > 8 else words[..., 0].astype(np.int64)
+
+
 class BatchedIABCore(RadioMixin, QueueMixin):
     """N IAB networks in lock-step. Not a Gymnasium object: the env classes wrap it.
 
@@ -325,6 +336,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
                                    np.float32(0.0)).astype(np.float32).repeat(K, axis=2)
         self.last_sinr[...] = self._idle_sinr
         self.cqi[...] = 0.0
+        self._sinr_written: np.ndarray | None = None  # see _frame_outcome
         self.acc_delivered_ue = np.zeros((N, U), dtype=np.int64)
         for name in ("acc_dropped", "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc",
                      "acc_hd", "acc_invalid"):
@@ -438,23 +450,31 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         seen, the frame's counters and reward (accumulated for the episode metrics)."""
         r, d, w = self.config.radio, self.config.dynamics, self.config.reward
         collision = active & self.incumbent[:, None, :]
-        # last SINR where scheduled; a link is scheduled by its parent only, so no write
-        # collisions
-        np.copyto(self.last_sinr, self._idle_sinr)
+        # last SINR where scheduled, the idle value elsewhere; a link is scheduled by its
+        # parent only, so no write collisions. Only the entries the last frame wrote are set
+        # back to idle (scheduled links exist, so their idle value is the sentinel), unless
+        # the state was copied or allocated since (then all of them)
+        obs_flat = self.obs_links.reshape(-1)  # a view: obs_links is contiguous
+        if self._sinr_written is None:
+            np.copyto(self.last_sinr, self._idle_sinr)
+        else:
+            obs_flat[self._sinr_written] = np.float32(LAST_SINR_SENTINEL)
         flat = alloc["link"] * self.layout.link_features
         flat += self._row_LF_sinr  # flat (n, link, SINR column k) of obs_links
         scheduled = np.flatnonzero(active)
         value = sinr_db.take(scheduled)
         value /= SNR_SCALE_DB
         np.clip(value, -OBS_BOUND, OBS_BOUND, out=value)
-        self.obs_links.reshape(-1)[flat.take(scheduled)] = value
+        written = flat.take(scheduled)
+        obs_flat[written] = value
+        self._sinr_written = written
         self._cqi(sig_fade)  # in place
         self.incumbent_seen = external.sensed_incumbents(self.key, self.frame + 1,
                                                          self.incumbent, self.miss_prob)
 
         violation = active & (sinr_db < r.sinr_threshold_db)
-        sinr_viol_bs = violation.sum(axis=2)
-        scheduled_bs = active.sum(axis=2)
+        sinr_viol_bs = _count_last(violation)
+        scheduled_bs = _count_last(active)
         n_sched = scheduled_bs.sum(axis=1)
         sinr_viol = sinr_viol_bs.sum(axis=1)
         n_coll = collision.sum(axis=(1, 2))
@@ -539,6 +559,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self.ring[:, index, :width] = other.ring[:, index, :width]
         self.qcur[:, index] = other.qcur[:, index]
         self._refresh_pair_tables(index)
+        self._sinr_written = None
 
     def take(self, index: np.ndarray | Sequence[int]) -> BatchedIABCore:
         """A new core whose environments are copies of ``index`` (state included): the
@@ -558,6 +579,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         new.ring = np.ascontiguousarray(new.ring[:, :, : new.n_ue_max])
         new._index_rows()
         new._workspace = {}
+        new._sinr_written = None
         if hasattr(new, "_pair_gain"):
             new._allocate_pair_tables()
             new._refresh_pair_tables(np.arange(new.N))
