@@ -163,6 +163,8 @@ class QueueMixin:
         delivered = np.zeros((N, Ue), dtype=np.int64)
         serve = np.empty((N, Ue), dtype=np.int64)
         backlog = np.empty((H - 1, N, Ue), dtype=np.int64)
+        # the backhaul share's per-tick scratch (float share per UE, its whole bytes)
+        scratch = (np.empty(backlog.shape), np.empty(backlog.shape, dtype=np.int64))
         for j in range(self.T):
             # the ring is indexed by a batch-wide tick counter: slot s holds the cumulative
             # arrivals at the end of the tick D ticks ago, i.e. the expiry cursor
@@ -176,7 +178,7 @@ class QueueMixin:
             np.subtract(access_up, access, out=serve)
             np.minimum(serve, cap_access, out=serve)
             if H > 1:
-                self._serve_backhaul(backhaul, backhaul_up, backlog, cap_bins)
+                self._serve_backhaul(backhaul, backhaul_up, backlog, cap_bins, scratch)
             access += serve
             delivered += serve
             ring[slot] = arrived_now
@@ -188,7 +190,8 @@ class QueueMixin:
         return out, dropped, arrived
 
     def _serve_backhaul(self, backhaul: np.ndarray, backhaul_up: np.ndarray,
-                        backlog: np.ndarray, cap_bins: np.ndarray) -> None:
+                        backlog: np.ndarray, cap_bins: np.ndarray,
+                        scratch: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """One tick on the backhaul hops: a link's capacity is split in proportion to the
         backlogs of the UEs it carries (exactly 1 when it covers them all), whole bytes.
         The share is computed per link (bin) and then handed to its UEs."""
@@ -198,9 +201,14 @@ class QueueMixin:
         np.maximum(share, 1.0, out=share)
         np.divide(cap_bins, share, out=share)
         np.minimum(share, 1.0, out=share)
-        served = share.take(self._backhaul_bins).reshape(backlog.shape)
+        if scratch is None:
+            scratch = (np.empty(backlog.shape), np.empty(backlog.shape, dtype=np.int64))
+        served, whole = scratch
+        share.take(self._backhaul_bins, out=served.reshape(-1), mode="clip")  # in range
         served *= backlog
-        backhaul += served.astype(np.int64)
+        # truncated to whole bytes (the cast astype(int64) does)
+        np.copyto(whole, served, casting="unsafe")
+        backhaul += whole
 
     # ------------------------------------------------------------------ observation
     def _link_queues(self) -> tuple[np.ndarray, np.ndarray]:
