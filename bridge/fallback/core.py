@@ -54,6 +54,17 @@ def _shared_part(config: ScenarioConfig) -> dict:
     return tree
 
 
+def _count_last(flags: np.ndarray) -> np.ndarray:
+    """``flags.sum(axis=-1)`` (int64) of a contiguous bool array: by popcount of its bytes
+    taken 8 at a time when the last axis is a multiple of 8 long (numpy >= 2), without
+    numpy's per-row reduction loop over a short axis."""
+    n = flags.shape[-1]
+    if n % 8 or not flags.flags.c_contiguous or not hasattr(np, "bitwise_count"):
+        return flags.sum(axis=-1)
+    words = np.bitwise_count(flags.view(np.uint64)).reshape(flags.shape[:-1] + (n // 8,))
+    return words.sum(axis=-1, dtype=np.int64) if n > 8 else words[..., 0].astype(np.int64)
+
+
 class BatchedIABCore(RadioMixin, QueueMixin):
     """N IAB networks in lock-step. Not a Gymnasium object: the env classes wrap it.
 
@@ -65,10 +76,10 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         "n_ue", "speed", "rate_bps", "blockage", "inc_activity", "bs_valid", "bs_xyz",
         "link_valid", "link_parent", "rx_own_bs", "planned_los", "ue_valid", "hop_link",
         "hop_valid",
-        "allowed", "ue_home", "heading_home", "key", "obs_static",
+        "allowed", "ue_home", "heading_home", "key", "obs_links",
         "frame", "ue_xyz", "heading", "los_u", "blk_u", "shadow_x", "los", "_gain_ext",
         "sig_lin", "coh", "onoff", "incumbent", "incumbent_seen",
-        "last_sinr", "cqi", "acc_delivered_ue", "acc_dropped",
+        "acc_delivered_ue", "acc_dropped",
         "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc", "acc_hd", "acc_invalid",
         "acc_reward", "geo_index", "_los_sig", "_fade_off", "_fade_off_sig", "_allowed_ext",
         "_allowed_pad",
@@ -107,6 +118,9 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self.link_is_backhaul = np.arange(self.L) < self.I
         self.fade_los, self.fade_nlos = fading_quantiles(r.rician_k_db)
         self._fade_table = np.concatenate([self.fade_los, self.fade_nlos])
+        # the interference pairs' table: the Rayleigh half negated, so a negative (NLOS) pair
+        # gain times its fading is the positive product (exact: only the sign differs)
+        self._fade_table_signed = np.concatenate([self.fade_los, -self.fade_nlos])
         self._fade_bits = int(np.log2(len(self.fade_los)))
         M = rng.KEY_MULT
         self._fade_static_bk = (np.arange(self.B, dtype=np.uint64)[:, None] * M[2]
@@ -132,8 +146,9 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         # the action mask without incumbents (copied, then the sensed channels set to idle)
         self._mask_free = np.ascontiguousarray(np.broadcast_to(
             self._allowed_ext[:, :, None, :], (N, B, K, 1 + L)))
-        self._row_LK = np.ascontiguousarray(np.broadcast_to(n * (L * K) + np.arange(K),
-                                                            (N, B, K)))
+        F = self.layout.link_features
+        self._row_LF_sinr = np.ascontiguousarray(np.broadcast_to(
+            n * (L * F) + self._obs_slices["sinr"].start + np.arange(K), (N, B, K)))
 
         def bnk(values: np.ndarray) -> np.ndarray:
             return np.ascontiguousarray(np.broadcast_to(values, (B, N, K)))
@@ -151,18 +166,21 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         # parts above for them: (B, B-1, N, K)
         self._others = np.array([[o for o in range(B) if o != b] for b in range(B)],
                                 dtype=np.int64).reshape(B, B - 1)
-        self._fade_static_bk_o = self._fade_static_bk_b[self._others]
+        # (both static parts carry the mixer's first step, + GOLDEN: rng.mix64_top_golden)
+        self._fade_static_bk_o = self._fade_static_bk_b[self._others] + rng.GOLDEN
         # (K, N, L) static part of the signal fading hashes: parent and channel
         self._fade_static_sig_k = (np.arange(K, dtype=np.uint64)[:, None, None]
                                    * rng.KEY_MULT[4]
                                    + self.link_parent[:, :Lc].astype(np.uint64)[None]
-                                   * rng.KEY_MULT[2])
+                                   * rng.KEY_MULT[2]) + rng.GOLDEN
         # (b, r) parts of the geometry's hashes (LOS, blockage, shadowing; LOS change)
         M = rng.KEY_MULT
         b_part = np.arange(B, dtype=np.uint64)[:, None] * M[2]
         self._geo_br = (b_part + np.arange(Lc, dtype=np.uint64) * M[3],
                         b_part + (np.arange(Lc, dtype=np.uint64) + np.uint64(7919)) * M[3])
         self._noise_nl = np.ascontiguousarray(np.broadcast_to(self.noise_mw[:Lc], (N, Lc)))
+        # (n, l) of the links in use that do not exist (their CQI is 0)
+        self._invalid_nl = np.nonzero(~self.link_valid[:, :Lc])
         # UE -> the base station serving it, flat over (N, B) (who delivered)
         self._ue_bs_flat = (np.arange(N)[:, None] * B + self.link_parent[:, self.I:]).ravel()
 
@@ -210,12 +228,14 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         n_idx, l_idx = np.nonzero(self.link_valid[:, :I])
         self.planned_los[n_idx, self.link_parent[n_idx, l_idx], l_idx] = True
         self._index_hops()
-        # the columns of the observation that never change for a deployment
+        # the per-link part of the observation, kept between steps: the columns that never
+        # change for a deployment, and the CQI and last SINR (:attr:`cqi`, :attr:`last_sinr`
+        # are views), clipped as they are written; the queue columns are written per call
         s = self.layout.slices()
-        self.obs_static = np.zeros((N, L, self.layout.link_features), dtype=np.float32)
-        self.obs_static[..., 0] = self.link_valid
-        self.obs_static[..., 1] = self.link_is_backhaul[None] & self.link_valid
-        self.obs_static[..., s["parent"]] = (self.link_parent[..., None] == np.arange(B)) \
+        self.obs_links = np.zeros((N, L, self.layout.link_features), dtype=np.float32)
+        self.obs_links[..., 0] = self.link_valid
+        self.obs_links[..., 1] = self.link_is_backhaul[None] & self.link_valid
+        self.obs_links[..., s["parent"]] = (self.link_parent[..., None] == np.arange(B)) \
             & self.link_valid[..., None]
         # the base station whose own MT a link's receiver is (backhaul), else -1
         self.rx_own_bs = np.where(self.link_is_backhaul, np.arange(L) + 1, -1)[None].repeat(N, 0)
@@ -314,8 +334,9 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         # nothing was scheduled, 0 on links that do not exist
         self._idle_sinr = np.where(self.link_valid[..., None], np.float32(LAST_SINR_SENTINEL),
                                    np.float32(0.0)).astype(np.float32).repeat(K, axis=2)
-        self.last_sinr = self._idle_sinr.copy()
-        self.cqi = np.zeros((N, L, K), dtype=np.float32)
+        self.last_sinr[...] = self._idle_sinr
+        self.cqi[...] = 0.0
+        self._sinr_written: np.ndarray | None = None  # see _frame_outcome
         self.acc_delivered_ue = np.zeros((N, U), dtype=np.int64)
         for name in ("acc_dropped", "acc_arrived", "acc_scheduled", "acc_sinr_viol", "acc_inc",
                      "acc_hd", "acc_invalid"):
@@ -323,6 +344,18 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self.acc_reward = np.zeros(N)
 
     # ------------------------------------------------------------------ masks and obs
+    @property
+    def cqi(self) -> np.ndarray:
+        """(N, L, K) float32 CQI as the observation shows it (a view of ``obs_links``)."""
+        return self.obs_links[..., self._obs_slices["cqi"]]
+
+    @property
+    def last_sinr(self) -> np.ndarray:
+        """(N, L, K) float32 last SINR / SNR_SCALE_DB of every (link, channel) as the
+        observation shows it: the sentinel where nothing was scheduled, 0 on links that do
+        not exist (a view of ``obs_links``)."""
+        return self.obs_links[..., self._obs_slices["sinr"]]
+
     def action_mask(self) -> np.ndarray:
         """(N, B*K, 1+L) bool: allowed values of every action entry (see bridge.layout)."""
         N, B, K, L = self.N, self.B, self.K, self.L
@@ -338,13 +371,12 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         F = lay.link_features
         links = obs[:, : L * F].reshape(N, L, F)
         s = self._obs_slices
-        # validity, link type, transmitter: fixed per batch (the columns before the CQI),
-        # values 0 and 1 like the incumbents seen; the other columns are clipped as they are
-        # written (rounding to float32 is monotone and the bound exact: the same values)
-        links[..., : s["cqi"].start] = self.obs_static[..., : s["cqi"].start]
+        # validity, link type, transmitter (fixed per batch, values 0 and 1 like the
+        # incumbents seen), CQI and last SINR (clipped when they were written): one copy;
+        # the other columns are clipped as they are written (rounding to float32 is monotone
+        # and the bound exact: the same values)
+        np.copyto(obs[:, : L * F], self.obs_links.reshape(N, L * F))
         bound = OBS_BOUND
-        np.clip(self.cqi, -bound, bound, out=links[..., s["cqi"]])
-        np.clip(self.last_sinr, -bound, bound, out=links[..., s["sinr"]])
         backlog, hol_ticks = self._link_queues()
         backlog /= BACKLOG_SCALE_BYTES
         np.clip(backlog, -bound, bound, out=links[..., s["backlog_mb"].start])
@@ -416,25 +448,33 @@ class BatchedIABCore(RadioMixin, QueueMixin):
                        ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """What the frame leaves behind: the observation's last SINR and CQI, the incumbents
         seen, the frame's counters and reward (accumulated for the episode metrics)."""
-        K = self.K
         r, d, w = self.config.radio, self.config.dynamics, self.config.reward
         collision = active & self.incumbent[:, None, :]
-        # last SINR where scheduled; a link is scheduled by its parent only, so no write
-        # collisions
-        np.copyto(self.last_sinr, self._idle_sinr)
-        flat = alloc["link"] * K
-        flat += self._row_LK
+        # last SINR where scheduled, the idle value elsewhere; a link is scheduled by its
+        # parent only, so no write collisions. Only the entries the last frame wrote are set
+        # back to idle (scheduled links exist, so their idle value is the sentinel), unless
+        # the state was copied or allocated since (then all of them)
+        obs_flat = self.obs_links.reshape(-1)  # a view: obs_links is contiguous
+        if self._sinr_written is None:
+            np.copyto(self.last_sinr, self._idle_sinr)
+        else:
+            obs_flat[self._sinr_written] = np.float32(LAST_SINR_SENTINEL)
+        flat = alloc["link"] * self.layout.link_features
+        flat += self._row_LF_sinr  # flat (n, link, SINR column k) of obs_links
         scheduled = np.flatnonzero(active)
         value = sinr_db.take(scheduled)
         value /= SNR_SCALE_DB
-        self.last_sinr.reshape(-1)[flat.take(scheduled)] = value
+        np.clip(value, -OBS_BOUND, OBS_BOUND, out=value)
+        written = flat.take(scheduled)
+        obs_flat[written] = value
+        self._sinr_written = written
         self._cqi(sig_fade)  # in place
         self.incumbent_seen = external.sensed_incumbents(self.key, self.frame + 1,
                                                          self.incumbent, self.miss_prob)
 
         violation = active & (sinr_db < r.sinr_threshold_db)
-        sinr_viol_bs = violation.sum(axis=2)
-        scheduled_bs = active.sum(axis=2)
+        sinr_viol_bs = _count_last(violation)
+        scheduled_bs = _count_last(active)
         n_sched = scheduled_bs.sum(axis=1)
         sinr_viol = sinr_viol_bs.sum(axis=1)
         n_coll = collision.sum(axis=(1, 2))
@@ -519,6 +559,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         self.ring[:, index, :width] = other.ring[:, index, :width]
         self.qcur[:, index] = other.qcur[:, index]
         self._refresh_pair_tables(index)
+        self._sinr_written = None
 
     def take(self, index: np.ndarray | Sequence[int]) -> BatchedIABCore:
         """A new core whose environments are copies of ``index`` (state included): the
@@ -538,6 +579,7 @@ class BatchedIABCore(RadioMixin, QueueMixin):
         new.ring = np.ascontiguousarray(new.ring[:, :, : new.n_ue_max])
         new._index_rows()
         new._workspace = {}
+        new._sinr_written = None
         if hasattr(new, "_pair_gain"):
             new._allocate_pair_tables()
             new._refresh_pair_tables(np.arange(new.N))

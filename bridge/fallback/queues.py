@@ -107,17 +107,22 @@ class QueueMixin:
         approximation, rounded, never negative), spread evenly over the frame's ticks.
         Returns bytes per tick (T, N, n_ue_max) and bytes per environment (N,)."""
         cfg, t = self.config, self.config.traffic
+        # only the UE columns that can carry traffic (the padding UEs behind them get no
+        # packets whatever their on/off state, which is left as it is)
+        Ue = self.n_ue_max
+        key_part = self._ue_key_part[:Ue]
+        onoff = self.onoff[:, :Ue]  # a view
         if t.off_mean_s > 0:
-            u = rng.to_uniform(self._words(rng.STREAM_ONOFF, frame + 1, self._ue_key_part))
+            u = rng.to_uniform(self._words(rng.STREAM_ONOFF, frame + 1, key_part))
             p_off = min(1.0, cfg.dynamics.frame_s / t.on_mean_s)
             p_on = min(1.0, cfg.dynamics.frame_s / t.off_mean_s)
-            self.onoff = np.where(self.onoff, u >= p_off, u < p_on)
+            onoff[...] = np.where(onoff, u >= p_off, u < p_on)
         lam = self.rate_bps[:, None] * cfg.dynamics.frame_s / (8 * t.packet_bytes)
-        lam = lam * (self.onoff & self.ue_valid)
-        z = rng.to_normal(self._words(rng.STREAM_ARRIVALS, frame, self._ue_key_part))
+        lam = lam * (onoff & self.ue_valid[:, :Ue])
+        z = rng.to_normal(self._words(rng.STREAM_ARRIVALS, frame, key_part))
         packets = np.maximum(0, np.rint(lam + np.sqrt(lam) * z)).astype(np.int64)
         arrived = packets.sum(axis=1) * t.packet_bytes
-        whole, rest = np.divmod(packets[:, : self.n_ue_max], self.T)
+        whole, rest = np.divmod(packets, self.T)
         per_tick = self._tick_split.take(rest, axis=1)  # (T, N, Ue)
         per_tick += whole
         per_tick *= t.packet_bytes
@@ -158,6 +163,8 @@ class QueueMixin:
         delivered = np.zeros((N, Ue), dtype=np.int64)
         serve = np.empty((N, Ue), dtype=np.int64)
         backlog = np.empty((H - 1, N, Ue), dtype=np.int64)
+        # the backhaul share's per-tick scratch (float share per UE, its whole bytes)
+        scratch = (np.empty(backlog.shape), np.empty(backlog.shape, dtype=np.int64))
         for j in range(self.T):
             # the ring is indexed by a batch-wide tick counter: slot s holds the cumulative
             # arrivals at the end of the tick D ticks ago, i.e. the expiry cursor
@@ -171,7 +178,7 @@ class QueueMixin:
             np.subtract(access_up, access, out=serve)
             np.minimum(serve, cap_access, out=serve)
             if H > 1:
-                self._serve_backhaul(backhaul, backhaul_up, backlog, cap_bins)
+                self._serve_backhaul(backhaul, backhaul_up, backlog, cap_bins, scratch)
             access += serve
             delivered += serve
             ring[slot] = arrived_now
@@ -183,7 +190,8 @@ class QueueMixin:
         return out, dropped, arrived
 
     def _serve_backhaul(self, backhaul: np.ndarray, backhaul_up: np.ndarray,
-                        backlog: np.ndarray, cap_bins: np.ndarray) -> None:
+                        backlog: np.ndarray, cap_bins: np.ndarray,
+                        scratch: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """One tick on the backhaul hops: a link's capacity is split in proportion to the
         backlogs of the UEs it carries (exactly 1 when it covers them all), whole bytes.
         The share is computed per link (bin) and then handed to its UEs."""
@@ -193,9 +201,14 @@ class QueueMixin:
         np.maximum(share, 1.0, out=share)
         np.divide(cap_bins, share, out=share)
         np.minimum(share, 1.0, out=share)
-        served = share.take(self._backhaul_bins).reshape(backlog.shape)
+        if scratch is None:
+            scratch = (np.empty(backlog.shape), np.empty(backlog.shape, dtype=np.int64))
+        served, whole = scratch
+        share.take(self._backhaul_bins, out=served.reshape(-1), mode="clip")  # in range
         served *= backlog
-        backhaul += served.astype(np.int64)
+        # truncated to whole bytes (the cast astype(int64) does)
+        np.copyto(whole, served, casting="unsafe")
+        backhaul += whole
 
     # ------------------------------------------------------------------ observation
     def _link_queues(self) -> tuple[np.ndarray, np.ndarray]:
@@ -206,8 +219,13 @@ class QueueMixin:
         # the oldest byte at hop h is byte number cursor[h]; the ring holds the cumulative
         # arrivals at the end of the last D ticks, so its age is D minus the ticks whose
         # arrivals it had already passed
-        passed = (self.ring[:, None] <= q[None, 1:]).sum(axis=0, dtype=np.int16)
-        age = np.where(backlog > 0, self.D - passed, 0)
+        # (counted as uint8, D <= 255: a sum without a cast per element; an age is 0 where
+        # nothing waits, a product instead of a select)
+        passed = np.less_equal(self.ring[:, None], q[None, 1:]).view(np.uint8).sum(
+            axis=0, dtype=np.uint8) if self.D < 256 else \
+            (self.ring[:, None] <= q[None, 1:]).sum(axis=0, dtype=np.int16)
+        age = np.subtract(self.D, passed, dtype=np.int16)
+        age *= backlog > 0
         # per-link sum and max over the (UE, hop) pairs a link carries: segments of a static
         # sort of the flat link index
         size = self.N * (self.L + 1)

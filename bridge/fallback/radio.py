@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridge.layout import SNR_SCALE_DB
+from bridge.layout import OBS_BOUND, SNR_SCALE_DB
 from bridge.model import external, rng
 from bridge.model.channel import (
     coherence_frames,
@@ -243,12 +243,14 @@ class RadioMixin:
             buf = self._workspace[key] = np.empty(shape, dtype=dtype)
         return buf
 
-    def _fading_lookup(self, words: np.ndarray, table_offset: np.ndarray, name: str
-                       ) -> np.ndarray:
-        """Fading power gains from hash words (mixed in place) and the per-word table offset
-        (0: Rician, len(fade_los): Rayleigh; same leading axis as ``words`` or broadcast to
-        each of its rows), into the scratch array ``name``. Large arrays go in blocks of
-        rows, so the mixer's passes stay in cache."""
+    def _fading_lookup(self, words: np.ndarray, table_offset: np.ndarray, name: str,
+                       table: np.ndarray | None = None) -> np.ndarray:
+        """Fading power gains from hash words (mixed in place; they already carry the mixer's
+        ``+ GOLDEN``, see rng.mix64_top_golden) and the per-word table offset (0: Rician,
+        len(fade_los): Rayleigh; same leading axis as ``words`` or broadcast to each of its
+        rows), into the scratch array ``name``, from ``table`` (default ``_fade_table``).
+        Large arrays go in blocks of rows, so the mixer's passes stay in cache."""
+        table = self._fade_table if table is None else table
         out = self._work(name, words.shape, np.float64)
         rows = max(1, CACHE_BLOCK // max(1, words[0].size)) if words.size > CACHE_BLOCK \
             else len(words)
@@ -259,10 +261,10 @@ class RadioMixin:
         for start in range(0, len(words), rows):
             block = slice(start, start + rows)
             w = words[block]
-            rng.mix64_top(w, scratch[: len(w)])  # only the top bits index the table
+            rng.mix64_top_golden(w, scratch[: len(w)])  # only the top bits index the table
             index = np.right_shift(w, shift, out=w).view(np.int64)
             index += table_offset[block] if same else table_offset
-            self._fade_table.take(index, out=out[block], mode="clip")
+            table.take(index, out=out[block], mode="clip")
         return out
 
     def _signal_fading(self, frame: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
@@ -295,15 +297,14 @@ class RadioMixin:
             interference = interference + external.external_interference_mw(
                 self.ext_rx_mw, safe_b.transpose(1, 0, 2), self.ext_channels,
                 external.interferer_on(self.key, frame, self.ext_activity)).transpose(1, 0, 2)
-        # 10 log10(max(signal, 1e-30) / (noise + interference)), -inf where idle (a zero
-        # numerator: the same values as a select, without its branch per element)
+        # 10 log10(max(signal, 1e-30) / (noise + interference)), -inf where idle (set by
+        # index after the log: log10 of zeros takes a slow path for every one)
         interference += self.noise_mw.take(safe_b)
         np.maximum(signal, 1e-30, out=signal)
-        signal *= active_b
         signal /= interference
-        with np.errstate(divide="ignore"):
-            np.log10(signal, out=signal)
+        np.log10(signal, out=signal)
         signal *= 10
+        signal.reshape(-1)[np.flatnonzero(link_b < 0)] = -np.inf
         return np.ascontiguousarray(signal.transpose(1, 0, 2))
 
     def _interference(self, frame: np.ndarray, link_b: np.ndarray, active_b: np.ndarray,
@@ -341,10 +342,13 @@ class RadioMixin:
                 # the (b', receiver) path's fading table: Rayleigh where the entry is
                 # negative (NLOS; b' is the parent of the source link)
                 nlos = np.less(coupling, 0.0, out=self._work("pair_nlos", shape, np.bool_))
-                offset = np.multiply(nlos, len(self.fade_los),
-                                     out=self._work("pair_offset", shape, np.int64))
-                np.abs(coupling, out=coupling)
-                coupling *= self._fading_lookup(words, offset, "pair_fade")
+                offset = self._work("pair_offset", shape, np.int64)
+                np.copyto(offset, nlos)  # a cast and a shift: cheaper than a mixed product
+                np.left_shift(offset, self._fade_bits, out=offset)
+                # the Rayleigh half of the table is negated: (-gain) x (-fading) is the
+                # product of their magnitudes, bit for bit
+                coupling *= self._fading_lookup(words, offset, "pair_fade",
+                                                self._fade_table_signed)
             else:
                 np.abs(coupling, out=coupling)
             coupling.sum(axis=1, out=interference[victims])
@@ -377,7 +381,11 @@ class RadioMixin:
         np.log10(snr_db, out=snr_db)
         snr_db *= 10
         snr_db /= SNR_SCALE_DB
-        np.copyto(snr_db, 0.0, where=~self.link_valid[:, :Lc])
+        # clipped to the observation's bound before the rounding to float32: the same values
+        # (rounding is monotone and the bound exact)
+        np.clip(snr_db, -OBS_BOUND, OBS_BOUND, out=snr_db)
         cqi = self.cqi if out is None else out  # the padding links stay 0
         cqi[:, :Lc] = snr_db.transpose(1, 2, 0)
+        # links that do not exist show 0 (a few rows, by index: no masked pass)
+        cqi[self._invalid_nl] = 0.0
         return cqi

@@ -41,11 +41,12 @@ def umi_pathloss_db(d2d_m: np.ndarray | float, h_bs_m: np.ndarray | float,
     d_bp = (4.0 * (h_bs - UMI_EFFECTIVE_ENV_HEIGHT_M) * (h_ut - UMI_EFFECTIVE_ENV_HEIGHT_M)
             * fc_hz / SPEED_OF_LIGHT_MPS)
     log_fc = np.log10(fc_ghz)
-    pl1 = 32.4 + 21.0 * np.log10(d3d) + 20.0 * log_fc
-    pl2 = (32.4 + 40.0 * np.log10(d3d) + 20.0 * log_fc
+    log_d3d = np.log10(d3d)  # once for the three formulas (the same values)
+    pl1 = 32.4 + 21.0 * log_d3d + 20.0 * log_fc
+    pl2 = (32.4 + 40.0 * log_d3d + 20.0 * log_fc
            - 9.5 * np.log10(d_bp**2 + (h_bs - h_ut) ** 2))
     pl_los = np.where(d2d <= d_bp, pl1, pl2)
-    pl_nlos_prime = 35.3 * np.log10(d3d) + 22.4 + 21.3 * log_fc - 0.3 * (h_ut - 1.5)
+    pl_nlos_prime = 35.3 * log_d3d + 22.4 + 21.3 * log_fc - 0.3 * (h_ut - 1.5)
     pl_nlos = np.maximum(pl_los, pl_nlos_prime)
     return np.where(np.asarray(los, dtype=bool), pl_los, pl_nlos)
 
@@ -135,7 +136,11 @@ def spectral_efficiency(sinr_db: np.ndarray, efficiency: float = 0.6, cap: float
     if sinr_db.ndim == 0:
         se = efficiency * np.log2(1.0 + np.power(10.0, 0.1 * sinr_db))
         return np.where(sinr_db < min_sinr_db, 0.0, np.minimum(se, cap))
-    se = np.power(10.0, 0.1 * sinr_db)
+    # below the threshold the result is 0 whatever the power: raising them (and -inf, idle)
+    # to just under it keeps pow off its slow path for special values (the same results)
+    se = np.maximum(sinr_db, min_sinr_db - 1.0)
+    se *= 0.1
+    np.power(10.0, se, out=se)
     se += 1.0
     np.log2(se, out=se)
     se *= efficiency

@@ -69,11 +69,21 @@ def mix64_top(x: np.ndarray, scratch: np.ndarray) -> np.ndarray:
     table), in place: the finaliser's last step ``x ^= x >> 31`` leaves bits 33-63 as they
     are, so it is skipped."""
     x += _GOLDEN
+    return mix64_top_golden(x, scratch)
+
+
+def mix64_top_golden(x: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """:func:`mix64_top` of words that already include the finaliser's first step (``+
+    GOLDEN``, modulo 2^64): callers that precompute a constant part of their words fold it
+    in there and save a pass."""
     x ^= np.right_shift(x, S30, out=scratch)
     x *= _M1
     x ^= np.right_shift(x, S27, out=scratch)
     x *= _M2
     return x
+
+
+GOLDEN = _GOLDEN  # the finaliser's additive constant (see mix64_top_golden)
 
 
 def stream_part(stream: int) -> np.uint64:
