@@ -142,7 +142,8 @@ class IabSpectrumPropagationLossModel : public ThreeGppSpectrumPropagationLossMo
  * receiver of l'; the receiver of l keeps its beam toward its own parent). The matrix is
  * recomputed at geometry updates only (UpdateGeometry); in statistical mode
  * RefreshSignals() re-evaluates the diagonal every frame so that the serving links see the
- * time-varying small-scale fading (Doppler) of the 3GPP model.
+ * time-varying small-scale fading (Doppler) of the 3GPP model, with the beams of the last
+ * geometry update (beams are steered at geometry updates only, as in the twin).
  *
  * Deterministic mode (radio.deterministic): no shadowing, LOS always
  * (AlwaysLosChannelConditionModel), no small-scale fading; the array gains are |w^H a(d)|^2
@@ -301,6 +302,8 @@ class IabLinkGainModel : public Object
     std::vector<uint8_t> m_entryValid; ///< (L x L) entry of a static receiver still valid
     /// (L) DU weights toward each link's receiver at the current geometry update
     std::vector<PhasedArrayModel::ComplexVector> m_txBeam;
+    /// (L) each link receiver's weights toward its parent at the current geometry update
+    std::vector<PhasedArrayModel::ComplexVector> m_rxBeam;
 };
 
 } // namespace ns3
