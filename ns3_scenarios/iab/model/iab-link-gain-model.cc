@@ -120,6 +120,7 @@ void
 IabSpectrumPropagationLossModel::DoDispose()
 {
     m_rxCombined.clear();
+    m_bandTerms.clear();
     ThreeGppSpectrumPropagationLossModel::DoDispose();
 }
 

@@ -105,6 +105,30 @@ class IabSpectrumPropagationLossModel : public ThreeGppSpectrumPropagationLossMo
   private:
     bool m_verifyAgainstBase{false};
     mutable std::vector<std::complex<double>> m_doppler; ///< scratch of BandGains
+
+    /// delay x Doppler term of every (band, cluster) of one antenna pair at one instant: the
+    /// same for every beam pair, so the interferers of a geometry update that share a DU and
+    /// a receiver compute it once (BandGains; bit-identical, the same products)
+    struct BandTerms
+    {
+        Ptr<const MatrixBasedChannelModel::ChannelMatrix> channel; ///< kept alive: no reuse
+        Ptr<const MatrixBasedChannelModel::ChannelParams> params;  ///< of a freed address
+        int64_t timeStep{-1};
+        uint32_t spectrumUid{0};
+        Vector sSpeed;
+        Vector uSpeed;
+        std::vector<std::complex<double>> term; ///< [c * nRb + i]
+    };
+
+    mutable std::unordered_map<uint64_t, BandTerms> m_bandTerms;
+    /// delay_{i,c} doppler_c of one antenna pair at the current time into @p out, as
+    /// ns-3 3.44's CalcBeamformingGain forms them (the delay part in the parameters' cache)
+    void BandTermsOf(const SpectrumValue& txPsd,
+                     Ptr<const MatrixBasedChannelModel::ChannelParams> params,
+                     Ptr<const MatrixBasedChannelModel::ChannelMatrix> channelMatrix,
+                     const Vector& sSpeed,
+                     const Vector& uSpeed,
+                     std::vector<std::complex<double>>& out) const;
     /// GetLongTerm of the base class, with the two-stage computation for single-port arrays.
     Ptr<const MatrixBasedChannelModel::Complex3DVector> GetLongTermFast(
         Ptr<const MatrixBasedChannelModel::ChannelMatrix> channelMatrix,
