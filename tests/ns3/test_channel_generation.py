@@ -1,6 +1,8 @@
 """The scenario's faster 3GPP channel generation (IabThreeGppChannelModel) and per-band gains
 (IabSpectrumPropagationLossModel::BandGains) against ns-3's own GetNewChannel and
-CalcBeamformingGain: every matrix, every evaluation and whole episodes, bit for bit."""
+CalcBeamformingGain: every matrix, every evaluation and whole episodes, bit for bit with
+GridPhases=false; with the default grid-factored element phases every matrix to within
+1e-12 of its largest coefficient."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.ns3
 FAST = {"topology__n_iab": 2, "topology__n_ue": 8, "dynamics__episode_frames": 80,
         "dynamics__ue_speed_mps": 15.0, "radio__blockage_prob": 0.3}
 FLAG = "--ns3::IabThreeGppChannelModel::"
+EXACT = f"{FLAG}GridPhases=false"  # ns-3's own element phase evaluation, bit-identical
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,7 @@ def test_every_generated_matrix_and_band_gain_equals_ns3s(iab_binary: Path) -> N
     CalcBeamformingGain beside BandGains for every evaluation) and aborts the scenario on the
     first value that differs in any bit."""
     _, _, last = run_episode(iab_binary, [
-        f"{FLAG}VerifyAgainstBase=true",
+        EXACT, f"{FLAG}VerifyAgainstBase=true",
         "--ns3::IabSpectrumPropagationLossModel::VerifyAgainstBase=true"])
     bands = last["band_gains"]
     # every frame re-evaluates the serving links; every geometry update all interferers
@@ -68,10 +71,23 @@ def test_every_generated_matrix_and_band_gain_equals_ns3s(iab_binary: Path) -> N
     assert matrices["generated"] > 3 * 10 + 3 * 8
 
 
+def test_grid_phases_match_ns3s_matrices_to_rounding(iab_binary: Path) -> None:
+    """The default grid-factored element phases (rows + columns sine-cosine pairs per ray):
+    VerifyAgainstBase aborts the scenario unless every coefficient of every matrix is within
+    1e-12 of the matrix's largest coefficient of ns-3's GetNewChannel; the episode's
+    observations and rewards agree with the exact evaluation's to float32 rounding."""
+    obs_grid, rew_grid, last = run_episode(iab_binary, [f"{FLAG}VerifyAgainstBase=true"])
+    matrices = last["channel_matrices"]
+    assert matrices["verified"] == matrices["generated"] > 3 * 10 + 3 * 8
+    obs_exact, rew_exact, _ = run_episode(iab_binary, [EXACT])
+    np.testing.assert_allclose(obs_grid, obs_exact, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(rew_grid, rew_exact, rtol=0, atol=1e-6)
+
+
 def test_episodes_are_bit_identical_to_ns3s_generation(iab_binary: Path) -> None:
     """The same episode with ns-3's own GetNewChannel (FastGeneration=false): observations and
     rewards equal to the last bit, so the speed-up changes no result."""
-    obs_fast, rew_fast, last_fast = run_episode(iab_binary, [])
+    obs_fast, rew_fast, last_fast = run_episode(iab_binary, [EXACT])
     obs_ns3, rew_ns3, last_ns3 = run_episode(iab_binary, [f"{FLAG}FastGeneration=false"])
     assert last_fast["channel_matrices"]["generated"] == \
         last_ns3["channel_matrices"]["generated"]

@@ -93,6 +93,7 @@ class IabThreeGppChannelModel : public ThreeGppChannelModel
 
     bool m_fastGeneration{true};
     bool m_verifyAgainstBase{false};
+    bool m_gridPhases{true};
 };
 
 } // namespace ns3

@@ -120,6 +120,7 @@ void
 IabSpectrumPropagationLossModel::DoDispose()
 {
     m_rxCombined.clear();
+    m_bandTerms.clear();
     ThreeGppSpectrumPropagationLossModel::DoDispose();
 }
 
@@ -912,6 +913,7 @@ IabLinkGainModel::ComputeStatistical()
     // a DU's beam toward a link's receiver is the same for every receiver it interferes with:
     // compute each once per update (a steering vector costs a sine and cosine per element)
     m_txBeam.resize(m_nLinks);
+    m_rxBeam.resize(m_nLinks);
     for (uint32_t lp = 0; lp < m_nLinks; ++lp)
     {
         if (m_linkParent[lp] >= 0)
@@ -930,7 +932,8 @@ IabLinkGainModel::ComputeStatistical()
         }
         const uint32_t parent = m_linkParent[r];
         const Vector rxPos = ReceiverMobility(r)->GetPosition();
-        SetBeam(ReceiverArray(r), rxPos, BsMobility(parent)->GetPosition());
+        m_rxBeam[r] = BeamWeights(ReceiverArray(r), rxPos, BsMobility(parent)->GetPosition());
+        ReceiverArray(r)->SetBeamformingVector(m_rxBeam[r]);
         // interferers first, the serving link last: its long-term component stays cached, so
         // the per-frame RefreshSignals() only re-applies the fast fading
         std::vector<uint32_t> order;
@@ -989,9 +992,12 @@ IabLinkGainModel::RefreshSignals()
         {
             continue;
         }
+        // the beams of the last geometry update (both backends steer beams there only, see
+        // docs/system-model.md): the long term w_u^T H_c w_s stays cached, and only the
+        // small-scale fading (the clusters' Doppler phases) is re-evaluated at this frame's time
         const uint32_t b = m_linkParent[l];
-        SetBeam(m_duArray[b], BsMobility(b)->GetPosition(), ReceiverMobility(l)->GetPosition());
-        SetBeam(ReceiverArray(l), ReceiverMobility(l)->GetPosition(), BsMobility(b)->GetPosition());
+        m_duArray[b]->SetBeamformingVector(m_txBeam[l]);
+        ReceiverArray(l)->SetBeamformingVector(m_rxBeam[l]);
         SpectrumGain(b, l, m_scratch.data());
         const double scale = m_pChannelMw * std::pow(10.0, -m_lossDb[b * m_nLinks + l] / 10.0);
         for (uint32_t k = 0; k < m_nChannels; ++k)

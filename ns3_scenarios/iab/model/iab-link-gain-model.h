@@ -105,6 +105,30 @@ class IabSpectrumPropagationLossModel : public ThreeGppSpectrumPropagationLossMo
   private:
     bool m_verifyAgainstBase{false};
     mutable std::vector<std::complex<double>> m_doppler; ///< scratch of BandGains
+
+    /// delay x Doppler term of every (band, cluster) of one antenna pair at one instant: the
+    /// same for every beam pair, so the interferers of a geometry update that share a DU and
+    /// a receiver compute it once (BandGains; bit-identical, the same products)
+    struct BandTerms
+    {
+        Ptr<const MatrixBasedChannelModel::ChannelMatrix> channel; ///< kept alive: no reuse
+        Ptr<const MatrixBasedChannelModel::ChannelParams> params;  ///< of a freed address
+        int64_t timeStep{-1};
+        uint32_t spectrumUid{0};
+        Vector sSpeed;
+        Vector uSpeed;
+        std::vector<std::complex<double>> term; ///< [c * nRb + i]
+    };
+
+    mutable std::unordered_map<uint64_t, BandTerms> m_bandTerms;
+    /// delay_{i,c} doppler_c of one antenna pair at the current time into @p out, as
+    /// ns-3 3.44's CalcBeamformingGain forms them (the delay part in the parameters' cache)
+    void BandTermsOf(const SpectrumValue& txPsd,
+                     Ptr<const MatrixBasedChannelModel::ChannelParams> params,
+                     Ptr<const MatrixBasedChannelModel::ChannelMatrix> channelMatrix,
+                     const Vector& sSpeed,
+                     const Vector& uSpeed,
+                     std::vector<std::complex<double>>& out) const;
     /// GetLongTerm of the base class, with the two-stage computation for single-port arrays.
     Ptr<const MatrixBasedChannelModel::Complex3DVector> GetLongTermFast(
         Ptr<const MatrixBasedChannelModel::ChannelMatrix> channelMatrix,
@@ -142,7 +166,8 @@ class IabSpectrumPropagationLossModel : public ThreeGppSpectrumPropagationLossMo
  * receiver of l'; the receiver of l keeps its beam toward its own parent). The matrix is
  * recomputed at geometry updates only (UpdateGeometry); in statistical mode
  * RefreshSignals() re-evaluates the diagonal every frame so that the serving links see the
- * time-varying small-scale fading (Doppler) of the 3GPP model.
+ * time-varying small-scale fading (Doppler) of the 3GPP model, with the beams of the last
+ * geometry update (beams are steered at geometry updates only, as in the twin).
  *
  * Deterministic mode (radio.deterministic): no shadowing, LOS always
  * (AlwaysLosChannelConditionModel), no small-scale fading; the array gains are |w^H a(d)|^2
@@ -301,6 +326,8 @@ class IabLinkGainModel : public Object
     std::vector<uint8_t> m_entryValid; ///< (L x L) entry of a static receiver still valid
     /// (L) DU weights toward each link's receiver at the current geometry update
     std::vector<PhasedArrayModel::ComplexVector> m_txBeam;
+    /// (L) each link receiver's weights toward its parent at the current geometry update
+    std::vector<PhasedArrayModel::ComplexVector> m_rxBeam;
 };
 
 } // namespace ns3

@@ -25,6 +25,78 @@ IabSpectrumPropagationLossModel::GetBandGainCounts()
 }
 
 void
+IabSpectrumPropagationLossModel::BandTermsOf(
+    const SpectrumValue& txPsd,
+    Ptr<const MatrixBasedChannelModel::ChannelParams> params,
+    Ptr<const MatrixBasedChannelModel::ChannelMatrix> channelMatrix,
+    const Vector& sSpeed,
+    const Vector& uSpeed,
+    std::vector<std::complex<double>>& out) const
+{
+    using C = std::complex<double>;
+    const size_t nRb = txPsd.GetValuesN();
+    const size_t nC = channelMatrix->m_channel.GetNumPages();
+    // the Doppler term of every cluster (TR 38.901 7.5-22 simplified to the cluster centre
+    // angles), as CalcBeamformingGain computes it; s is a, u is b
+    const double slotTime = Simulator::Now().GetSeconds();
+    const double factor = 2 * M_PI * slotTime * GetFrequency() / 3e8;
+    const bool isSameDir = params->m_nodeIds == channelMatrix->m_nodeIds;
+    using MBCM = MatrixBasedChannelModel;
+    const auto& sincos = params->m_cachedAngleSincos;
+    const auto& zoa = sincos[isSameDir ? MBCM::ZOA_INDEX : MBCM::ZOD_INDEX];
+    const auto& zod = sincos[isSameDir ? MBCM::ZOD_INDEX : MBCM::ZOA_INDEX];
+    const auto& aoa = sincos[isSameDir ? MBCM::AOA_INDEX : MBCM::AOD_INDEX];
+    const auto& aod = sincos[isSameDir ? MBCM::AOD_INDEX : MBCM::AOA_INDEX];
+    m_doppler.resize(nC);
+    for (size_t c = 0; c < nC; ++c)
+    {
+        const double alpha = params->m_alpha[c];
+        const double D = params->m_D[c];
+        const double tempDoppler =
+            factor *
+            ((zoa[c].first * aoa[c].second * uSpeed.x + zoa[c].first * aoa[c].first * uSpeed.y +
+              zoa[c].second * uSpeed.z) +
+             (zod[c].first * aod[c].second * sSpeed.x + zod[c].first * aod[c].first * sSpeed.y +
+              zod[c].second * sSpeed.z) +
+             2 * alpha * D);
+        m_doppler[c] = C(cos(tempDoppler), sin(tempDoppler));
+    }
+
+    // the delay term of every (band, cluster), kept in the parameters' own cache with the
+    // validity rule of GenSpectrumChannelMatrix
+    const double rbWidth = txPsd.ConstBandsBegin()->fh - txPsd.ConstBandsBegin()->fl;
+    if (params->m_cachedDelaySincos.GetNumRows() != nRb ||
+        params->m_cachedDelaySincos.GetNumCols() != nC || params->m_cachedRbWidth != rbWidth)
+    {
+        params->m_cachedRbWidth = rbWidth;
+        params->m_cachedDelaySincos = ComplexMatrixArray(nRb, nC);
+        auto band = txPsd.ConstBandsBegin();
+        for (size_t i = 0; i < nRb; ++i, ++band)
+        {
+            const double fsb = band->fc;
+            for (size_t c = 0; c < nC; ++c)
+            {
+                const double delay = -2 * M_PI * fsb * (params->m_delay[c]);
+                params->m_cachedDelaySincos(i, c) = C(cos(delay), sin(delay));
+            }
+        }
+    }
+
+    // delay_{i,c} doppler_c, the products CalcBeamformingGain forms
+    const C* delay = params->m_cachedDelaySincos.GetPagePtr(0); // column-major: (i, c) at c nRb + i
+    out.resize(nC * nRb);
+    for (size_t c = 0; c < nC; ++c)
+    {
+        for (size_t i = 0; i < nRb; ++i)
+        {
+            C term = delay[c * nRb + i];
+            term *= m_doppler[c];
+            out[c * nRb + i] = term;
+        }
+    }
+}
+
+void
 IabSpectrumPropagationLossModel::BandGains(Ptr<const SpectrumSignalParameters> tx,
                                            Ptr<const MobilityModel> a,
                                            Ptr<const MobilityModel> b,
@@ -62,67 +134,39 @@ IabSpectrumPropagationLossModel::BandGains(Ptr<const SpectrumSignalParameters> t
         channelMatrix->IsReverse(aPhasedArrayModel->GetId(), bPhasedArrayModel->GetId());
     const size_t nC = channelMatrix->m_channel.GetNumPages();
 
-    // the Doppler term of every cluster (TR 38.901 7.5-22 simplified to the cluster centre
-    // angles), as CalcBeamformingGain computes it; s is a, u is b
-    const double slotTime = Simulator::Now().GetSeconds();
-    const double factor = 2 * M_PI * slotTime * GetFrequency() / 3e8;
-    const bool isSameDir = params->m_nodeIds == channelMatrix->m_nodeIds;
-    using MBCM = MatrixBasedChannelModel;
-    const auto& sincos = params->m_cachedAngleSincos;
-    const auto& zoa = sincos[isSameDir ? MBCM::ZOA_INDEX : MBCM::ZOD_INDEX];
-    const auto& zod = sincos[isSameDir ? MBCM::ZOD_INDEX : MBCM::ZOA_INDEX];
-    const auto& aoa = sincos[isSameDir ? MBCM::AOA_INDEX : MBCM::AOD_INDEX];
-    const auto& aod = sincos[isSameDir ? MBCM::AOD_INDEX : MBCM::AOA_INDEX];
+    // delay x Doppler of every (band, cluster): depends on the antenna pair's channel, the
+    // time and the speeds, not on the beams, so it is kept per antenna pair for the current
+    // instant (the interferers of a geometry update evaluate each pair with several DU beams)
     const Vector sSpeed = a->GetVelocity();
     const Vector uSpeed = b->GetVelocity();
-    m_doppler.resize(nC);
-    for (size_t c = 0; c < nC; ++c)
+    BandTerms& terms = m_bandTerms[MatrixBasedChannelModel::GetKey(aPhasedArrayModel->GetId(),
+                                                                   bPhasedArrayModel->GetId())];
+    const int64_t timeStep = Simulator::Now().GetTimeStep();
+    const uint32_t spectrumUid = txPsd.GetSpectrumModelUid();
+    if (terms.channel != channelMatrix || terms.params != params || terms.timeStep != timeStep ||
+        terms.spectrumUid != spectrumUid || !(terms.sSpeed == sSpeed) ||
+        !(terms.uSpeed == uSpeed) || terms.term.size() != nC * nRb)
     {
-        const double alpha = params->m_alpha[c];
-        const double D = params->m_D[c];
-        const double tempDoppler =
-            factor *
-            ((zoa[c].first * aoa[c].second * uSpeed.x + zoa[c].first * aoa[c].first * uSpeed.y +
-              zoa[c].second * uSpeed.z) +
-             (zod[c].first * aod[c].second * sSpeed.x + zod[c].first * aod[c].first * sSpeed.y +
-              zod[c].second * sSpeed.z) +
-             2 * alpha * D);
-        m_doppler[c] = C(cos(tempDoppler), sin(tempDoppler));
-    }
-
-    // the delay term of every (band, cluster), kept in the parameters' own cache with the
-    // validity rule of GenSpectrumChannelMatrix
-    const double rbWidth = txPsd.ConstBandsBegin()->fh - txPsd.ConstBandsBegin()->fl;
-    if (params->m_cachedDelaySincos.GetNumRows() != nRb ||
-        params->m_cachedDelaySincos.GetNumCols() != nC || params->m_cachedRbWidth != rbWidth)
-    {
-        params->m_cachedRbWidth = rbWidth;
-        params->m_cachedDelaySincos = ComplexMatrixArray(nRb, nC);
-        auto band = txPsd.ConstBandsBegin();
-        for (size_t i = 0; i < nRb; ++i, ++band)
-        {
-            const double fsb = band->fc;
-            for (size_t c = 0; c < nC; ++c)
-            {
-                const double delay = -2 * M_PI * fsb * (params->m_delay[c]);
-                params->m_cachedDelaySincos(i, c) = C(cos(delay), sin(delay));
-            }
-        }
+        terms.channel = channelMatrix;
+        terms.params = params;
+        terms.timeStep = timeStep;
+        terms.spectrumUid = spectrumUid;
+        terms.sSpeed = sSpeed;
+        terms.uSpeed = uSpeed;
+        BandTermsOf(txPsd, params, channelMatrix, sSpeed, uSpeed, terms.term);
     }
 
     // per band: sum_c longTerm_c delay_{i,c} doppler_c (the 1 x 1 long term is its own
     // transpose), times sqrt(PSD) = 1; with one port the precoder is 1 and the received PSD
     // is |h|^2 = Re(conj(h) h)
     const C* lt = longTerm->GetPagePtr(0); // 1 x 1 pages: element c is page c
-    const C* delay = params->m_cachedDelaySincos.GetPagePtr(0); // column-major: (i, c) at c nRb + i
+    const C* term = terms.term.data();      // (i, c) at c nRb + i
     for (size_t i = 0; i < nRb; ++i)
     {
         C gain(0.0, 0.0);
         for (size_t c = 0; c < nC; ++c)
         {
-            C term = delay[c * nRb + i];
-            term *= m_doppler[c];
-            gain += lt[c] * term;
+            gain += lt[c] * term[c * nRb + i];
         }
         const C h = std::sqrt(txPsd[i]) * gain;
         out[i] = 0.0;
