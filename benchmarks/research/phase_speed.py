@@ -55,9 +55,9 @@ def main() -> None:
         agent = make_agent(name, study.config, 0)
         with LocalRollouts(env_factory("fallback", study.config), study.config,
                            envs_per_job=budget.envs_per_job) as rollouts:
-            curve, cpu = timed(lambda: agent.adapt(rollouts, task, budget.adapt_episodes,
-                                                   instance_seed=inst_seed,
-                                                   num_envs=budget.adapt_envs))
+            curve, cpu = timed(lambda agent=agent, rollouts=rollouts: agent.adapt(
+                rollouts, task, budget.adapt_episodes, instance_seed=inst_seed,
+                num_envs=budget.adapt_envs))
         out[f"adapt_{name}_cpu_s"] = round(cpu, 2)
         out[f"adapt_{name}_mbps"] = round(float(np.mean([p["throughput_mbps"]
                                                          for p in curve])), 3)
