@@ -41,8 +41,9 @@ import numpy as np
 
 from bridge.layout import LAST_SINR_SENTINEL, SNR_SCALE_DB, ObservationLayout
 
-FeedbackKind = Literal["none", "penalty", "penalty_ordered"]
-FEEDBACK_KINDS: tuple[str, ...] = ("none", "penalty", "penalty_ordered")
+FeedbackKind = Literal["none", "penalty", "penalty_ordered", "penalty_ordered_debounced"]
+FEEDBACK_KINDS: tuple[str, ...] = ("none", "penalty", "penalty_ordered",
+                                   "penalty_ordered_debounced")
 
 
 class PenaltyTracker:
@@ -71,6 +72,42 @@ class PenaltyTracker:
         return self.penalty_db
 
 
+class SensingDebounce:
+    """What the adaptive heuristic learns about a deployment's incumbent sensing. An
+    incumbent is persistent, so a channel reported busy, free and busy again in consecutive
+    reports was most likely missed in between. Once such gaps make up more than
+    ``debounce_above`` of an environment's busy reports, a channel reported busy in the
+    previous report is treated as busy for one more frame (:meth:`update` returns those
+    channels). The report history breaks where an episode starts."""
+
+    def __init__(self, num_envs: int, debounce_above: float = 0.05) -> None:
+        self.debounce_above = debounce_above
+        self.reports: list[np.ndarray] = []  # the last two incumbent reports, (N, K) each
+        self.gaps = np.zeros(num_envs)
+        self.busy_reports = np.zeros(num_envs)
+
+    def copy(self) -> SensingDebounce:
+        out = SensingDebounce(len(self.gaps), self.debounce_above)
+        out.reports = [r.copy() for r in self.reports]
+        out.gaps, out.busy_reports = self.gaps.copy(), self.busy_reports.copy()
+        return out
+
+    def update(self, fields: dict[str, np.ndarray]) -> np.ndarray:
+        """Learn from one frame's split observation (``layout.split``); returns the (N, K)
+        channels to treat as busy beyond this frame's report."""
+        report = fields["incumbent"] > 0.5
+        first = fields["time_frac"] <= 0.0  # an episode starts: the report history breaks
+        self.reports = [r & ~first[:, None] for r in self.reports]
+        if len(self.reports) == 2:
+            before, last = self.reports
+            self.gaps += (before & ~last & report).sum(axis=1)
+            self.busy_reports += report.sum(axis=1)
+        prev = self.reports[-1] if self.reports else np.zeros_like(report)
+        self.reports = [*self.reports[-1:], report]
+        debounce = self.gaps > self.debounce_above * np.maximum(self.busy_reports, 1.0)
+        return prev & ~report & debounce[:, None]
+
+
 def interference_order(penalty_db: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """(N, K) channels by decreasing mean penalty over each deployment's links (ties in
     channel order): the adaptive heuristic's visiting order. ``penalty_db`` (N, L, K),
@@ -88,26 +125,40 @@ class FeedbackMemory:
 
     def __init__(self, layout: ObservationLayout, num_envs: int, kind: str = "penalty") -> None:
         if kind not in FEEDBACK_KINDS or kind == "none":
-            raise ValueError(f"feedback_memory={kind!r}: expected 'penalty' or "
-                             f"'penalty_ordered' here (one of {list(FEEDBACK_KINDS)} in a "
-                             "config)")
+            raise ValueError(f"feedback_memory={kind!r}: expected one of "
+                             f"{[k for k in FEEDBACK_KINDS if k != 'none']} here (or 'none' "
+                             "in a config)")
         self.layout = layout
         self.kind = kind
         self.tracker = PenaltyTracker(layout, num_envs)
         self._cqi = layout.slices()["cqi"]
         self._sinr = layout.slices()["sinr"]
         self.order: np.ndarray | None = None
+        # "penalty_ordered_debounced": the adaptive heuristic's sensing debounce too; the
+        # channels it holds busy this frame, (N, K) in the environment's order
+        self.sensing = SensingDebounce(num_envs) if kind.endswith("_debounced") else None
+        self.suspect: np.ndarray | None = None
 
     def copy(self) -> FeedbackMemory:
         out = FeedbackMemory(self.layout, self.tracker.penalty_db.shape[0], self.kind)
         out.tracker.penalty_db = self.tracker.penalty_db.copy()
         out.tracker.measured = self.tracker.measured.copy()
         out.order = None if self.order is None else self.order.copy()
+        out.sensing = None if self.sensing is None else self.sensing.copy()
+        out.suspect = None if self.suspect is None else self.suspect.copy()
         return out
+
+    @property
+    def changes_mask(self) -> bool:
+        """Whether the view's action mask differs from the environment's."""
+        return self.order is not None or self.suspect is not None
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         raw = np.asarray(obs)
-        penalty = self.tracker.update(self.layout.split(raw))
+        fields = self.layout.split(raw)
+        penalty = self.tracker.update(fields)
+        if self.sensing is not None:
+            self.suspect = self.sensing.update(fields)
         out = np.array(raw, dtype=np.float32, copy=True)
         lay = self.layout
         rows = out[..., : lay.n_links * lay.link_features].reshape(
@@ -115,7 +166,7 @@ class FeedbackMemory:
         valid = rows[..., :1] > 0
         eff = rows[..., self._cqi] - (penalty / SNR_SCALE_DB).astype(np.float32)
         rows[..., self._cqi] = np.where(valid, eff, rows[..., self._cqi])
-        if self.kind == "penalty_ordered":
+        if self.kind.startswith("penalty_ordered"):
             self.order = interference_order(penalty, valid[..., 0])
             slot = self.order[:, None, :]
             for cols in (self._cqi, self._sinr):
@@ -130,7 +181,12 @@ class FeedbackMemory:
         return np.asarray(x).reshape(len(x), lay.n_bs, lay.n_channels, *np.shape(x)[2:])
 
     def permute_mask(self, mask: np.ndarray) -> np.ndarray:
-        """The action mask (N, B*K, C) in this frame's channel order."""
+        """The action mask (N, B*K, C) of this frame's view: links blocked on the channels
+        the sensing debounce holds busy (with that kind), in the view's channel order."""
+        if self.suspect is not None:
+            grid = self._grid(mask).copy()
+            grid[..., 1:] &= ~self.suspect[:, None, :, None]
+            mask = grid.reshape(np.shape(mask))
         if self.order is None:
             return mask
         slot = self.order[:, None, :, None]
@@ -208,7 +264,7 @@ class FeedbackEnv:
     def _view_info(self, info: dict[str, Any]) -> dict[str, Any]:
         """``info`` with the action mask in the view's channel order (a new dict)."""
         assert self.memory is not None
-        if self.memory.order is None:
+        if not self.memory.changes_mask:
             return info
         return {**info, "action_mask": self.memory.permute_mask(info["action_mask"])}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.feedback import PenaltyTracker, interference_order
+from agents.feedback import PenaltyTracker, SensingDebounce, interference_order
 from bridge.allocation import Allocation, channel_by_channel, frame_capacity_bytes
 from bridge.config import ScenarioConfig
 from bridge.layout import (
@@ -221,10 +221,11 @@ class GreedyMeasuredSinr(GreedyMaxSinr):
     before it believes it is clean. Capacities come from CQI minus the penalty; channels are
     visited the most interfered first, so they go to the links they hurt least.
 
-    Sensing: an incumbent is persistent, so a channel reported busy, free and busy again in
-    consecutive reports was most likely missed in between. Once such gaps make up more than
-    ``debounce_above`` of the busy reports of an environment, a channel reported busy in
-    the previous report is treated as busy for one more frame."""
+    Sensing (:class:`agents.feedback.SensingDebounce`): an incumbent is persistent, so a
+    channel reported busy, free and busy again in consecutive reports was most likely missed
+    in between. Once such gaps make up more than ``debounce_above`` of the busy reports of an
+    environment, a channel reported busy in the previous report is treated as busy for one
+    more frame."""
 
     name = "greedy_measured_sinr"
     adaptive = True
@@ -237,16 +238,16 @@ class GreedyMeasuredSinr(GreedyMaxSinr):
         super().reset(num_envs)
         # the estimate agents.feedback gives a learned policy as its feedback memory
         self.tracker = PenaltyTracker(self.layout, num_envs, self.window)
-        self.reports: list[np.ndarray] = []  # the last two incumbent reports, (N, K) each
-        self.gaps = np.zeros(num_envs)
-        self.busy_reports = np.zeros(num_envs)
+        # the sensing debounce a learned policy can also read (feedback memory
+        # "penalty_ordered_debounced")
+        self.sensing = SensingDebounce(num_envs, self.debounce_above)
 
     def _act(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if getattr(self, "tracker", None) is None or self.penalty_db.shape[0] != len(obs):
             self.reset(len(obs))
         f = self._fields(obs)
         self.tracker.update(f)
-        suspect = self._learn_sensing(f)
+        suspect = self.sensing.update(f)
         n, lay = obs.shape[0], self.layout
         grid = mask.reshape(n, lay.n_bs, lay.n_channels, -1).copy()
         grid[..., 1:] &= ~suspect[:, None, :, None]
@@ -263,20 +264,6 @@ class GreedyMeasuredSinr(GreedyMaxSinr):
     def measured(self) -> np.ndarray:
         """(N, L, K) measurements taken of each pair."""
         return self.tracker.measured
-
-    def _learn_sensing(self, f: dict[str, np.ndarray]) -> np.ndarray:
-        """(N, K) channels to treat as busy beyond the report; learns the gap rate."""
-        report = f["incumbent"] > 0.5
-        first = f["time_frac"] <= 0.0  # an episode starts: the report history breaks
-        self.reports = [r & ~first[:, None] for r in self.reports]
-        if len(self.reports) == 2:
-            before, last = self.reports
-            self.gaps += (before & ~last & report).sum(axis=1)
-            self.busy_reports += report.sum(axis=1)
-        prev = self.reports[-1] if self.reports else np.zeros_like(report)
-        self.reports = [*self.reports[-1:], report]
-        debounce = self.gaps > self.debounce_above * np.maximum(self.busy_reports, 1.0)
-        return prev & ~report & debounce[:, None]
 
 
 HEURISTICS: dict[str, type[Heuristic]] = {

@@ -81,8 +81,13 @@ class AgentConfig(_Section):
     # "penalty_ordered" also decides the channels in the heuristic's order (most interfered
     # first): fine-tune 0.99 -> 1.00-1.01 and attention 0.98 -> 0.99-1.01 sampled, SINR
     # violations 0.35 -> 0.33 and 0.34 -> 0.32 (RESULTS.md, "The channel order in the
-    # policy")
-    feedback_memory: Literal["none", "penalty", "penalty_ordered"] = "penalty_ordered"
+    # policy"); "penalty_ordered_debounced" also holds busy, in the view's action mask, the
+    # channels the heuristic's sensing debounce holds busy (the warm-started agents collide
+    # with incumbents about twice as often as the heuristic), which on one seed cost
+    # fine-tune and MAML 1.2-1.8% throughput for 0.003-0.006 fewer SINR violations
+    # (RESULTS.md, "Why multi-task PPO and MAML schedule with more SINR violations")
+    feedback_memory: Literal["none", "penalty", "penalty_ordered",
+                             "penalty_ordered_debounced"] = "penalty_ordered"
     # how a frame's reward is credited (agents.policy_gradient.CreditKind): "joint" (one
     # advantage and ratio for the whole 40-head action) or "base_station" (each base
     # station's share of the reward, info["reward_bs"], with its own value, advantage and

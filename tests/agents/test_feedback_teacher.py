@@ -100,6 +100,45 @@ def test_greedy_on_the_memory_is_the_adaptive_heuristic(small_config, kind: str)
         assert (plain != actions).any()
 
 
+def test_greedy_on_the_debounced_memory_is_the_adaptive_heuristic_with_its_debounce(
+        small_config) -> None:
+    """With ``penalty_ordered_debounced`` the view's mask also holds busy the channels the
+    heuristic's sensing debounce holds busy, so greedy on that view is the adaptive heuristic
+    as the study runs it (debounce and channel order on)."""
+    config = small_config.replace(**STRONG, dynamics__incumbent_activity=0.5,
+                                  dynamics__incumbent_miss_prob=0.25)
+    obs, mask, actions, adaptive = _record(config, "greedy_measured_sinr", 60)
+    greedy = make_heuristic("greedy_max_sinr", adaptive.layout, config=config)
+    greedy.reset(obs.shape[1])
+    results = {}
+    for kind in ("penalty_ordered_debounced", "penalty_ordered"):
+        memory = FeedbackMemory(adaptive.layout, obs.shape[1], kind)
+        mine, held = [], 0
+        for t in range(len(obs)):
+            seen = memory(obs[t])
+            view_mask = memory.permute_mask(mask[t])
+            if memory.suspect is not None:
+                held += int(memory.suspect.sum())
+                # a held channel offers no link in the view (its slot), only idle
+                lay = adaptive.layout
+                grid = view_mask.reshape(len(view_mask), lay.n_bs, lay.n_channels, -1)
+                held_slot = np.take_along_axis(memory.suspect, memory.order, axis=1)
+                assert not (grid[..., 1:].any(axis=-1) & held_slot[:, None, :]).any()
+            mine.append(memory.to_env(greedy.act(seen, view_mask)))
+        results[kind] = ((np.stack(mine) == actions).mean(), held)
+    agree, held = results["penalty_ordered_debounced"]
+    assert held > 0, "the debounce never held a channel: the test needs sensing misses"
+    assert agree > 0.99, agree
+    assert results["penalty_ordered"][0] < 1.0  # without it, greedy differs somewhere
+    # the memory's copy carries the sensing state
+    memory = FeedbackMemory(adaptive.layout, obs.shape[1], "penalty_ordered_debounced")
+    for t in range(30):
+        memory(obs[t])
+    twin = memory.copy()
+    np.testing.assert_array_equal(twin(obs[30]), memory(obs[30]))
+    np.testing.assert_array_equal(twin.suspect, memory.suspect)
+
+
 def test_ordered_view_maps_masks_and_actions_consistently(small_config) -> None:
     config = small_config.replace(**STRONG)
     obs, mask, actions, _ = _record(config, "greedy_measured_sinr", 12)
