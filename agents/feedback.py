@@ -184,9 +184,7 @@ class FeedbackMemory:
         """The action mask (N, B*K, C) of this frame's view: links blocked on the channels
         the sensing debounce holds busy (with that kind), in the view's channel order."""
         if self.suspect is not None:
-            grid = self._grid(mask).copy()
-            grid[..., 1:] &= ~self.suspect[:, None, :, None]
-            mask = grid.reshape(np.shape(mask))
+            mask = self.layout.idle_only_on(mask, self.suspect)
         if self.order is None:
             return mask
         slot = self.order[:, None, :, None]

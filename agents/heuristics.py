@@ -248,12 +248,10 @@ class GreedyMeasuredSinr(GreedyMaxSinr):
         f = self._fields(obs)
         self.tracker.update(f)
         suspect = self.sensing.update(f)
-        n, lay = obs.shape[0], self.layout
-        grid = mask.reshape(n, lay.n_bs, lay.n_channels, -1).copy()
-        grid[..., 1:] &= ~suspect[:, None, :, None]
         order = (interference_order(self.penalty_db, f["valid"][..., 0] > 0)
                  if self.reorder_channels else None)
-        return self._plan(obs, grid.reshape(mask.shape), self.penalty_db, order)
+        return self._plan(obs, self.layout.idle_only_on(mask, suspect), self.penalty_db,
+                          order)
 
     @property
     def penalty_db(self) -> np.ndarray:

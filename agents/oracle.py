@@ -129,10 +129,9 @@ class HiddenConditionsOracle(GreedyMaxSinr):
         ``env``, whose hidden conditions it reads."""
         hidden = env.hidden_conditions()
         obs, mask = np.asarray(obs), np.asarray(mask, dtype=bool)
-        n, lay = obs.shape[0], self.layout
-        grid = mask.reshape(n, lay.n_bs, lay.n_channels, -1).copy()
-        grid[..., 1:] &= ~hidden.incumbent[:, None, :, None]
+        lay = self.layout
         order = np.argsort(~hidden.external_channels, axis=1, kind="stable")
-        action = self._plan(obs, grid.reshape(mask.shape), hidden.external_loss_db(), order)
+        action = self._plan(obs, lay.idle_only_on(mask, hidden.incumbent),
+                            hidden.external_loss_db(), order)
         self.frame += 1
         return resolve_half_duplex(action, lay)

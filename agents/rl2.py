@@ -115,12 +115,12 @@ class RL2Agent(Agent):
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"model": self.model}
 
-    def run_trial(self, rollouts: RolloutBackend, slots: Sequence[EnvSlot], episodes: int,
-                  deterministic: bool = False) -> Rollout:
+    def run_trial(self, rollouts: RolloutBackend, slots: Sequence[EnvSlot], episodes: int
+                  ) -> Rollout:
         """One trial of ``episodes`` episodes on every slot (rollout jobs of
         ``rollouts.envs_per_job`` slots), memory reset at the trial's start only."""
-        return rollouts.collect([(slots, PolicySnapshot.capture(
-            self.model, deterministic=deterministic))], episodes=episodes, trial=True)
+        return rollouts.collect([(slots, PolicySnapshot.capture(self.model))],
+                                episodes=episodes, trial=True)
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         """PPO epochs over whole trials; each minibatch is one full-sequence forward pass."""

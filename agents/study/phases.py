@@ -83,18 +83,13 @@ def baseline_policy(spec: StudySpec, study: Study, method: str, env: Any) -> Bas
     return policy.act
 
 
-# a baseline runs the held-out tasks side by side in batches of at most this many fallback
-# environments (per-frame work is mostly fixed cost at a few environments); on ns-3, where
-# every environment is a process, one task at a time
-BASELINE_BATCH_ENVS = 64
-
-
 def baseline_batches(spec: StudySpec, study: Study) -> list[list[tuple[int, Any, int]]]:
     """The held-out (index, task, instance seed) triples of ``study`` in the batches a
-    baseline runs side by side."""
+    baseline runs side by side: as many tasks' ``adapt_envs`` as fit in the ``num_envs``
+    environments a training iteration steps at once (at least one task). At a few
+    environments a frame's work is mostly fixed cost, so batching tasks saves most of it."""
     held_out = [(i, task, seed) for i, (task, seed) in enumerate(spec.held_out(study))]
-    per_batch = 1 if spec.backend == "ns3" else max(
-        1, BASELINE_BATCH_ENVS // spec.budget.adapt_envs)
+    per_batch = max(1, spec.budget.num_envs // spec.budget.adapt_envs)
     return [held_out[i:i + per_batch] for i in range(0, len(held_out), per_batch)]
 
 

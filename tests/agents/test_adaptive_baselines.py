@@ -201,19 +201,20 @@ def test_baseline_phase_carries_experience_within_a_task_and_resets_between(tmp_
 
 @pytest.mark.parametrize("method", ["greedy_measured_sinr", "proportional_fair", "round_robin",
                                     HIDDEN_ORACLE])
-def test_a_baseline_gives_each_task_the_same_records_beside_other_tasks(monkeypatch, method
-                                                                        ) -> None:
-    """The baseline phase runs the held-out tasks side by side; every environment keeps its
-    own experience, so each task's records are those of running it alone."""
-    from agents.study import phases
+def test_a_baseline_gives_each_task_the_same_records_beside_other_tasks(method) -> None:
+    """The baseline phase runs the held-out tasks side by side (as many as fit in a training
+    iteration's environments); every environment keeps its own experience, so each task's
+    records are those of running it alone."""
+    from agents.study.phases import baseline_batches
 
-    spec = build_spec(TINY, ["experiment.n_test_tasks=3", "experiment.adapt_episodes=1"],
-                      profile="quick")
+    overrides = ["experiment.n_test_tasks=3", "experiment.adapt_episodes=1"]
+    spec = build_spec(TINY, [*overrides, "experiment.num_envs=64"], profile="quick")
     study = spec.study("main")
-    assert [len(b) for b in phases.baseline_batches(spec, study)] == [3]
+    assert [len(b) for b in baseline_batches(spec, study)] == [3]
     together = evaluate_baseline(spec, study, method)
-    monkeypatch.setattr(phases, "BASELINE_BATCH_ENVS", spec.budget.adapt_envs)
-    assert [len(b) for b in phases.baseline_batches(spec, study)] == [1, 1, 1]
+    spec = build_spec(TINY, [*overrides, f"experiment.num_envs={spec.budget.adapt_envs}"],
+                      profile="quick")
+    assert [len(b) for b in baseline_batches(spec, study)] == [1, 1, 1]
     alone = evaluate_baseline(spec, study, method)
     assert [(r["task"], r["episode"]) for r in together] == \
         [(t, e) for t in range(3) for e in range(2)]

@@ -43,6 +43,31 @@ SubclusterOfRay(size_t m)
     return 0;
 }
 
+/** A ray's direction cosines, shared by the direct and the grid element phases. */
+struct RayDirection
+{
+    /** The direction cosines of a ray, with the operations of ns-3 3.44's GetNewChannel. */
+    RayDirection(double azimuth, double zenith)
+    {
+        const double sinZenith = sin(zenith);
+        const double sinAzimuth = sin(azimuth);
+        const double cosAzimuth = cos(azimuth);
+        sinCos = sinZenith * cosAzimuth;
+        sinSin = sinZenith * sinAzimuth;
+        cosZenith = cos(zenith);
+    }
+
+    /** The ray's phase (radians) at element location @p l (in wavelengths). */
+    double Phase(const Vector& l) const
+    {
+        return 2 * M_PI * (sinCos * l.x + sinSin * l.y + cosZenith * l.z);
+    }
+
+    double sinCos;
+    double sinSin;
+    double cosZenith;
+};
+
 /**
  * exp(j 2 pi (sin(zenith) cos(azimuth) x + sin(zenith) sin(azimuth) y + cos(zenith) z)) of
  * every element location, into re[i * stride], im[i * stride]: the ray's phase at each element
@@ -56,16 +81,10 @@ ElementPhases(double azimuth,
               double* im,
               size_t stride)
 {
-    const double sinZenith = sin(zenith);
-    const double sinAzimuth = sin(azimuth);
-    const double cosAzimuth = cos(azimuth);
-    const double sinCos = sinZenith * cosAzimuth;
-    const double sinSin = sinZenith * sinAzimuth;
-    const double cosZenith = cos(zenith);
+    const RayDirection ray(azimuth, zenith);
     for (size_t i = 0; i < loc.size(); ++i)
     {
-        const double phaseDiff =
-            2 * M_PI * (sinCos * loc[i].x + sinSin * loc[i].y + cosZenith * loc[i].z);
+        const double phaseDiff = ray.Phase(loc[i]);
         re[i * stride] = cos(phaseDiff);
         im[i * stride] = sin(phaseDiff);
     }
@@ -119,26 +138,19 @@ ElementPhasesGrid(double azimuth,
                   double* im,
                   size_t stride)
 {
-    const double sinZenith = sin(zenith);
-    const double sinAzimuth = sin(azimuth);
-    const double cosAzimuth = cos(azimuth);
-    const double sinCos = sinZenith * cosAzimuth;
-    const double sinSin = sinZenith * sinAzimuth;
-    const double cosZenith = cos(zenith);
+    const RayDirection ray(azimuth, zenith);
     double colRe[64];
     double colIm[64];
     NS_ASSERT(cols <= 64);
     for (size_t c = 0; c < cols; ++c)
     {
-        const Vector& l = loc[c];
-        const double phase = 2 * M_PI * (sinCos * l.x + sinSin * l.y + cosZenith * l.z);
+        const double phase = ray.Phase(loc[c]);
         colRe[c] = cos(phase);
         colIm[c] = sin(phase);
     }
     for (size_t r = 0; r < rows; ++r)
     {
-        const Vector& l = loc[r * cols];
-        const double phase = 2 * M_PI * (sinCos * l.x + sinSin * l.y + cosZenith * l.z);
+        const double phase = ray.Phase(loc[r * cols]);
         const double rowRe = r == 0 ? 1.0 : cos(phase);
         const double rowIm = r == 0 ? 0.0 : sin(phase);
         for (size_t c = 0; c < cols; ++c)
