@@ -129,11 +129,12 @@ def _study_section(study: str, data: dict[str, Any]) -> list[str]:
     cfg = data["config"]
     lines += [f"{cfg['topology']['n_iab'] + 1} base stations, "
               f"{cfg['radio']['n_channels']} channels, up to "
-              f"{cfg['topology']['max_ues']} UEs. Values: agents after the last "
-              "adaptation episode, baselines averaged over the same episodes; "
-              "mean ± 95% CI over seeds x held-out tasks. 'vs best heuristic' and 'vs upper "
-              "bound' compare identical episodes: an agent's last adaptation episode with "
-              "that episode of the baseline.", ""]
+              f"{cfg['topology']['max_ues']} UEs. Values: agents and adaptive heuristics "
+              "after the last adaptation episode, fixed baselines averaged over all the "
+              "episodes; mean ± 95% CI over seeds x held-out tasks. 'vs best heuristic', "
+              "'vs upper bound' and 'vs PPO' compare identical episodes: a last-episode "
+              "value with that episode of the reference, an all-episode mean with the "
+              "reference's mean over them (against PPO: the last episode).", ""]
     head = ("| method | throughput (Mb/s) | SINR viol. | latency viol. | Jain | "
             "vs best heuristic | vs upper bound | episodes to 90% | vs PPO (tput) | "
             "meta-train env-steps |")

@@ -91,13 +91,21 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
     return rows
 
 
-def _paired_fraction(s: dict[str, Any], ref: dict[str, Any], prefix: str = "") -> float:
-    """Throughput of ``s`` as a fraction of the baseline ``ref``'s on the same episodes: an
-    agent's value is its last adaptation episode, so it is compared with that episode of the
-    baseline (same deployments, same traffic); a baseline's value is its mean over all the
-    episodes, compared with ``ref``'s mean over them."""
-    ref_tp = (ref["adaptation_curve"][-1]["throughput_mbps"] if s["kind"] == "agent"
-              else ref["throughput_mbps"])
+def _last_episode_valued(method: str, s: dict[str, Any]) -> bool:
+    """Whether the value of ``method`` in the table is its last adaptation episode (agents
+    and adaptive heuristics) rather than its mean over all the episodes (fixed policies)."""
+    return s["kind"] == "agent" or (method in HEURISTICS and HEURISTICS[method].adaptive)
+
+
+def _paired_fraction(s: dict[str, Any], ref: dict[str, Any], last_episode: bool,
+                     prefix: str = "") -> float:
+    """Throughput of ``s`` as a fraction of the baseline ``ref``'s on the same episodes: a
+    value taken from the last adaptation episode (``last_episode``: an agent's, an adaptive
+    heuristic's) is compared with that episode of ``ref`` (same deployments, same traffic);
+    a fixed policy's mean over all the episodes with ``ref``'s mean over them (the mean of
+    its curve, whatever ``ref``'s own table value is)."""
+    curve = [p["throughput_mbps"] for p in ref["adaptation_curve"]]
+    ref_tp = curve[-1] if last_episode else float(np.mean(curve))
     return s[prefix + "throughput_mbps"] / ref_tp if ref_tp > 0 else float("nan")
 
 
@@ -152,23 +160,28 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 if best in HEURISTICS and HEURISTICS[best].adaptive
                 else oracle["throughput_mbps"])
         oracle["room_to_adapt"] = same / out[best]["throughput_mbps"]
-    for s in out.values():
+    for method, s in out.items():
+        last_episode = _last_episode_valued(method, s)
         if best is not None:
             for prefix in ("", MODE_PREFIX) if s["kind"] == "agent" else ("",):
                 s[prefix + "fraction_of_best_heuristic"] = _paired_fraction(
-                    s, out[best], prefix)
+                    s, out[best], last_episode, prefix)
         if "upper_bound" in out:
-            s["fraction_of_upper_bound"] = _paired_fraction(s, out["upper_bound"])
+            s["fraction_of_upper_bound"] = _paired_fraction(s, out["upper_bound"],
+                                                            last_episode)
             ub_ret = out["upper_bound"]["episode_return"]
             if ub_ret and ub_ret > 0:
                 s["return_fraction_of_upper_bound"] = s["episode_return"] / ub_ret
         if "ppo" in out:
+            # PPO's values are its last adaptation episode: a fixed policy is compared on
+            # that episode too, not with its mean over all of them
             p = out["ppo"]
-            s["throughput_vs_ppo"] = (s["throughput_mbps"] / p["throughput_mbps"]
+            mine = s if last_episode else s["adaptation_curve"][-1]
+            s["throughput_vs_ppo"] = (mine["throughput_mbps"] / p["throughput_mbps"]
                                       if p["throughput_mbps"] > 0 else float("nan"))
             for k, key in (("sinr_violation_rate", "sinr_violation_reduction_vs_ppo"),
                            ("latency_violation_rate", "latency_violation_reduction_vs_ppo")):
-                s[key] = 1 - s[k] / p[k] if p[k] > 0 else float("nan")
+                s[key] = 1 - mine[k] / p[k] if p[k] > 0 else float("nan")
     if best is not None:
         _relative_gains(rows, out, best)
         best_curve = [p["throughput_mbps"] for p in out[best]["adaptation_curve"]]
