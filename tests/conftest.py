@@ -45,3 +45,23 @@ def scenario_build_dir() -> Path:
     except BuildError as exc:
         pytest.skip(f"ns-3 scenarios cannot be built here: {exc}")
     return build_scenarios(jobs=2)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_stray_temporary_dirs(tmp_path_factory: pytest.TempPathFactory):
+    """Stable-Baselines3 makes a ``$TMPDIR/SB3-<time>`` log directory per ``learn`` unless
+    ``SB3_LOGDIR`` names one: point it into pytest's own temporary tree. At the end, remove
+    the bridge run directories of processes that died without cleaning up (Ray workers are
+    killed at shutdown, so their exit handlers never run)."""
+    import os
+
+    from bridge.ns3.rundir import sweep_stale_run_dirs
+
+    previous = os.environ.get("SB3_LOGDIR")
+    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3"))
+    yield
+    if previous is None:
+        os.environ.pop("SB3_LOGDIR", None)
+    else:
+        os.environ["SB3_LOGDIR"] = previous
+    sweep_stale_run_dirs()
