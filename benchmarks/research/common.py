@@ -39,11 +39,12 @@ def study_config(name: str) -> ScenarioConfig:
     raise ValueError(f"study {name!r}: expected 'main' or 'small'")
 
 
-def test_tasks(config: ScenarioConfig) -> list[tuple[Task, int]]:
-    """agents.study.seeds.SeedPlan.test_tasks for seed 0 and the default budget's 4 test tasks."""
-    tasks = TaskDistribution.for_config(config).sample("test", seed=EVAL_SEED + 7_777,
+def test_tasks(config: ScenarioConfig, seed: int = EVAL_SEED) -> list[tuple[Task, int]]:
+    """agents.study.seeds.SeedPlan.test_tasks for study seed ``seed`` (default 0) and the
+    default budget's 4 test tasks."""
+    tasks = TaskDistribution.for_config(config).sample("test", seed=seed + 7_777,
                                                         n=N_TEST_TASKS)
-    return [(t, EVAL_SEED * 1000 + 500 + i) for i, t in enumerate(tasks)]
+    return [(t, seed * 1000 + 500 + i) for i, t in enumerate(tasks)]
 
 
 def evaluate(config: ScenarioConfig, act: Act, episodes: int = 1,

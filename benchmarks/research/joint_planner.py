@@ -118,9 +118,11 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=0,
                     help="0: plan on this frame's realisation; M: on the mean of M others")
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--eval-seed", type=int, default=0,
+                    help="the study seed whose held-out tasks to run (SeedPlan's draw)")
     args = ap.parse_args()
     cfg = study_config(args.study)
-    pairs = test_tasks(cfg)[: args.tasks]
+    pairs = test_tasks(cfg, args.eval_seed)[: args.tasks]
     for name in () if args.no_baselines else ("greedy_max_sinr", "greedy_measured_sinr"):
         t = Timer()
         m = evaluate(cfg, heuristic_act(name, cfg), episodes=args.episodes, pairs=pairs)
