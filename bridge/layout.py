@@ -95,13 +95,18 @@ class ObservationLayout:
         out["time_frac"] = rest[..., self.n_channels]
         return out
 
+    def without_pairs(self, mask: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        """A copy of the action mask ``mask`` (N, B*K, 1+L) in which no base station may
+        schedule link l on channel k where ``pairs`` (broadcastable to (N, L, K)) is True."""
+        grid = np.array(mask, dtype=bool).reshape(len(mask), self.n_bs, self.n_channels, -1)
+        grid[..., 1:] &= ~np.swapaxes(np.asarray(pairs, dtype=bool), 1, 2)[:, None]
+        return grid.reshape(np.shape(mask))
+
     def idle_only_on(self, mask: np.ndarray, channels: np.ndarray) -> np.ndarray:
         """A copy of the action mask ``mask`` (N, B*K, 1+L) in which every base station may
         only idle on the channels ``channels`` (N, K) marks (a busy incumbent the policy
         knows of or suspects)."""
-        grid = np.array(mask, dtype=bool).reshape(len(mask), self.n_bs, self.n_channels, -1)
-        grid[..., 1:] &= ~np.asarray(channels, dtype=bool)[:, None, :, None]
-        return grid.reshape(np.shape(mask))
+        return self.without_pairs(mask, np.asarray(channels, dtype=bool)[:, None, :])
 
     def describe(self) -> list[tuple[str, int, int]]:
         """(field, first index, width) for every field of the flat vector."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -53,8 +54,6 @@ def _no_stray_temporary_dirs(tmp_path_factory: pytest.TempPathFactory):
     ``SB3_LOGDIR`` names one: point it into pytest's own temporary tree. At the end, remove
     the bridge run directories of processes that died without cleaning up (Ray workers are
     killed at shutdown, so their exit handlers never run)."""
-    import os
-
     from bridge.ns3.rundir import sweep_stale_run_dirs
 
     previous = os.environ.get("SB3_LOGDIR")

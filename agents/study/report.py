@@ -51,7 +51,8 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
                   for rs in per_task.values()]
         curve = [{k: float(np.mean([r[k] for r in recs if r["episode"] == e]))
                   for k in METRICS} for e in range(K + 1)]
-        rows[h] = {"kind": "baseline", "finals": finals, "curve": curve,
+        rows[h] = {"kind": "baseline", "last_episode": adaptive, "finals": finals,
+                   "curve": curve,
                    "tp": {(r["task"], r["episode"]): r["throughput_mbps"] for r in recs},
                    "by_episode": {(r["task"], r["episode"]): r for r in recs}}
     for agent in spec.agents:
@@ -86,26 +87,20 @@ def _method_rows(spec: StudySpec, store: PhaseStore, study: Study
             continue
         curve = [{k: float(np.mean([c[e][k] for c in curves])) for k in curves[0][e]}
                  for e in range(K + 1)]
-        rows[agent] = {"kind": "agent", "finals": finals, "curve": curve, "curves": curves,
+        rows[agent] = {"kind": "agent", "last_episode": True, "finals": finals,
+                       "curve": curve, "curves": curves,
                        "train": trains, "runs": runs}
     return rows
 
 
-def _last_episode_valued(method: str, s: dict[str, Any]) -> bool:
-    """Whether the value of ``method`` in the table is its last adaptation episode (agents
-    and adaptive heuristics) rather than its mean over all the episodes (fixed policies)."""
-    return s["kind"] == "agent" or (method in HEURISTICS and HEURISTICS[method].adaptive)
-
-
-def _paired_fraction(s: dict[str, Any], ref: dict[str, Any], last_episode: bool,
-                     prefix: str = "") -> float:
+def _paired_fraction(s: dict[str, Any], ref: dict[str, Any], prefix: str = "") -> float:
     """Throughput of ``s`` as a fraction of the baseline ``ref``'s on the same episodes: a
-    value taken from the last adaptation episode (``last_episode``: an agent's, an adaptive
-    heuristic's) is compared with that episode of ``ref`` (same deployments, same traffic);
-    a fixed policy's mean over all the episodes with ``ref``'s mean over them (the mean of
-    its curve, whatever ``ref``'s own table value is)."""
+    value taken from the last adaptation episode (``s["last_episode"]``: an agent's, an
+    adaptive heuristic's) is compared with that episode of ``ref`` (same deployments, same
+    traffic); a fixed policy's mean over all the episodes with ``ref``'s mean over them (the
+    mean of its curve, whatever ``ref``'s own table value is)."""
     curve = [p["throughput_mbps"] for p in ref["adaptation_curve"]]
-    ref_tp = curve[-1] if last_episode else float(np.mean(curve))
+    ref_tp = curve[-1] if s["last_episode"] else float(np.mean(curve))
     return s[prefix + "throughput_mbps"] / ref_tp if ref_tp > 0 else float("nan")
 
 
@@ -131,7 +126,10 @@ def _relative_gains(rows: dict[str, dict[str, Any]], out: dict[str, dict[str, An
 def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for method, row in rows.items():
-        s: dict[str, Any] = {"kind": row["kind"], "n": len(row["finals"])}
+        # last_episode: the table value is the last adaptation episode (agents, adaptive
+        # heuristics), not the mean over all the episodes (fixed policies)
+        s: dict[str, Any] = {"kind": row["kind"], "last_episode": row["last_episode"],
+                             "n": len(row["finals"])}
         keys = (*AGENT_METRICS, GAIN, MODE_PREFIX + GAIN) if row["kind"] == "agent" else METRICS
         for k in keys:
             m, ci = mean_ci([f[k] for f in row["finals"]])
@@ -157,18 +155,15 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         # on the same episodes (the last one when the best heuristic adapts)
         oracle = out[HIDDEN_ORACLE]
         same = (oracle["adaptation_curve"][-1]["throughput_mbps"]
-                if best in HEURISTICS and HEURISTICS[best].adaptive
-                else oracle["throughput_mbps"])
+                if out[best]["last_episode"] else oracle["throughput_mbps"])
         oracle["room_to_adapt"] = same / out[best]["throughput_mbps"]
-    for method, s in out.items():
-        last_episode = _last_episode_valued(method, s)
+    for s in out.values():
         if best is not None:
             for prefix in ("", MODE_PREFIX) if s["kind"] == "agent" else ("",):
                 s[prefix + "fraction_of_best_heuristic"] = _paired_fraction(
-                    s, out[best], last_episode, prefix)
+                    s, out[best], prefix)
         if "upper_bound" in out:
-            s["fraction_of_upper_bound"] = _paired_fraction(s, out["upper_bound"],
-                                                            last_episode)
+            s["fraction_of_upper_bound"] = _paired_fraction(s, out["upper_bound"])
             ub_ret = out["upper_bound"]["episode_return"]
             if ub_ret and ub_ret > 0:
                 s["return_fraction_of_upper_bound"] = s["episode_return"] / ub_ret
@@ -176,7 +171,7 @@ def _summarise(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             # PPO's values are its last adaptation episode: a fixed policy is compared on
             # that episode too, not with its mean over all of them
             p = out["ppo"]
-            mine = s if last_episode else s["adaptation_curve"][-1]
+            mine = s if s["last_episode"] else s["adaptation_curve"][-1]
             s["throughput_vs_ppo"] = (mine["throughput_mbps"] / p["throughput_mbps"]
                                       if p["throughput_mbps"] > 0 else float("nan"))
             for k, key in (("sinr_violation_rate", "sinr_violation_reduction_vs_ppo"),

@@ -56,7 +56,7 @@ def improve(core: BatchedIABCore, action: np.ndarray, objective: str, max_moves:
     """Best-improvement local search from ``action`` (N, B*K) on every environment of
     ``core`` at once; returns the improved actions and the number of moves each took."""
     action = action.copy()
-    N, S = action.shape
+    N = len(action)
     mask = core.action_mask()  # (N, S, 1+L)
     moves = np.zeros(N, dtype=np.int64)
     live = np.ones(N, dtype=bool)

@@ -25,11 +25,7 @@ class SafeMeasuredSinr(GreedyMeasuredSinr):
         if penalty_db is not None:
             cqi_db = self._fields(obs)["cqi"].astype(np.float64) * SNR_SCALE_DB  # (N, L, K)
             unsafe = cqi_db - penalty_db < self.threshold_db + self.margin_db
-            lay = self.layout
-            grid = mask.reshape(len(obs), lay.n_bs, lay.n_channels, -1).copy()
-            # entry 1 + l of every base station's head on channel k
-            grid[..., 1:] &= ~unsafe.transpose(0, 2, 1)[:, None, :, :]
-            mask = grid.reshape(mask.shape)
+            mask = self.layout.without_pairs(mask, unsafe)
         return super()._plan(obs, mask, penalty_db, order)
 
 

@@ -21,7 +21,7 @@ def _baseline(tp: list[float], sinr: list[float], adaptive: bool) -> dict:
     recs = _records(tp, sinr)
     finals = [recs[-1]] if adaptive else [{k: sum(r[k] for r in recs) / len(recs)
                                            for k in METRICS}]
-    return {"kind": "baseline", "finals": finals, "curve": recs,
+    return {"kind": "baseline", "last_episode": adaptive, "finals": finals, "curve": recs,
             "tp": {(0, e): r["throughput_mbps"] for e, r in enumerate(recs)},
             "by_episode": {(0, e): r for e, r in enumerate(recs)}}
 
@@ -30,7 +30,8 @@ def _agent(tp: list[float], sinr: list[float]) -> dict:
     recs = [r | {MODE_PREFIX + k: v for k, v in r.items()} for r in _records(tp, sinr)]
     final = dict(recs[-1]) | {GAIN: tp[-1] - tp[0], MODE_PREFIX + GAIN: tp[-1] - tp[0],
                               "_tp0": tp[0], "_" + MODE_PREFIX + "tp0": tp[0], "_task": 0}
-    return {"kind": "agent", "finals": [final], "curve": recs, "curves": [recs],
+    return {"kind": "agent", "last_episode": True, "finals": [final], "curve": recs,
+            "curves": [recs],
             "train": [{"env_steps": 1, "wall_s": 1.0}],
             "runs": [{"seed": 0, "task": 0, "by_episode": dict(enumerate(recs))}]}
 
